@@ -1,0 +1,255 @@
+//! Configuration: the YAML file ([`raw`]) is validated ([`validate`]) into the
+//! typed [`Config`] that the rest of the proxy reads. Errors carry line:column.
+
+mod duration;
+mod env;
+mod raw;
+mod validate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Uri};
+
+use crate::secret::Secret;
+
+pub use duration::parse as parse_duration;
+
+/// The whole validated configuration. Cheap to share (`Arc<Config>`), swapped whole on reload.
+#[derive(Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub public_url: PublicUrl,
+    pub tls: Option<Tls>,
+    pub state: StateBackend,
+    pub tokens: Tokens,
+    pub users: Vec<User>,
+    pub oidc: Option<Oidc>,
+    pub server: ServerSettings,
+    pub routes: Vec<Arc<Route>>,
+}
+
+/// The origin clients see, without a trailing slash; also the OAuth issuer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicUrl {
+    origin: String,
+}
+
+impl PublicUrl {
+    pub fn as_str(&self) -> &str {
+        &self.origin
+    }
+
+    pub fn is_https(&self) -> bool {
+        self.origin.starts_with("https://")
+    }
+
+    /// The absolute URL of a path on this proxy.
+    pub fn join(&self, path: &str) -> String {
+        format!("{}{}", self.origin, path)
+    }
+}
+
+impl fmt::Display for PublicUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)
+    }
+}
+
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The certificate chain and key, loaded and checked at validation.
+    pub certified: Arc<rustls::sign::CertifiedKey>,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tls")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug)]
+pub enum StateBackend {
+    Dir(PathBuf),
+    Redis(Secret),
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Tokens {
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub refresh_grace: Duration,
+}
+
+#[derive(Debug)]
+pub struct User {
+    pub name: String,
+    pub password_hash: Secret,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct Oidc {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    pub allowed_email_domains: Vec<String>,
+    pub groups_claim: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub shutdown_grace: Duration,
+    pub header_read_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub sse_keepalive: Duration,
+    pub allowed_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    StreamableHttp,
+    Sse,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::StreamableHttp => "streamable-http",
+            Transport::Sse => "sse",
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Route {
+    pub name: String,
+    pub path: String,
+    /// `public_url + path`: the protected resource identifier and token audience.
+    pub resource: String,
+    pub upstream: Uri,
+    pub transport: Transport,
+    pub upstream_auth: Option<UpstreamAuth>,
+    pub allow: Option<Allow>,
+    /// Scope name → tool-name patterns, in file order. `None`: every tool for every token.
+    pub scopes: Option<Vec<(String, Vec<String>)>>,
+    pub default_scopes: Vec<String>,
+    pub timeout: Duration,
+}
+
+/// The header the upstream expects; its value is marked sensitive so it never prints.
+#[derive(Debug, Clone)]
+pub struct UpstreamAuth {
+    pub name: HeaderName,
+    pub value: HeaderValue,
+    /// Which form the config used, for `check-config` output.
+    pub kind: &'static str,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Allow {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+}
+
+/// One problem in the config file, with its YAML location when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+/// Every problem found in one file.
+#[derive(Debug)]
+pub struct ConfigErrors {
+    pub file: PathBuf,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            if e.line > 0 {
+                write!(
+                    f,
+                    "{}:{}:{}: {}",
+                    self.file.display(),
+                    e.line,
+                    e.column,
+                    e.message
+                )?;
+            } else {
+                write!(f, "{}: {}", self.file.display(), e.message)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl Config {
+    /// Reads, parses and validates a config file, with `${NAME}` taken from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let fail = |message: String| ConfigErrors {
+            file: path.to_path_buf(),
+            errors: vec![ConfigError {
+                line: 0,
+                column: 0,
+                message,
+            }],
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| fail(format!("cannot read config file: {e}")))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::from_yaml(&text, base, &|name| std::env::var(name).ok()).map_err(|errors| {
+            ConfigErrors {
+                file: path.to_path_buf(),
+                errors,
+            }
+        })
+    }
+
+    /// Parses and validates YAML text. Relative file paths are taken from `base`.
+    pub fn from_yaml(
+        text: &str,
+        base: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, Vec<ConfigError>> {
+        let raw: raw::RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            vec![ConfigError {
+                line,
+                column,
+                message: strip_location_suffix(&e.without_snippet().to_string()),
+            }]
+        })?;
+        validate::validate(raw, base, env)
+    }
+
+    pub fn route_by_path(&self, path: &str) -> Option<&Arc<Route>> {
+        self.routes.iter().find(|r| r.path == path)
+    }
+}
+
+/// serde-saphyr ends its messages with " at line L, column C"; the location is printed in front instead.
+fn strip_location_suffix(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) if message[i..].contains(", column ") => message[..i].to_string(),
+        _ => message.to_string(),
+    }
+}

@@ -1,0 +1,710 @@
+//! Raw config → typed [`Config`]: every check that needs more than serde,
+//! each problem reported with the YAML location of the value at fault.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Uri};
+use serde_saphyr::Location;
+
+use super::raw::{RawConfig, RawRoute, RawUpstreamAuth, S, Str};
+use super::*;
+use crate::paths;
+
+const DEFAULT_STATE_DIR: &str = "/var/lib/mcp-oauth-proxy";
+
+struct Checker<'a> {
+    errors: Vec<ConfigError>,
+    base: &'a Path,
+    env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, at: Location, key: &str, message: impl fmt::Display) {
+        self.errors.push(ConfigError {
+            line: at.line(),
+            column: at.column(),
+            message: format!("{key}: {message}"),
+        });
+    }
+
+    /// The string with `${NAME}` replaced, or `None` after recording why not.
+    fn text(&mut self, s: &Str, key: &str) -> Option<String> {
+        match env::interpolate(&s.value, self.env) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.error(s.referenced, key, e);
+                None
+            }
+        }
+    }
+
+    fn non_empty(&mut self, s: &Str, key: &str) -> Option<String> {
+        let v = self.text(s, key)?;
+        if v.trim().is_empty() {
+            self.error(s.referenced, key, "must not be empty");
+            return None;
+        }
+        Some(v)
+    }
+
+    fn duration(&mut self, s: Option<&Str>, key: &str, default: Duration) -> Duration {
+        let Some(s) = s else { return default };
+        let Some(v) = self.text(s, key) else {
+            return default;
+        };
+        duration::parse(&v).unwrap_or_else(|e| {
+            self.error(s.referenced, key, e);
+            default
+        })
+    }
+
+    fn path(&mut self, s: &Str, key: &str) -> Option<PathBuf> {
+        let v = self.non_empty(s, key)?;
+        Some(self.base.join(v))
+    }
+
+    fn existing_file(&mut self, s: &Str, key: &str) -> Option<PathBuf> {
+        let p = self.path(s, key)?;
+        if !p.is_file() {
+            self.error(
+                s.referenced,
+                key,
+                format!("file {} does not exist", p.display()),
+            );
+            return None;
+        }
+        Some(p)
+    }
+
+    /// An absolute http(s) URL; plain http only for a loopback host.
+    fn url(&mut self, s: &Str, key: &str, https_unless_loopback: bool) -> Option<url::Url> {
+        let v = self.non_empty(s, key)?;
+        let parsed = match url::Url::parse(&v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => u,
+            Ok(_) => {
+                self.error(
+                    s.referenced,
+                    key,
+                    "must be an http:// or https:// URL with a host",
+                );
+                return None;
+            }
+            Err(e) => {
+                self.error(s.referenced, key, format!("is not a valid URL ({e})"));
+                return None;
+            }
+        };
+        if https_unless_loopback && parsed.scheme() == "http" && !is_loopback(&parsed) {
+            self.error(
+                s.referenced,
+                key,
+                "must use https unless the host is loopback",
+            );
+            return None;
+        }
+        Some(parsed)
+    }
+}
+
+pub fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+pub fn validate(
+    raw: RawConfig,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Vec<ConfigError>> {
+    let mut c = Checker {
+        errors: Vec::new(),
+        base,
+        env,
+    };
+
+    let listen = c.non_empty(&raw.listen, "listen").and_then(|v| {
+        v.parse::<SocketAddr>()
+            .map_err(|_| {
+                c.error(
+                    raw.listen.referenced,
+                    "listen",
+                    "must be a socket address such as 0.0.0.0:8443 or [::]:443",
+                )
+            })
+            .ok()
+    });
+
+    let public_url = public_url(&mut c, &raw.public_url);
+
+    let tls = raw.tls.as_ref().and_then(|t| {
+        let cert = c.existing_file(&t.value.cert, "tls.cert")?;
+        let key = c.existing_file(&t.value.key, "tls.key")?;
+        match crate::server::tls::load_certified_key(&cert, &key) {
+            Ok(certified) => Some(Tls {
+                cert,
+                key,
+                certified,
+            }),
+            Err(e) => {
+                c.error(t.referenced, "tls", e);
+                None
+            }
+        }
+    });
+
+    let state = state(&mut c, raw.state.as_ref());
+    let tokens = match &raw.tokens {
+        None => Tokens {
+            access_ttl: Duration::from_secs(3600),
+            refresh_ttl: Duration::from_secs(30 * 86_400),
+            refresh_grace: Duration::from_secs(10),
+        },
+        Some(t) => Tokens {
+            access_ttl: c.duration(
+                t.access_ttl.as_ref(),
+                "tokens.access_ttl",
+                Duration::from_secs(3600),
+            ),
+            refresh_ttl: c.duration(
+                t.refresh_ttl.as_ref(),
+                "tokens.refresh_ttl",
+                Duration::from_secs(30 * 86_400),
+            ),
+            refresh_grace: c.duration(
+                t.refresh_grace.as_ref(),
+                "tokens.refresh_grace",
+                Duration::from_secs(10),
+            ),
+        },
+    };
+
+    let users = users(&mut c, &raw.users);
+    let oidc = raw.oidc.as_ref().and_then(|o| {
+        let issuer = c.url(&o.value.issuer, "oidc.issuer", true)?;
+        let client_id = c.non_empty(&o.value.client_id, "oidc.client_id")?;
+        let client_secret = match &o.value.client_secret {
+            Some(s) => Some(Secret::new(c.non_empty(s, "oidc.client_secret")?)),
+            None => None,
+        };
+        let mut domains = Vec::new();
+        for d in &o.value.allowed_email_domains {
+            domains.push(
+                c.non_empty(d, "oidc.allowed_email_domains")?
+                    .to_ascii_lowercase(),
+            );
+        }
+        let groups_claim = match &o.value.groups_claim {
+            Some(g) => Some(c.non_empty(g, "oidc.groups_claim")?),
+            None => None,
+        };
+        Some(Oidc {
+            issuer: issuer.as_str().trim_end_matches('/').to_string(),
+            client_id,
+            client_secret,
+            allowed_email_domains: domains,
+            groups_claim,
+        })
+    });
+
+    let server = server(&mut c, raw.server.as_ref());
+
+    let mut routes = Vec::new();
+    if raw.routes.value.is_empty() {
+        c.error(
+            raw.routes.referenced,
+            "routes",
+            "at least one route is required",
+        );
+    }
+    let mut names = HashSet::new();
+    let mut route_paths = HashSet::new();
+    for (i, r) in raw.routes.value.iter().enumerate() {
+        let key = format!("routes[{i}]");
+        if let Some(route) = route(
+            &mut c,
+            &key,
+            r,
+            public_url.as_ref(),
+            &server,
+            &users,
+            oidc.is_some(),
+        ) {
+            if !names.insert(route.name.clone()) {
+                c.error(
+                    r.value.name.referenced,
+                    &format!("{key}.name"),
+                    format!("duplicate route name {:?}", route.name),
+                );
+            }
+            if !route_paths.insert(route.path.clone()) {
+                c.error(
+                    r.value.path.referenced,
+                    &format!("{key}.path"),
+                    format!("duplicate route path {:?}", route.path),
+                );
+            }
+            routes.push(Arc::new(route));
+        }
+    }
+
+    match (listen, public_url, state, c.errors.is_empty()) {
+        (Some(listen), Some(public_url), Some(state), true) => Ok(Config {
+            listen,
+            public_url,
+            tls,
+            state,
+            tokens,
+            users,
+            oidc,
+            server,
+            routes,
+        }),
+        _ => Err(c.errors),
+    }
+}
+
+fn public_url(c: &mut Checker, s: &Str) -> Option<PublicUrl> {
+    let url = c.url(s, "public_url", true)?;
+    if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
+        c.error(
+            s.referenced,
+            "public_url",
+            "must be an origin such as https://mcp.example.com (no path, query or fragment)",
+        );
+        return None;
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        c.error(s.referenced, "public_url", "must not contain credentials");
+        return None;
+    }
+    Some(PublicUrl {
+        origin: url.as_str().trim_end_matches('/').to_string(),
+    })
+}
+
+fn state(c: &mut Checker, raw: Option<&S<super::raw::RawState>>) -> Option<StateBackend> {
+    let Some(s) = raw else {
+        let dir = std::env::var_os("STATE_DIRECTORY")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+        return Some(StateBackend::Dir(dir));
+    };
+    match (&s.value.dir, &s.value.redis) {
+        (Some(_), Some(_)) => {
+            c.error(
+                s.referenced,
+                "state",
+                "set either `dir` or `redis`, not both",
+            );
+            None
+        }
+        (Some(d), None) => {
+            let dir = c.path(d, "state.dir")?;
+            if dir.exists() && !dir.is_dir() {
+                c.error(
+                    d.referenced,
+                    "state.dir",
+                    format!("{} is not a directory", dir.display()),
+                );
+                return None;
+            }
+            Some(StateBackend::Dir(dir))
+        }
+        (None, Some(r)) => {
+            let v = c.non_empty(r, "state.redis")?;
+            match url::Url::parse(&v) {
+                Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix") => {
+                    Some(StateBackend::Redis(Secret::new(v)))
+                }
+                _ => {
+                    c.error(
+                        r.referenced,
+                        "state.redis",
+                        "must be a redis:// or rediss:// URL",
+                    );
+                    None
+                }
+            }
+        }
+        (None, None) => {
+            c.error(s.referenced, "state", "set `dir` or `redis`");
+            None
+        }
+    }
+}
+
+fn users(c: &mut Checker, raw: &[S<super::raw::RawUser>]) -> Vec<User> {
+    let mut users = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, u) in raw.iter().enumerate() {
+        let key = format!("users[{i}]");
+        let Some(name) = c.non_empty(&u.value.name, &format!("{key}.name")) else {
+            continue;
+        };
+        if !seen.insert(name.clone()) {
+            c.error(
+                u.value.name.referenced,
+                &format!("{key}.name"),
+                format!("duplicate user {name:?}"),
+            );
+        }
+        let Some(hash) = c.non_empty(&u.value.password_hash, &format!("{key}.password_hash"))
+        else {
+            continue;
+        };
+        match argon2::PasswordHash::new(&hash) {
+            Ok(h) if h.algorithm.as_str().starts_with("argon2") => {}
+            _ => {
+                c.error(
+                    u.value.password_hash.referenced,
+                    &format!("{key}.password_hash"),
+                    "must be an argon2 PHC string (make one with `mcp-oauth-proxy hash-password`)",
+                );
+                continue;
+            }
+        }
+        let groups = u
+            .value
+            .groups
+            .iter()
+            .filter_map(|g| c.non_empty(g, &format!("{key}.groups")))
+            .collect();
+        users.push(User {
+            name,
+            password_hash: Secret::new(hash),
+            groups,
+        });
+    }
+    users
+}
+
+fn server(c: &mut Checker, raw: Option<&super::raw::RawServer>) -> ServerSettings {
+    let d = |s| Duration::from_secs(s);
+    let Some(s) = raw else {
+        return ServerSettings {
+            shutdown_grace: d(10),
+            header_read_timeout: d(10),
+            upstream_timeout: d(120),
+            sse_keepalive: d(15),
+            allowed_origins: Vec::new(),
+        };
+    };
+    let mut allowed_origins = Vec::new();
+    for o in &s.allowed_origins {
+        if let Some(u) = c.url(o, "server.allowed_origins", false) {
+            allowed_origins.push(u.origin().ascii_serialization());
+        }
+    }
+    let keepalive = c.duration(s.sse_keepalive.as_ref(), "server.sse_keepalive", d(15));
+    if keepalive.is_zero()
+        && let Some(k) = &s.sse_keepalive
+    {
+        c.error(
+            k.referenced,
+            "server.sse_keepalive",
+            "must be more than zero",
+        );
+    }
+    ServerSettings {
+        shutdown_grace: c.duration(s.shutdown_grace.as_ref(), "server.shutdown_grace", d(10)),
+        header_read_timeout: c.duration(
+            s.header_read_timeout.as_ref(),
+            "server.header_read_timeout",
+            d(10),
+        ),
+        upstream_timeout: c.duration(
+            s.upstream_timeout.as_ref(),
+            "server.upstream_timeout",
+            d(120),
+        ),
+        sse_keepalive: keepalive,
+        allowed_origins,
+    }
+}
+
+/// RFC 6749 §3.3 scope-token characters.
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+}
+
+fn route(
+    c: &mut Checker,
+    key: &str,
+    raw: &S<RawRoute>,
+    public_url: Option<&PublicUrl>,
+    server: &ServerSettings,
+    users: &[User],
+    has_oidc: bool,
+) -> Option<Route> {
+    let r = &raw.value;
+    let name = c.non_empty(&r.name, &format!("{key}.name"))?;
+    if !name
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' || ch == '.')
+    {
+        c.error(
+            r.name.referenced,
+            &format!("{key}.name"),
+            "may contain only letters, digits, `-`, `_` and `.`",
+        );
+    }
+
+    let path = c.non_empty(&r.path, &format!("{key}.path"))?;
+    let path_ok = path.starts_with('/')
+        && path.len() > 1
+        && !path.ends_with('/')
+        && !path.contains("//")
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/-._~".contains(&b));
+    if !path_ok {
+        c.error(
+            r.path.referenced,
+            &format!("{key}.path"),
+            "must start with `/`, not end with `/`, and use only letters, digits and `/-._~`",
+        );
+    } else if paths::is_reserved(&path) {
+        c.error(
+            r.path.referenced,
+            &format!("{key}.path"),
+            format!("{path} is reserved for the proxy's own endpoints"),
+        );
+    }
+
+    let upstream = c
+        .url(&r.upstream, &format!("{key}.upstream"), false)
+        .and_then(|u| {
+            u.as_str()
+                .parse::<Uri>()
+                .map_err(|e| c.error(r.upstream.referenced, &format!("{key}.upstream"), e))
+                .ok()
+        });
+
+    let transport = match &r.transport {
+        None => Transport::StreamableHttp,
+        Some(t) => match c.text(t, &format!("{key}.transport")).as_deref() {
+            Some("streamable-http") => Transport::StreamableHttp,
+            Some("sse") => Transport::Sse,
+            Some(_) => {
+                c.error(
+                    t.referenced,
+                    &format!("{key}.transport"),
+                    "must be `streamable-http` or `sse`",
+                );
+                Transport::StreamableHttp
+            }
+            None => Transport::StreamableHttp,
+        },
+    };
+
+    let upstream_auth = match &r.upstream_auth {
+        None => None,
+        Some(a) => upstream_auth(c, &format!("{key}.upstream_auth"), a),
+    };
+
+    let allow = r.allow.as_ref().map(|a| {
+        let users_key = format!("{key}.allow.users");
+        let mut allow = Allow::default();
+        for u in &a.value.users {
+            let Some(name) = c.non_empty(u, &users_key) else {
+                continue;
+            };
+            if !has_oidc && !users.iter().any(|x| x.name == name) {
+                c.error(
+                    u.referenced,
+                    &users_key,
+                    format!("no user named {name:?} in `users`"),
+                );
+            }
+            allow.users.push(name);
+        }
+        for g in &a.value.groups {
+            if let Some(g) = c.non_empty(g, &format!("{key}.allow.groups")) {
+                allow.groups.push(g);
+            }
+        }
+        allow
+    });
+
+    let scopes = r.scopes.as_ref().map(|s| {
+        let mut out: Vec<(String, Vec<String>)> = Vec::new();
+        if s.value.is_empty() {
+            c.error(
+                s.referenced,
+                &format!("{key}.scopes"),
+                "must name at least one scope (omit `scopes` to allow every tool)",
+            );
+        }
+        for (scope, patterns) in &s.value {
+            let scope_key = format!("{key}.scopes");
+            let Some(name) = c.non_empty(scope, &scope_key) else {
+                continue;
+            };
+            if !is_scope_token(&name) {
+                c.error(
+                    scope.referenced,
+                    &scope_key,
+                    format!(
+                        "{name:?} is not a valid scope name (no spaces, quotes or backslashes)"
+                    ),
+                );
+            }
+            let mut pats = Vec::new();
+            for p in &patterns.value {
+                if let Some(p) = c.non_empty(p, &format!("{scope_key}.{name}")) {
+                    pats.push(p);
+                }
+            }
+            if pats.is_empty() {
+                c.error(
+                    patterns.referenced,
+                    &format!("{scope_key}.{name}"),
+                    "must list at least one tool pattern",
+                );
+            }
+            out.push((name, pats));
+        }
+        out
+    });
+
+    let mut default_scopes = Vec::new();
+    if let Some(d) = &r.default_scopes {
+        let dkey = format!("{key}.default_scopes");
+        for s in &d.value {
+            let Some(v) = c.non_empty(s, &dkey) else {
+                continue;
+            };
+            match &scopes {
+                Some(defined) if defined.iter().any(|(n, _)| *n == v) => default_scopes.push(v),
+                Some(_) => c.error(
+                    s.referenced,
+                    &dkey,
+                    format!("{v:?} is not one of this route's scopes"),
+                ),
+                None => c.error(s.referenced, &dkey, "needs `scopes` on the route"),
+            }
+        }
+    }
+
+    let timeout = c.duration(
+        r.timeout.as_ref(),
+        &format!("{key}.timeout"),
+        server.upstream_timeout,
+    );
+
+    Some(Route {
+        resource: public_url.map(|u| u.join(&path)).unwrap_or_default(),
+        name,
+        path,
+        upstream: upstream?,
+        transport,
+        upstream_auth,
+        allow,
+        scopes,
+        default_scopes,
+        timeout,
+    })
+}
+
+fn upstream_auth(c: &mut Checker, key: &str, a: &S<RawUpstreamAuth>) -> Option<UpstreamAuth> {
+    let v = &a.value;
+    let given = [
+        v.bearer.is_some(),
+        v.bearer_file.is_some(),
+        v.header.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        c.error(
+            a.referenced,
+            key,
+            "set exactly one of `bearer`, `bearer_file` or `header`",
+        );
+        return None;
+    }
+    let (name, value, kind, at) = if let Some(b) = &v.bearer {
+        let token = c.non_empty(b, &format!("{key}.bearer"))?;
+        (
+            http::header::AUTHORIZATION,
+            format!("Bearer {}", token.trim()),
+            "bearer",
+            b.referenced,
+        )
+    } else if let Some(f) = &v.bearer_file {
+        let fkey = format!("{key}.bearer_file");
+        let path = c.existing_file(f, &fkey)?;
+        let token = match std::fs::read_to_string(&path) {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
+            Ok(_) => {
+                c.error(f.referenced, &fkey, format!("{} is empty", path.display()));
+                return None;
+            }
+            Err(e) => {
+                c.error(
+                    f.referenced,
+                    &fkey,
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                return None;
+            }
+        };
+        (
+            http::header::AUTHORIZATION,
+            format!("Bearer {token}"),
+            "bearer_file",
+            f.referenced,
+        )
+    } else {
+        let h = v.header.as_ref()?;
+        let nkey = format!("{key}.header.name");
+        let name_text = c.non_empty(&h.value.name, &nkey)?;
+        let value = c.non_empty(&h.value.value, &format!("{key}.header.value"))?;
+        let Ok(name) = HeaderName::from_bytes(name_text.as_bytes()) else {
+            c.error(
+                h.value.name.referenced,
+                &nkey,
+                format!("{name_text:?} is not a valid header name"),
+            );
+            return None;
+        };
+        if crate::proxy::headers::is_hop_by_hop(&name) || name == http::header::HOST {
+            c.error(
+                h.value.name.referenced,
+                &nkey,
+                format!("{name_text:?} cannot carry a credential"),
+            );
+            return None;
+        }
+        (name, value, "header", h.value.value.referenced)
+    };
+    match HeaderValue::from_str(&value) {
+        Ok(mut hv) => {
+            hv.set_sensitive(true);
+            Some(UpstreamAuth {
+                name,
+                value: hv,
+                kind,
+            })
+        }
+        Err(_) => {
+            c.error(
+                at,
+                key,
+                "the credential contains characters not allowed in a header",
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+//! Each kind of config problem, with the line:column it is reported at.
+
+use std::path::Path;
+
+use crate::config::{Config, ConfigError, StateBackend, Transport};
+
+const PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Xfk6uYDD2JB6vz2bGsVPUh7Wfzm2EBB/TJ0TxEHzAdo";
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "NOTES_TOKEN" => Some("tok-123".into()),
+        _ => None,
+    }
+}
+
+fn load(yaml: &str) -> Result<Config, Vec<ConfigError>> {
+    Config::from_yaml(yaml, Path::new(env!("CARGO_MANIFEST_DIR")), &env)
+}
+
+/// The single error of a config that has exactly one problem.
+fn one_error(yaml: &str) -> ConfigError {
+    match load(yaml) {
+        Ok(_) => panic!("config should be rejected:\n{yaml}"),
+        Err(mut errors) => {
+            assert_eq!(errors.len(), 1, "expected one error, got {errors:?}");
+            errors.remove(0)
+        }
+    }
+}
+
+fn assert_error(yaml: &str, line: u64, column: u64, needle: &str) {
+    let e = one_error(yaml);
+    assert_eq!((e.line, e.column), (line, column), "{e:?}");
+    assert!(
+        e.message.contains(needle),
+        "{:?} should mention {needle:?}",
+        e.message
+    );
+}
+
+const HEAD: &str =
+    "listen: \"127.0.0.1:8080\"\npublic_url: \"http://127.0.0.1:8080\"\nstate:\n  dir: /tmp\n";
+
+fn with_routes(routes: &str) -> String {
+    format!("{HEAD}routes:\n{routes}")
+}
+
+const ROUTE: &str =
+    "  - name: notes\n    path: /notes/mcp\n    upstream: \"http://127.0.0.1:3001/mcp\"\n";
+
+#[test]
+fn a_full_config_validates() {
+    let yaml = format!(
+        "{HEAD}tokens:\n  access_ttl: 15m\n  refresh_ttl: 7d\n  refresh_grace: 5s\nusers:\n  - name: alice\n    password_hash: \"{PHC}\"\n    groups: [staff]\nroutes:\n{ROUTE}    upstream_auth:\n      bearer: \"${{NOTES_TOKEN}}\"\n    allow:\n      users: [alice]\n    scopes:\n      \"notes:read\": [\"read_note\", \"list_*\"]\n      \"notes:write\": [write_note]\n    default_scopes: [\"notes:read\"]\n"
+    );
+    let c = match load(&yaml) {
+        Ok(c) => c,
+        Err(e) => panic!("{e:?}"),
+    };
+    assert_eq!(c.public_url.as_str(), "http://127.0.0.1:8080");
+    assert_eq!(c.tokens.access_ttl.as_secs(), 900);
+    assert!(matches!(c.state, StateBackend::Dir(_)));
+    let r = &c.routes[0];
+    assert_eq!(r.resource, "http://127.0.0.1:8080/notes/mcp");
+    assert_eq!(r.transport, Transport::StreamableHttp);
+    let auth = r
+        .upstream_auth
+        .as_ref()
+        .map(|a| a.value.to_str().unwrap_or_default().to_string());
+    assert_eq!(auth.as_deref(), Some("Bearer tok-123"));
+    assert!(
+        !format!("{c:?}").contains("tok-123"),
+        "Debug must not show the credential"
+    );
+    assert_eq!(r.default_scopes, vec!["notes:read".to_string()]);
+    assert_eq!(r.scopes.as_ref().map(|s| s.len()), Some(2));
+}
+
+#[test]
+fn unknown_key() {
+    assert_error(
+        &with_routes(&format!("{ROUTE}    colour: blue\n")),
+        9,
+        5,
+        "unknown field `colour`",
+    );
+}
+
+#[test]
+fn wrong_type() {
+    assert_error(&format!("{HEAD}routes: 5\n"), 5, 9, "expected sequence");
+}
+
+#[test]
+fn missing_key() {
+    let e = one_error(HEAD);
+    assert!(e.message.contains("missing field `routes`"), "{e:?}");
+}
+
+#[test]
+fn bad_duration() {
+    assert_error(
+        &format!("{HEAD}tokens:\n  access_ttl: 1 fortnight\nroutes:\n{ROUTE}"),
+        6,
+        15,
+        "tokens.access_ttl",
+    );
+}
+
+#[test]
+fn bad_url() {
+    assert_error(
+        &with_routes("  - name: notes\n    path: /notes/mcp\n    upstream: \"not a url\"\n"),
+        8,
+        15,
+        "routes[0].upstream",
+    );
+}
+
+#[test]
+fn plain_http_public_url_needs_loopback() {
+    let yaml = "listen: \"127.0.0.1:8080\"\npublic_url: \"http://mcp.example.com\"\nstate:\n  dir: /tmp\nroutes:\n".to_string() + ROUTE;
+    assert_error(&yaml, 2, 13, "https");
+    let ok = yaml.replace("http://mcp.example.com", "https://mcp.example.com");
+    assert!(load(&ok).is_ok());
+    let localhost = yaml.replace("http://mcp.example.com", "http://localhost:9000");
+    assert!(load(&localhost).is_ok());
+}
+
+#[test]
+fn duplicate_route_name_and_path() {
+    let dup_name = format!(
+        "{ROUTE}  - name: notes\n    path: /other/mcp\n    upstream: \"http://127.0.0.1:3001/mcp\"\n"
+    );
+    assert_error(&with_routes(&dup_name), 9, 11, "duplicate route name");
+    let dup_path = format!(
+        "{ROUTE}  - name: other\n    path: /notes/mcp\n    upstream: \"http://127.0.0.1:3001/mcp\"\n"
+    );
+    assert_error(&with_routes(&dup_path), 10, 11, "duplicate route path");
+}
+
+#[test]
+fn reserved_or_malformed_route_path() {
+    let reserved = ROUTE.replace("/notes/mcp", "/oauth/token");
+    assert_error(&with_routes(&reserved), 7, 11, "reserved");
+    let trailing = ROUTE.replace("/notes/mcp", "/notes/");
+    assert_error(&with_routes(&trailing), 7, 11, "must start with");
+}
+
+#[test]
+fn missing_env_variable() {
+    let yaml = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      bearer: \"${{MISSING_TOKEN}}\"\n"
+    ));
+    assert_error(&yaml, 10, 15, "MISSING_TOKEN");
+}
+
+#[test]
+fn missing_files() {
+    let yaml = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      bearer_file: /nonexistent/token\n"
+    ));
+    assert_error(&yaml, 10, 20, "does not exist");
+    let tls = format!(
+        "{HEAD}tls:\n  cert: /nonexistent/cert.pem\n  key: /nonexistent/key.pem\nroutes:\n{ROUTE}"
+    );
+    assert_error(&tls, 6, 9, "tls.cert");
+}
+
+#[test]
+fn bearer_file_is_read_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let file = dir.path().join("token");
+    std::fs::write(&file, "from-file\n").unwrap_or_else(|e| panic!("{e}"));
+    let yaml = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      bearer_file: {}\n",
+        file.display()
+    ));
+    let c = load(&yaml).unwrap_or_else(|e| panic!("{e:?}"));
+    let auth = c.routes[0]
+        .upstream_auth
+        .as_ref()
+        .map(|a| a.value.as_bytes().to_vec());
+    assert_eq!(auth.as_deref(), Some(&b"Bearer from-file"[..]));
+}
+
+#[test]
+fn upstream_auth_needs_exactly_one_form() {
+    let yaml = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      bearer: a\n      header: {{name: X-Api-Key, value: b}}\n"
+    ));
+    assert_error(&yaml, 10, 7, "exactly one");
+    let hop = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      header: {{name: Connection, value: b}}\n"
+    ));
+    assert_error(&hop, 10, 22, "cannot carry a credential");
+}
+
+#[test]
+fn scopes_and_default_scopes_must_agree() {
+    let yaml = with_routes(&format!(
+        "{ROUTE}    scopes:\n      \"notes:read\": [read_note]\n    default_scopes: [\"notes:write\"]\n"
+    ));
+    assert_error(&yaml, 11, 22, "not one of this route's scopes");
+    let bad_name = with_routes(&format!(
+        "{ROUTE}    scopes:\n      \"bad scope\": [read_note]\n"
+    ));
+    assert_error(&bad_name, 10, 7, "not a valid scope name");
+}
+
+#[test]
+fn allow_names_known_users() {
+    let yaml = with_routes(&format!("{ROUTE}    allow:\n      users: [mallory]\n"));
+    assert_error(&yaml, 10, 15, "mallory");
+}
+
+#[test]
+fn bad_password_hash() {
+    let yaml =
+        format!("{HEAD}users:\n  - name: alice\n    password_hash: plaintext\nroutes:\n{ROUTE}");
+    assert_error(&yaml, 7, 20, "argon2");
+}
+
+#[test]
+fn state_dir_and_redis_are_exclusive() {
+    let yaml = "listen: \"127.0.0.1:8080\"\npublic_url: \"http://127.0.0.1:8080\"\nstate:\n  dir: /tmp\n  redis: \"redis://127.0.0.1/0\"\nroutes:\n".to_string() + ROUTE;
+    assert_error(&yaml, 4, 3, "not both");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let yaml = "listen: nope\npublic_url: \"ftp://x\"\nstate:\n  dir: /tmp\nroutes:\n  - name: \"a b\"\n    path: nope\n    upstream: \"http://127.0.0.1:1/mcp\"\n";
+    let errors = load(yaml).err().unwrap_or_default();
+    let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![1, 2, 6, 7], "{errors:?}");
+}

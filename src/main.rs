@@ -1,0 +1,38 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use mcp_oauth_proxy::cli::{self, Cli, Command};
+use mcp_oauth_proxy::{server, telemetry};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::CheckConfig(arg) => cli::check_config(&arg.config),
+        Command::HashPassword => cli::hash_password(),
+        Command::Serve(arg) => {
+            // Fail fast: a bad config exits 64 before any port is bound.
+            let config = match cli::load_or_report(&arg.config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            telemetry::init();
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(server::serve(arg.config, config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! Header rewriting between client and upstream, as pure functions.
+
+use std::net::IpAddr;
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use crate::config::UpstreamAuth;
+
+/// RFC 9110 §7.6.1 connection-specific headers, never forwarded.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(name)
+}
+
+/// Removes hop-by-hop headers, including any that the `Connection` header names.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// What the proxy knows about the client connection, for `X-Forwarded-*`.
+pub struct ClientInfo<'a> {
+    pub ip: IpAddr,
+    pub https: bool,
+    pub host: Option<&'a str>,
+}
+
+/// Turns the client's request headers into the upstream's: connection headers,
+/// the client's credentials and cookies go; the route's own credential and
+/// `X-Forwarded-*` come in. Everything else (MCP headers included) passes.
+pub fn to_upstream(headers: &mut HeaderMap, client: &ClientInfo, auth: Option<&UpstreamAuth>) {
+    strip_hop_by_hop(headers);
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(header::COOKIE);
+    headers.remove(header::HOST);
+    headers.remove(header::FORWARDED);
+    if let Some(auth) = auth {
+        headers.insert(auth.name.clone(), auth.value.clone());
+    }
+    // The proxy is the edge: it states what it saw rather than trusting the client.
+    if let Ok(v) = HeaderValue::from_str(&client.ip.to_string()) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(if client.https { "https" } else { "http" }),
+    );
+    match client.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        Some(host) => {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+        }
+        None => {
+            headers.remove(HeaderName::from_static("x-forwarded-host"));
+        }
+    }
+}
+
+/// Whether a response is an event stream, judged by its content type.
+pub fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
+        })
+}
+
+/// Turns the upstream's response headers into the client's.
+pub fn to_client(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+    if is_event_stream(headers) {
+        headers.insert(
+            HeaderName::from_static("x-accel-buffering"),
+            HeaderValue::from_static("no"),
+        );
+        headers.remove(header::CONTENT_LENGTH);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth() -> UpstreamAuth {
+        let mut value = HeaderValue::from_static("Bearer upstream-secret");
+        value.set_sensitive(true);
+        UpstreamAuth {
+            name: header::AUTHORIZATION,
+            value,
+            kind: "bearer",
+        }
+    }
+
+    fn client() -> ClientInfo<'static> {
+        ClientInfo {
+            ip: "10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            https: true,
+            host: Some("mcp.example.com"),
+        }
+    }
+
+    #[test]
+    fn client_credentials_are_replaced_by_the_upstreams() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer client-token"),
+        );
+        h.insert(header::COOKIE, HeaderValue::from_static("session=abc"));
+        h.insert("mcp-session-id", HeaderValue::from_static("s1"));
+        h.insert(
+            "mcp-protocol-version",
+            HeaderValue::from_static("2025-06-18"),
+        );
+        h.insert("last-event-id", HeaderValue::from_static("42"));
+        h.insert("mcp-param-foo", HeaderValue::from_static("bar"));
+        h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        to_upstream(&mut h, &client(), Some(&auth()));
+        assert_eq!(h[header::AUTHORIZATION], "Bearer upstream-secret");
+        assert!(h.get(header::COOKIE).is_none());
+        for kept in [
+            "mcp-session-id",
+            "mcp-protocol-version",
+            "last-event-id",
+            "mcp-param-foo",
+        ] {
+            assert!(h.contains_key(kept), "{kept} must pass");
+        }
+        assert_eq!(h["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert_eq!(h["x-forwarded-host"], "mcp.example.com");
+    }
+
+    #[test]
+    fn no_upstream_auth_means_no_authorization_at_all() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer client-token"),
+        );
+        to_upstream(&mut h, &client(), None);
+        assert!(h.get(header::AUTHORIZATION).is_none());
+    }
+
+    #[test]
+    fn hop_by_hop_and_connection_named_headers_are_dropped() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        to_client(&mut h);
+        assert_eq!(h.len(), 1, "{h:?}");
+        assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn event_streams_are_marked_unbuffered() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
+        to_client(&mut h);
+        assert_eq!(h["x-accel-buffering"], "no");
+        let mut json = HeaderMap::new();
+        json.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        to_client(&mut json);
+        assert!(json.get("x-accel-buffering").is_none());
+    }
+
+    #[test]
+    fn the_sensitive_credential_does_not_print() {
+        assert!(!format!("{:?}", auth()).contains("upstream-secret"));
+    }
+}

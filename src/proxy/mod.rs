@@ -1,0 +1,138 @@
+//! Forwarding to upstream MCP servers: the request goes out with the route's
+//! credential instead of the client's, and the response streams back frame by
+//! frame as it arrives (SSE included), never buffered.
+
+pub mod headers;
+
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::Route;
+use crate::web::{self, Body};
+
+use headers::ClientInfo;
+
+/// Why the upstream gave no response.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("upstream unreachable")]
+    Unreachable,
+    #[error("upstream failed before answering")]
+    Failed,
+    #[error("upstream did not answer in time")]
+    Timeout,
+}
+
+impl ProxyError {
+    /// The one place a proxy failure becomes a response.
+    pub fn into_response(self) -> Response<Body> {
+        let (status, code) = match self {
+            ProxyError::Unreachable | ProxyError::Failed => {
+                (StatusCode::BAD_GATEWAY, "bad_gateway")
+            }
+            ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout"),
+        };
+        web::json_error(status, code, &self.to_string())
+    }
+}
+
+type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// A pooled client for every upstream (http, or https through rustls).
+#[derive(Clone)]
+pub struct Upstream {
+    client: Client<HttpsConnector, Body>,
+}
+
+impl Upstream {
+    pub fn new() -> Result<Self, rustls::Error> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(Duration::from_secs(10)));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        Ok(Self { client })
+    }
+
+    /// Sends the client's request to the route's upstream and returns the upstream's
+    /// response head with its body still streaming.
+    pub async fn forward(
+        &self,
+        route: &Route,
+        req: Request<Body>,
+        client: &ClientInfo<'_>,
+    ) -> Result<Response<Body>, ProxyError> {
+        let (mut parts, body) = req.into_parts();
+        parts.uri = upstream_uri(&route.upstream, parts.uri.query());
+        parts.version = Version::HTTP_11;
+        headers::to_upstream(&mut parts.headers, client, route.upstream_auth.as_ref());
+        let request = Request::from_parts(parts, body);
+
+        let response = match tokio::time::timeout(route.timeout, self.client.request(request)).await
+        {
+            Err(_) => return Err(ProxyError::Timeout),
+            Ok(Err(e)) if e.is_connect() => return Err(ProxyError::Unreachable),
+            Ok(Err(e)) => {
+                tracing::warn!(route = %route.name, error = %e, "upstream request failed");
+                return Err(ProxyError::Failed);
+            }
+            Ok(Ok(r)) => r,
+        };
+        let (mut parts, body) = response.into_parts();
+        headers::to_client(&mut parts.headers);
+        let route_name = route.name.clone();
+        let body = http_body_util::BodyExt::map_err(body, move |e| {
+            tracing::warn!(route = %route_name, error = %e, "upstream response body broke off");
+            e
+        });
+        Ok(Response::from_parts(parts, web::boxed(body)))
+    }
+}
+
+/// The upstream URL with the client's query string appended to its own.
+pub fn upstream_uri(upstream: &Uri, client_query: Option<&str>) -> Uri {
+    let Some(q) = client_query.filter(|q| !q.is_empty()) else {
+        return upstream.clone();
+    };
+    let path = upstream.path();
+    let pq = match upstream.query() {
+        Some(own) => format!("{path}?{own}&{q}"),
+        None => format!("{path}?{q}"),
+    };
+    let mut parts = upstream.clone().into_parts();
+    parts.path_and_query = PathAndQuery::try_from(pq).ok().or(parts.path_and_query);
+    Uri::from_parts(parts).unwrap_or_else(|_| upstream.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_joined() {
+        let up: Uri = "http://127.0.0.1:3001/mcp".parse().unwrap_or_default();
+        assert_eq!(upstream_uri(&up, None), up);
+        assert_eq!(
+            upstream_uri(&up, Some("a=1")).to_string(),
+            "http://127.0.0.1:3001/mcp?a=1"
+        );
+        let with: Uri = "http://h/mcp?k=v".parse().unwrap_or_default();
+        assert_eq!(
+            upstream_uri(&with, Some("a=1")).to_string(),
+            "http://h/mcp?k=v&a=1"
+        );
+    }
+}

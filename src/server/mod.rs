@@ -1,0 +1,206 @@
+//! The listener: TCP (and TLS) accept loop, HTTP/1.1 + HTTP/2 serving,
+//! signals (reload on SIGHUP, drain on SIGTERM/SIGINT) and systemd readiness.
+
+pub mod router;
+pub mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::Config;
+use crate::proxy::Upstream;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub config: ArcSwap<Config>,
+    pub upstream: Upstream,
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error("cannot install signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Per-connection facts a handler may need.
+#[derive(Clone, Copy, Debug)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub https: bool,
+}
+
+/// Serves until SIGTERM or SIGINT, then drains for the configured grace period.
+pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
+    let addr = config.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })?;
+    let local = listener.local_addr().unwrap_or(addr);
+
+    let certs = config
+        .tls
+        .as_ref()
+        .map(|t| Arc::new(tls::ReloadableCert(ArcSwap::new(t.certified.clone()))));
+    let acceptor = match &certs {
+        Some(c) => Some(TlsAcceptor::from(Arc::new(tls::server_config(c.clone())?))),
+        None => None,
+    };
+
+    let state = Arc::new(AppState {
+        upstream: Upstream::new()?,
+        config: ArcSwap::from_pointee(config),
+    });
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
+
+    let graceful = GracefulShutdown::new();
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    tracing::info!(listen = %local, scheme, "listening");
+    notify_systemd(sd_notify::NotifyState::Ready);
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (tcp, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let conn = ConnInfo { peer, https: acceptor.is_some() };
+                spawn_connection(tcp, conn, acceptor.clone(), state.clone(), &graceful);
+            }
+            _ = sighup.recv() => reload(&config_path, &state, certs.as_deref()),
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+        }
+    }
+
+    notify_systemd(sd_notify::NotifyState::Stopping);
+    drop(listener);
+    let grace = state.config.load().server.shutdown_grace;
+    tracing::info!(
+        grace_secs = grace.as_secs_f64(),
+        "shutting down: draining connections"
+    );
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all connections drained"),
+        _ = tokio::time::sleep(grace) => tracing::info!("grace period over: closing open streams"),
+    }
+    Ok(())
+}
+
+fn spawn_connection(
+    tcp: tokio::net::TcpStream,
+    conn: ConnInfo,
+    acceptor: Option<TlsAcceptor>,
+    state: Arc<AppState>,
+    graceful: &GracefulShutdown,
+) {
+    let settings = state.config.load().server.clone();
+    let watcher = graceful.watcher();
+    tokio::spawn(async move {
+        match acceptor {
+            None => serve_io(tcp, conn, state, settings.header_read_timeout, watcher).await,
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(settings.header_read_timeout, acceptor.accept(tcp)).await;
+                match handshake {
+                    Ok(Ok(tls)) => {
+                        serve_io(tls, conn, state, settings.header_read_timeout, watcher).await
+                    }
+                    Ok(Err(e)) => {
+                        tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed")
+                    }
+                    Err(_) => tracing::debug!(peer = %conn.peer, "TLS handshake timed out"),
+                }
+            }
+        }
+    });
+}
+
+async fn serve_io<I>(
+    io: I,
+    conn: ConnInfo,
+    state: Arc<AppState>,
+    header_timeout: std::time::Duration,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = service_fn(move |req| {
+        let state = state.clone();
+        async move { Ok::<_, std::convert::Infallible>(router::handle(&state, req, conn).await) }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(64 * 1024)
+        .max_concurrent_streams(256);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    if let Err(e) = watcher.watch(connection.into_owned()).await {
+        tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+    }
+}
+
+/// Re-reads the config file; a bad file is logged and the running config stays.
+fn reload(path: &std::path::Path, state: &AppState, certs: Option<&tls::ReloadableCert>) {
+    match Config::load(path) {
+        Ok(new) => {
+            let old = state.config.load();
+            if new.listen != old.listen {
+                tracing::warn!("`listen` changed: takes effect only after a restart");
+            }
+            match (certs, &new.tls) {
+                (Some(c), Some(t)) => c.0.store(t.certified.clone()),
+                (None, None) => {}
+                _ => tracing::warn!("adding or removing `tls` takes effect only after a restart"),
+            }
+            state.config.store(Arc::new(new));
+            tracing::info!("configuration reloaded");
+        }
+        Err(errors) => {
+            for line in errors.to_string().lines() {
+                tracing::error!("reload rejected: {line}");
+            }
+        }
+    }
+}
+
+fn notify_systemd(state: sd_notify::NotifyState) {
+    // Without NOTIFY_SOCKET (not under systemd) this does nothing.
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::debug!(error = %e, "sd_notify failed");
+    }
+}

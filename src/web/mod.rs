@@ -1,0 +1,105 @@
+//! Thin HTTP helpers shared by every handler: the body type, JSON and error
+//! responses, and reading bounded request bodies.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited};
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The one body type of the proxy's requests and responses.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// Bodies of the proxy's own endpoints (forms, registration, token requests) stay under this.
+pub const MAX_FORM_BODY: usize = 1024 * 1024;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|e| match e {})
+        .boxed_unsync()
+}
+
+pub fn empty() -> Body {
+    full(Bytes::new())
+}
+
+/// Any body whose errors convert into [`BoxError`], boxed.
+pub fn boxed<B>(body: B) -> Body
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    body.map_err(Into::into).boxed_unsync()
+}
+
+pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
+    let mut res = Response::new(full(value.to_string()));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+/// `{"error": code, "error_description": description}`, the shape OAuth uses,
+/// and the one the proxy uses for its own non-OAuth errors too.
+pub fn json_error(status: StatusCode, code: &str, description: &str) -> Response<Body> {
+    json(
+        status,
+        &serde_json::json!({ "error": code, "error_description": description }),
+    )
+}
+
+/// Why a request body could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyError {
+    TooLarge,
+    Broken,
+}
+
+impl BodyError {
+    pub fn into_response(self) -> Response<Body> {
+        match self {
+            BodyError::TooLarge => json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request",
+                "request body too large",
+            ),
+            BodyError::Broken => json_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "request body could not be read",
+            ),
+        }
+    }
+}
+
+/// Whether a declared `Content-Length` is over `limit`.
+pub fn declared_too_large(headers: &http::HeaderMap, limit: usize) -> bool {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n > limit as u64)
+}
+
+/// Reads a whole body of at most `limit` bytes.
+pub async fn read_body<B>(
+    headers: &http::HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    if declared_too_large(headers, limit) {
+        return Err(BodyError::TooLarge);
+    }
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
+        Err(_) => Err(BodyError::Broken),
+    }
+}

@@ -1,0 +1,11 @@
+//! The integration suite: one binary that starts the real `mcp-oauth-proxy`
+//! on loopback ports in front of real upstream MCP servers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod common;
+mod forwarding;
+mod hardening;
+mod lifecycle;
+mod tls;
