@@ -12,3 +12,5 @@ pub mod secret;
 pub mod server;
 pub mod telemetry;
 pub mod web;
+pub mod oauth;
+pub mod store;

@@ -1,0 +1,206 @@
+//! The embedded backend: one redb file under `state.dir`. Every write is a
+//! durable transaction committed before the proxy answers.
+
+use std::path::Path;
+
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{Namespace, Store, StoreError, Update};
+
+fn table(ns: Namespace) -> TableDefinition<'static, &'static str, &'static [u8]> {
+    TableDefinition::new(match ns {
+        Namespace::Clients => "clients",
+        Namespace::Codes => "codes",
+        Namespace::Families => "families",
+        Namespace::Keys => "keys",
+    })
+}
+
+fn backend(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// Values are stored as 8 bytes of big-endian expiry followed by the record.
+fn encode(value: &[u8], expires_at: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + value.len());
+    v.extend_from_slice(&expires_at.to_be_bytes());
+    v.extend_from_slice(value);
+    v
+}
+
+fn decode(stored: &[u8], now: u64) -> Option<&[u8]> {
+    let (exp, value) = stored.split_at_checked(8)?;
+    let exp = u64::from_be_bytes(exp.try_into().ok()?);
+    (exp == 0 || now < exp).then_some(value)
+}
+
+pub struct Embedded {
+    db: Database,
+}
+
+impl Embedded {
+    /// Opens (or creates) `dir/state.redb`, creating `dir` with mode 0700.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        if !dir.exists() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| backend(format!("cannot create {}: {e}", dir.display())))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+            }
+        }
+        let path = dir.join("state.redb");
+        let db = Database::create(&path)
+            .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
+        let txn = db.begin_write().map_err(backend)?;
+        for ns in Namespace::ALL {
+            txn.open_table(table(ns)).map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        Ok(Self { db })
+    }
+}
+
+impl Store for Embedded {
+    fn get(&self, ns: Namespace, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(table(ns)).map_err(backend)?;
+        let found = t.get(key).map_err(backend)?;
+        Ok(found.and_then(|v| decode(v.value(), now).map(<[u8]>::to_vec)))
+    }
+
+    fn put(
+        &self,
+        ns: Namespace,
+        key: &str,
+        value: &[u8],
+        expires_at: u64,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        {
+            let mut t = txn.open_table(table(ns)).map_err(backend)?;
+            t.insert(key, encode(value, expires_at).as_slice())
+                .map_err(backend)?;
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn update(
+        &self,
+        ns: Namespace,
+        key: &str,
+        now: u64,
+        f: &mut dyn FnMut(Option<&[u8]>) -> Update,
+    ) -> Result<(), StoreError> {
+        // redb allows one write transaction at a time: updates of a key are serialised.
+        let txn = self.db.begin_write().map_err(backend)?;
+        let change = {
+            let t = txn.open_table(table(ns)).map_err(backend)?;
+            let current = t.get(key).map_err(backend)?;
+            let current = current.as_ref().and_then(|v| decode(v.value(), now));
+            f(current)
+        };
+        match change {
+            Update::Keep => {
+                txn.abort().map_err(backend)?;
+                return Ok(());
+            }
+            Update::Put { value, expires_at } => {
+                let mut t = txn.open_table(table(ns)).map_err(backend)?;
+                t.insert(key, encode(&value, expires_at).as_slice())
+                    .map_err(backend)?;
+            }
+            Update::Delete => {
+                let mut t = txn.open_table(table(ns)).map_err(backend)?;
+                t.remove(key).map_err(backend)?;
+            }
+        }
+        txn.commit().map_err(backend)
+    }
+
+    fn sweep(&self, now: u64) -> Result<usize, StoreError> {
+        let txn = self.db.begin_write().map_err(backend)?;
+        let mut removed = 0;
+        for ns in Namespace::ALL {
+            let mut t = txn.open_table(table(ns)).map_err(backend)?;
+            t.retain(|_, v| {
+                let keep = decode(v, now).is_some();
+                removed += usize::from(!keep);
+                keep
+            })
+            .map_err(backend)?;
+        }
+        txn.commit().map_err(backend)?;
+        Ok(removed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Records;
+    use std::sync::Arc;
+
+    #[test]
+    fn records_survive_reopening_and_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Embedded::open(dir.path()).unwrap();
+            s.put(Namespace::Clients, "c1", b"{\"a\":1}", 0).unwrap();
+            s.put(Namespace::Codes, "k", b"\"v\"", 100).unwrap();
+        }
+        let s = Embedded::open(dir.path()).unwrap();
+        assert_eq!(
+            s.get(Namespace::Clients, "c1", 5).unwrap().as_deref(),
+            Some(&b"{\"a\":1}"[..])
+        );
+        assert_eq!(
+            s.get(Namespace::Codes, "k", 99).unwrap().as_deref(),
+            Some(&b"\"v\""[..])
+        );
+        assert_eq!(
+            s.get(Namespace::Codes, "k", 100).unwrap(),
+            None,
+            "expired at 100"
+        );
+        assert_eq!(s.sweep(100).unwrap(), 1);
+        assert!(s.get(Namespace::Clients, "c1", 5).unwrap().is_some());
+    }
+
+    #[test]
+    fn concurrent_updates_of_one_key_are_serialised() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records(Arc::new(Embedded::open(dir.path()).unwrap()));
+        records.put(Namespace::Families, "f", &0u64, 0).unwrap();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let r = records.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        r.update::<u64, ()>(Namespace::Families, "f", 1, |n| {
+                            (Some((n.unwrap_or(0) + 1, 0)), ())
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(
+            records.get::<u64>(Namespace::Families, "f", 1).unwrap(),
+            Some(100)
+        );
+    }
+
+    #[test]
+    fn key_material_is_made_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records(Arc::new(Embedded::open(dir.path()).unwrap()));
+        let a = records.key_material("k", || vec![1, 2, 3]).unwrap();
+        let b = records.key_material("k", || vec![9]).unwrap();
+        assert_eq!(a, b);
+    }
+}
