@@ -3,14 +3,16 @@
 //!
 //! See `docs/ARCHITECTURE.md` for the request phases and where each lives.
 
+pub mod authority;
 pub mod cli;
 pub mod config;
+pub mod login;
+pub mod oauth;
 pub mod password;
 pub mod paths;
 pub mod proxy;
 pub mod secret;
 pub mod server;
+pub mod store;
 pub mod telemetry;
 pub mod web;
-pub mod oauth;
-pub mod store;

@@ -18,13 +18,20 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::Config;
+use std::sync::Mutex;
+
+use crate::authority::Authority;
+use crate::config::{Config, StateBackend};
+use crate::login::throttle::Throttle;
 use crate::proxy::Upstream;
+use crate::store::{Embedded, Records};
 
 /// What every request handler shares.
 pub struct AppState {
     pub config: ArcSwap<Config>,
     pub upstream: Upstream,
+    pub authority: Authority,
+    pub throttle: Mutex<Throttle>,
 }
 
 /// Why the server could not run.
@@ -39,6 +46,8 @@ pub enum ServeError {
     Tls(#[from] rustls::Error),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("{0}")]
+    State(String),
 }
 
 /// Per-connection facts a handler may need.
@@ -65,10 +74,15 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
         None => None,
     };
 
+    let records = open_store(&config)?;
+    let authority = Authority::new(records).map_err(ServeError::State)?;
     let state = Arc::new(AppState {
         upstream: Upstream::new()?,
         config: ArcSwap::from_pointee(config),
+        authority,
+        throttle: Mutex::new(Throttle::default()),
     });
+    spawn_sweeper(state.clone());
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
@@ -113,6 +127,35 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
         _ = tokio::time::sleep(grace) => tracing::info!("grace period over: closing open streams"),
     }
     Ok(())
+}
+
+/// Opens the configured store. Refuses what this version cannot do yet rather than ignore it.
+fn open_store(config: &Config) -> Result<Records, ServeError> {
+    if config.oidc.is_some() {
+        return Err(ServeError::State(
+            "`oidc` login is not supported by this version yet; remove it and use `users`".into(),
+        ));
+    }
+    match &config.state {
+        StateBackend::Dir(dir) => Embedded::open(dir)
+            .map(|e| Records(Arc::new(e)))
+            .map_err(|e| ServeError::State(e.to_string())),
+        StateBackend::Redis(_) => Err(ServeError::State(
+            "`state.redis` is not supported by this version yet; use `state.dir`".into(),
+        )),
+    }
+}
+
+/// Forgets expired codes, tokens and deny-list entries every few minutes.
+fn spawn_sweeper(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            let _ = tokio::task::spawn_blocking(move || s.authority.sweep()).await;
+        }
+    });
 }
 
 fn spawn_connection(

@@ -8,10 +8,12 @@ use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use super::{AppState, ConnInfo};
-use crate::config::Route;
+use crate::config::{Config, Route};
+use crate::oauth::metadata;
 use crate::paths;
 use crate::proxy::headers::ClientInfo;
 use crate::web::{self, Body};
+use crate::web::{bearer, browser, oauth_api};
 
 /// Facts a handler learned that belong in the access log line. Handlers put it
 /// in the response's extensions; the router takes it out before sending.
@@ -62,14 +64,63 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> R
     }
     if let Some(route) = config.route_by_path(path) {
         let route = route.clone();
-        return mcp_route(state, &route, req, conn).await;
+        return mcp_route(state, &config, &route, req, conn).await;
+    }
+    let authority = &state.authority;
+    if req.method() == Method::OPTIONS
+        && (path.starts_with(paths::WELL_KNOWN) || path.starts_with(paths::OAUTH_PREFIX))
+    {
+        return oauth_api::preflight();
+    }
+    match path {
+        paths::REGISTER | "/register" => oauth_api::register(authority, req).await,
+        paths::TOKEN | "/token" => oauth_api::token(authority, &config, req).await,
+        paths::REVOKE => oauth_api::revoke(authority, req).await,
+        paths::JWKS => oauth_api::document(&req, authority.jwks()),
+        paths::AUTHORIZE | "/authorize" => browser::authorize(state, &config, req).await,
+        paths::LOGIN => browser::login(state, &config, req, conn).await,
+        paths::CONSENT => browser::consent(state, &config, req).await,
+        _ => well_known(&config, req).await,
+    }
+}
+
+/// RFC 8414 / OpenID / RFC 9728 documents, at every URL form clients try.
+async fn well_known(config: &Config, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path();
+    // Authorization-server metadata: at the root, with the issuer path (none)
+    // or a route path appended, or an OpenID form appended to a route path.
+    let as_metadata = [paths::AS_METADATA, paths::OPENID_CONFIGURATION]
+        .iter()
+        .any(|p| {
+            path == *p
+                || path
+                    .strip_prefix(p)
+                    .is_some_and(|rest| config.route_by_path(rest).is_some())
+        })
+        || path
+            .strip_suffix(paths::OPENID_CONFIGURATION)
+            .is_some_and(|route| config.route_by_path(route).is_some());
+    if as_metadata {
+        return oauth_api::authorization_server_metadata(&req, config);
+    }
+    if let Some(rest) = path.strip_prefix(paths::PRM) {
+        // The root document describes the first route.
+        let route = if rest.is_empty() || rest == "/" {
+            config.routes.first()
+        } else {
+            config.route_by_path(rest)
+        };
+        if let Some(route) = route {
+            return oauth_api::document(&req, metadata::protected_resource(config, route));
+        }
     }
     not_found(req).await
 }
 
-/// The MCP endpoint of a route: forward to the upstream.
+/// The MCP endpoint of a route: authenticate, then forward to the upstream.
 async fn mcp_route(
     state: &AppState,
+    config: &Config,
     route: &Arc<Route>,
     req: Request<Incoming>,
     conn: ConnInfo,
@@ -77,6 +128,17 @@ async fn mcp_route(
     if !matches!(*req.method(), Method::GET | Method::POST | Method::DELETE) {
         return method_not_allowed("GET, POST, DELETE");
     }
+    let claims =
+        match bearer::authenticate(&state.authority, config, route, req.headers(), req.uri()) {
+            Ok(c) => c,
+            Err(mut res) => {
+                res.extensions_mut().insert(AccessInfo {
+                    route: Some(route.name.clone()),
+                    ..AccessInfo::default()
+                });
+                return res;
+            }
+        };
     if web::declared_too_large(req.headers(), MAX_MCP_BODY) {
         return web::BodyError::TooLarge.into_response();
     }
@@ -98,7 +160,8 @@ async fn mcp_route(
     };
     response.extensions_mut().insert(AccessInfo {
         route: Some(route.name.clone()),
-        ..AccessInfo::default()
+        user: Some(claims.sub.clone()),
+        client: Some(claims.client_id.clone()),
     });
     response
 }

@@ -1,10 +1,16 @@
 //! Thin HTTP helpers shared by every handler: the body type, JSON and error
-//! responses, and reading bounded request bodies.
+//! responses, and reading bounded request bodies; and the handlers that
+//! translate HTTP into calls of the authorization server.
+
+pub mod bearer;
+pub mod browser;
+pub mod forms;
+pub mod oauth_api;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The one body type of the proxy's requests and responses.
@@ -84,6 +90,10 @@ pub fn declared_too_large(headers: &http::HeaderMap, limit: usize) -> bool {
         .is_some_and(|n| n > limit as u64)
 }
 
+/// How much of an oversized body is read and thrown away so that the client,
+/// still sending, gets to read the 413 instead of a reset connection.
+const DRAIN_MAX: u64 = 8 * 1024 * 1024;
+
 /// Reads a whole body of at most `limit` bytes.
 pub async fn read_body<B>(
     headers: &http::HeaderMap,
@@ -91,15 +101,40 @@ pub async fn read_body<B>(
     limit: usize,
 ) -> Result<Bytes, BodyError>
 where
-    B: http_body::Body<Data = Bytes>,
+    B: http_body::Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
     if declared_too_large(headers, limit) {
+        drain(body, DRAIN_MAX).await;
         return Err(BodyError::TooLarge);
     }
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-        Err(_) => Err(BodyError::Broken),
+    let mut body = body;
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(BodyError::Broken);
+        };
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                drain(body, DRAIN_MAX).await;
+                return Err(BodyError::TooLarge);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
+/// Reads and discards up to `max` bytes of a body.
+async fn drain<B>(mut body: B, max: u64)
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    let mut seen = 0u64;
+    while seen < max {
+        match body.frame().await {
+            Some(Ok(f)) => seen += f.data_ref().map_or(0, |d| d.len() as u64),
+            _ => return,
+        }
     }
 }

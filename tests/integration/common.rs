@@ -100,6 +100,7 @@ pub struct Proxy {
     pub config_path: PathBuf,
     logs: Arc<Mutex<String>>,
     scheme: &'static str,
+    env: Vec<(String, String)>,
 }
 
 impl Drop for Proxy {
@@ -137,34 +138,19 @@ impl Proxy {
             };
             let config_path = dir.path().join("config.yaml");
             std::fs::write(&config_path, text).unwrap();
-            let mut child = Command::new(proxy_bin())
-                .args(["serve", "--config"])
-                .arg(&config_path)
-                .envs(env.iter().copied())
-                .env("MCP_OAUTH_PROXY_LOG", "info")
-                .stdout(Stdio::null())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let logs = Arc::new(Mutex::new(String::new()));
-            let stderr = child.stderr.take().unwrap();
-            let sink = logs.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    eprintln!("proxy: {line}");
-                    let mut l = sink.lock().unwrap();
-                    l.push_str(&line);
-                    l.push('\n');
-                }
-            });
             let mut proxy = Proxy {
-                child: Some(child),
+                child: None,
                 port,
                 config_path,
                 dir,
-                logs,
+                logs: Arc::new(Mutex::new(String::new())),
                 scheme,
+                env: env
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
             };
+            proxy.spawn();
             if proxy.wait_ready().await {
                 return proxy;
             }
@@ -176,6 +162,38 @@ impl Proxy {
             dir = proxy.take_dir();
         }
         panic!("no free port after 5 attempts");
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(proxy_bin())
+            .args(["serve", "--config"])
+            .arg(&self.config_path)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("MCP_OAUTH_PROXY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let sink = self.logs.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                eprintln!("proxy: {line}");
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        self.child = Some(child);
+    }
+
+    /// SIGTERM, wait for exit, start again with the same config, port and state.
+    pub async fn restart(&mut self) {
+        self.signal("TERM");
+        assert!(self.wait_exit(Duration::from_secs(10)).await.success());
+        self.logs.lock().unwrap().clear();
+        self.spawn();
+        assert!(self.wait_ready().await, "restart failed:\n{}", self.logs());
     }
 
     fn take_dir(mut self) -> tempfile::TempDir {
@@ -247,12 +265,19 @@ state:
 server:
   shutdown_grace: 5s
   header_read_timeout: 2s
+users:
+  - name: alice
+    password_hash: "{hash}"
+    groups: [staff]
+  - name: bob
+    password_hash: "{hash}"
 routes:
   - name: notes
     path: /notes/mcp
     upstream: "{upstream_url}"
 {route_extra}"#,
-        state = dir.join("state").display()
+        state = dir.join("state").display(),
+        hash = crate::oauth_client::PASSWORD_HASH,
     )
 }
 
@@ -267,4 +292,18 @@ pub fn initialize_body() -> serde_json::Value {
             "clientInfo": {"name": "integration-test", "version": "0"}
         }
     })
+}
+
+/// A client that sends a valid access token for the `notes` route (got through the real flow).
+pub async fn authed(proxy: &Proxy) -> reqwest::Client {
+    let t = crate::oauth_client::tokens(proxy, &[]).await;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        "authorization",
+        format!("Bearer {}", t.access).parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use crate::common::{MCP_ACCEPT, NodeUpstream, Proxy, initialize_body, simple_config};
+use crate::common::{MCP_ACCEPT, NodeUpstream, Proxy, authed, initialize_body, simple_config};
 
 const UPSTREAM_SECRET: &str = "upstream-secret-4b1d";
 
@@ -18,7 +18,7 @@ async fn json_post_round_trips_with_session_header() {
     let proxy =
         Proxy::start(|port, dir| simple_config(port, dir, &auth_route(), &upstream.url("/mcp")))
             .await;
-    let client = reqwest::Client::new();
+    let client = authed(&proxy).await;
 
     let res = client
         .post(proxy.url("/notes/mcp"))
@@ -63,10 +63,11 @@ async fn upstream_sees_its_own_credential_never_the_clients() {
     let proxy =
         Proxy::start(|port, dir| simple_config(port, dir, &auth_route(), &upstream.url("/mcp")))
             .await;
+    let tokens = crate::oauth_client::tokens(&proxy, &[]).await;
     let res = reqwest::Client::new()
         .post(proxy.url("/notes/mcp?trace=1"))
         .header("accept", MCP_ACCEPT)
-        .header("authorization", "Bearer client-token-9f8e")
+        .header("authorization", format!("Bearer {}", tokens.access))
         .header("cookie", "session=client-cookie-7a6b")
         .header("mcp-protocol-version", "2025-06-18")
         .header("mcp-param-region", "eu")
@@ -101,7 +102,13 @@ async fn upstream_sees_its_own_credential_never_the_clients() {
     assert_eq!(mcp[0]["query"], "?trace=1", "the query string passes");
 
     let logs = proxy.logs();
-    for secret in [UPSTREAM_SECRET, "client-token-9f8e", "client-cookie-7a6b"] {
+    for secret in [
+        UPSTREAM_SECRET,
+        &tokens.access,
+        &tokens.refresh,
+        "client-cookie-7a6b",
+        crate::oauth_client::PASSWORD,
+    ] {
         assert!(
             !logs.contains(secret),
             "{secret} leaked into the logs:\n{logs}"
@@ -135,8 +142,9 @@ async fn sse_events_arrive_as_the_upstream_sends_them() {
     let upstream = NodeUpstream::start(&[]);
     let proxy =
         Proxy::start(|port, dir| simple_config(port, dir, "", &upstream.url("/_sse"))).await;
+    let client = authed(&proxy).await;
     let started = Instant::now();
-    let res = reqwest::Client::new()
+    let res = client
         .get(proxy.url("/notes/mcp?count=5&interval_ms=300"))
         .header("accept", "text/event-stream")
         .send()
@@ -164,7 +172,7 @@ async fn sse_events_arrive_as_the_upstream_sends_them() {
 async fn tool_progress_streams_through_over_mcp() {
     let upstream = NodeUpstream::start(&[]);
     let proxy = Proxy::start(|port, dir| simple_config(port, dir, "", &upstream.url("/mcp"))).await;
-    let client = reqwest::Client::new();
+    let client = authed(&proxy).await;
     let init = client
         .post(proxy.url("/notes/mcp"))
         .header("accept", MCP_ACCEPT)
@@ -217,7 +225,10 @@ async fn client_disconnect_closes_the_upstream_stream() {
     let upstream = NodeUpstream::start(&[]);
     let proxy =
         Proxy::start(|port, dir| simple_config(port, dir, "", &upstream.url("/_sse"))).await;
-    let res = reqwest::get(proxy.url("/notes/mcp?count=1000&interval_ms=50"))
+    let res = authed(&proxy)
+        .await
+        .get(proxy.url("/notes/mcp?count=1000&interval_ms=50"))
+        .send()
         .await
         .unwrap();
     let mut stream = res.bytes_stream();
@@ -251,7 +262,8 @@ async fn unreachable_upstream_is_502_and_silent_upstream_is_504() {
         simple_config(port, dir, "", &format!("http://127.0.0.1:{closed}/mcp"))
     })
     .await;
-    let res = reqwest::Client::new()
+    let res = authed(&proxy)
+        .await
         .post(proxy.url("/notes/mcp"))
         .json(&initialize_body())
         .send()
@@ -279,7 +291,8 @@ async fn unreachable_upstream_is_502_and_silent_upstream_is_504() {
         )
     })
     .await;
-    let res = reqwest::Client::new()
+    let res = authed(&proxy)
+        .await
         .post(proxy.url("/notes/mcp"))
         .json(&initialize_body())
         .send()

@@ -49,7 +49,11 @@ async fn two_mib_body_to_a_non_mcp_endpoint_is_413() {
 #[tokio::test]
 async fn oversized_mcp_body_is_413_before_reaching_the_upstream() {
     let proxy = proxy().await;
-    let answer = raw(&proxy, b"POST /notes/mcp HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\nContent-Type: application/json\r\n\r\n{").await;
+    let token = crate::oauth_client::tokens(&proxy, &[]).await.access;
+    let request = format!(
+        "POST /notes/mcp HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: 99999999\r\nContent-Type: application/json\r\n\r\n{{"
+    );
+    let answer = raw(&proxy, request.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
 }
 

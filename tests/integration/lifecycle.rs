@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
-use crate::common::{NodeUpstream, Proxy, simple_config, wait_for};
+use crate::common::{NodeUpstream, Proxy, authed, simple_config, wait_for};
 
 #[tokio::test]
 async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
@@ -12,7 +12,10 @@ async fn sigterm_lets_in_flight_requests_finish_then_exits_zero() {
     let mut proxy =
         Proxy::start(|port, dir| simple_config(port, dir, "", &upstream.url("/_sse"))).await;
     // A response that takes about 1.2 s to complete.
-    let res = reqwest::get(proxy.url("/notes/mcp?count=4&interval_ms=300"))
+    let res = authed(&proxy)
+        .await
+        .get(proxy.url("/notes/mcp?count=4&interval_ms=300"))
+        .send()
         .await
         .unwrap();
     let mut stream = res.bytes_stream();
@@ -48,7 +51,10 @@ async fn sigterm_closes_endless_streams_after_the_grace_period() {
             .replace("shutdown_grace: 5s", "shutdown_grace: 1s")
     })
     .await;
-    let res = reqwest::get(proxy.url("/notes/mcp?count=100000&interval_ms=100"))
+    let res = authed(&proxy)
+        .await
+        .get(proxy.url("/notes/mcp?count=100000&interval_ms=100"))
+        .send()
         .await
         .unwrap();
     let mut stream = res.bytes_stream();
@@ -91,7 +97,8 @@ async fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
     let url = proxy.url("/renamed/mcp?count=1&interval_ms=1");
     wait_for("the new route", Duration::from_secs(10), || {
         let url = url.clone();
-        async move { (reqwest::get(url).await.ok()?.status() == 200).then_some(()) }
+        // The new route exists (401: it wants a token for itself), the old one is gone.
+        async move { (reqwest::get(url).await.ok()?.status() == 401).then_some(()) }
     })
     .await;
 
@@ -103,11 +110,18 @@ async fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
         || async { proxy.logs().contains("reload rejected").then_some(()) },
     )
     .await;
+    let res = reqwest::get(proxy.url("/renamed/mcp")).await.unwrap();
+    assert_eq!(res.status(), 401);
+    let challenge = res.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("/.well-known/oauth-protected-resource/renamed/mcp"),
+        "{challenge}"
+    );
     assert_eq!(
-        reqwest::get(proxy.url("/renamed/mcp?count=1&interval_ms=1"))
+        reqwest::get(proxy.url("/notes/mcp"))
             .await
             .unwrap()
             .status(),
-        200
+        404
     );
 }

@@ -8,4 +8,6 @@ mod common;
 mod forwarding;
 mod hardening;
 mod lifecycle;
+mod oauth;
+mod oauth_client;
 mod tls;

@@ -1,0 +1,615 @@
+//! The authorization server's operations: they combine the pure rules of
+//! `oauth/` with the store, the keys and the clock. HTTP stays in `web/`.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Route};
+use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::client::{self, ClientRecord, RegistrationRequest};
+use crate::oauth::jwt::{Claims, SigningKey, TokenError};
+use crate::oauth::refresh::{self, Family, IssuedAccess, IssuedRefresh, Presented};
+use crate::oauth::{OAuthError, pkce, resource, scope, seal};
+use crate::store::{Namespace, Records, StoreError};
+
+/// How long an authorization code can be exchanged.
+const CODE_TTL: u64 = 60;
+/// How long a used code is remembered, to detect replays.
+const CODE_MEMORY: u64 = 600;
+/// Verified access tokens kept in memory for the hot path.
+const VERIFIED_CACHE_MAX: usize = 10_000;
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Who logged in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginUser {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+impl LoginUser {
+    /// Whether a route's `allow` lets this user get tokens for it.
+    pub fn allowed_on(&self, route: &Route) -> bool {
+        match &route.allow {
+            None => true,
+            Some(a) => {
+                a.users.contains(&self.name) || a.groups.iter().any(|g| self.groups.contains(g))
+            }
+        }
+    }
+}
+
+/// An authorization code as stored (under the hash of the code).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CodeRecord {
+    request: AuthorizationRequest,
+    user: LoginUser,
+    expires_at: u64,
+    /// The family its exchange created; set on first use.
+    used_by: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub scope: String,
+}
+
+/// The parameters of a token request that the grants read.
+#[derive(Default)]
+pub struct TokenParams<'a> {
+    pub code: Option<&'a str>,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+    pub refresh_token: Option<&'a str>,
+    pub scope: Option<&'a str>,
+    pub resource: Option<&'a str>,
+}
+
+fn store_error(e: StoreError) -> OAuthError {
+    tracing::error!(error = %e, "store failure");
+    OAuthError::server_error("the server could not complete the request")
+}
+
+pub struct Authority {
+    records: Records,
+    signing: SigningKey,
+    pub signer: seal::Signer,
+    /// Revoked access tokens (jti → exp), until they expire.
+    denied: DashMap<String, u64>,
+    /// Verified access tokens: the hot path skips the signature check for these.
+    verified: DashMap<Box<str>, Arc<Claims>>,
+}
+
+impl std::fmt::Debug for Authority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authority")
+            .field("signing", &self.signing)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Authority {
+    /// Loads (or creates on first start) the signing and HMAC keys from the store.
+    pub fn new(records: Records) -> Result<Self, String> {
+        let der = records
+            .key_material("jwt-ed25519", || SigningKey::generate().unwrap_or_default())
+            .map_err(|e| e.to_string())?;
+        let signing = SigningKey::from_pkcs8(&der)
+            .map_err(|e| format!("stored signing key is unusable: {e}"))?;
+        let hmac = records
+            .key_material("hmac-sha256", || seal::random_token(32).into_bytes())
+            .map_err(|e| e.to_string())?;
+        Ok(Self {
+            records,
+            signing,
+            signer: seal::Signer::new(&hmac),
+            denied: DashMap::new(),
+            verified: DashMap::new(),
+        })
+    }
+
+    pub fn jwks(&self) -> serde_json::Value {
+        serde_json::json!({ "keys": [self.signing.jwk()] })
+    }
+
+    pub fn register(&self, req: RegistrationRequest) -> Result<serde_json::Value, OAuthError> {
+        let (record, secret) = client::register(req, now())?;
+        self.records
+            .put(Namespace::Clients, &record.client_id, &record, 0)
+            .map_err(store_error)?;
+        Ok(client::registration_response(&record, secret.as_deref()))
+    }
+
+    pub fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, OAuthError> {
+        self.records
+            .get(Namespace::Clients, client_id, now())
+            .map_err(store_error)
+    }
+
+    /// Finds and authenticates the client of a token or revocation request.
+    pub fn authenticate_client(
+        &self,
+        presented: &client::Presented,
+    ) -> Result<ClientRecord, OAuthError> {
+        let id = presented.client_id.ok_or_else(|| {
+            OAuthError::invalid_client("client authentication failed: no client_id")
+        })?;
+        let client = self.client(id)?.ok_or_else(|| {
+            OAuthError::invalid_client("client authentication failed: unknown client")
+        })?;
+        client::authenticate(&client, presented)?;
+        Ok(client)
+    }
+
+    /// Issues a single-use authorization code for a consented request.
+    pub fn create_code(
+        &self,
+        request: &AuthorizationRequest,
+        user: &LoginUser,
+    ) -> Result<String, OAuthError> {
+        let code = seal::random_token(32);
+        let t = now();
+        let record = CodeRecord {
+            request: request.clone(),
+            user: user.clone(),
+            expires_at: t + CODE_TTL,
+            used_by: None,
+        };
+        self.records
+            .put(
+                Namespace::Codes,
+                &seal::hash(&code),
+                &record,
+                t + CODE_MEMORY,
+            )
+            .map_err(store_error)?;
+        Ok(code)
+    }
+
+    fn mint_access(
+        &self,
+        config: &Config,
+        user: &str,
+        client_id: &str,
+        resource: &str,
+        scopes: &[String],
+        t: u64,
+    ) -> (String, IssuedAccess) {
+        let claims = Claims {
+            iss: config.public_url.as_str().to_string(),
+            sub: user.to_string(),
+            aud: resource.to_string(),
+            client_id: client_id.to_string(),
+            scope: scope::join(scopes),
+            exp: t + config.tokens.access_ttl.as_secs(),
+            iat: t,
+            jti: seal::random_token(16),
+        };
+        let token = self.signing.sign(&claims);
+        (
+            token,
+            IssuedAccess {
+                jti: claims.jti,
+                exp: claims.exp,
+            },
+        )
+    }
+
+    fn new_refresh(&self, config: &Config, family: &str, t: u64) -> (String, IssuedRefresh) {
+        let token = format!("{family}.{}", seal::random_token(32));
+        let issued = IssuedRefresh {
+            hash: seal::hash(&token),
+            expires_at: t + config.tokens.refresh_ttl.as_secs(),
+            rotated_at: None,
+            answer: None,
+        };
+        (token, issued)
+    }
+
+    /// The `authorization_code` grant.
+    pub fn exchange_code(
+        &self,
+        config: &Config,
+        client: &ClientRecord,
+        p: &TokenParams,
+    ) -> Result<TokenResponse, OAuthError> {
+        let code = p
+            .code
+            .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+        let t = now();
+        let family_id = seal::random_token(16);
+        enum Outcome {
+            Fresh(Box<CodeRecord>),
+            Replayed(String),
+            Refused(OAuthError),
+        }
+        let outcome = self
+            .records
+            .update::<CodeRecord, Outcome>(Namespace::Codes, &seal::hash(code), t, |record| {
+                let Some(mut record) = record else {
+                    return (
+                        None,
+                        Outcome::Refused(OAuthError::invalid_grant(
+                            "the authorization code is invalid",
+                        )),
+                    );
+                };
+                if let Some(family) = &record.used_by {
+                    return (None, Outcome::Replayed(family.clone()));
+                }
+                if let Err(e) = check_code(&record, client, p, t) {
+                    return (None, Outcome::Refused(e));
+                }
+                record.used_by = Some(family_id.clone());
+                let keep_until = t + CODE_MEMORY;
+                (
+                    Some((record.clone(), keep_until)),
+                    Outcome::Fresh(Box::new(record)),
+                )
+            })
+            .map_err(store_error)?;
+        let record = match outcome {
+            Outcome::Fresh(r) => r,
+            Outcome::Refused(e) => return Err(e),
+            Outcome::Replayed(family) => {
+                self.revoke_family(&family, true)?;
+                tracing::warn!(client = %client.client_id, "authorization code replayed: its grant is revoked");
+                return Err(OAuthError::invalid_grant(
+                    "the authorization code was already used",
+                ));
+            }
+        };
+        let req = &record.request;
+        let (access, issued_access) = self.mint_access(
+            config,
+            &record.user.name,
+            &client.client_id,
+            &req.resource,
+            &req.scopes,
+            t,
+        );
+        let (refresh, issued_refresh) = self.new_refresh(config, &family_id, t);
+        let family = Family {
+            id: family_id.clone(),
+            client_id: client.client_id.clone(),
+            user: record.user.name.clone(),
+            groups: record.user.groups.clone(),
+            route: req.route.clone(),
+            resource: req.resource.clone(),
+            scope: req.scopes.clone(),
+            created_at: t,
+            revoked: false,
+            tokens: vec![issued_refresh],
+            access: vec![issued_access],
+        };
+        // A replay that raced ahead of us left a revoked tombstone: then nothing is issued.
+        let stored =
+            self.records
+                .update::<Family, bool>(Namespace::Families, &family_id, t, |existing| {
+                    match existing {
+                        Some(_) => (None, false),
+                        None => {
+                            let exp = family.expires_at();
+                            (Some((family.clone(), exp)), true)
+                        }
+                    }
+                })
+                .map_err(store_error)?;
+        if !stored {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was already used",
+            ));
+        }
+        Ok(TokenResponse {
+            access_token: access,
+            token_type: "Bearer".into(),
+            expires_in: config.tokens.access_ttl.as_secs(),
+            refresh_token: refresh,
+            scope: scope::join(&req.scopes),
+        })
+    }
+
+    /// The `refresh_token` grant: rotation, the grace window, reuse detection.
+    pub fn refresh(
+        &self,
+        config: &Config,
+        client: &ClientRecord,
+        p: &TokenParams,
+    ) -> Result<TokenResponse, OAuthError> {
+        let token = p
+            .refresh_token
+            .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+        let invalid =
+            || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+        let family_id = refresh::family_id(token).ok_or_else(invalid)?;
+        let hash = seal::hash(token);
+        let t = now();
+        let grace = config.tokens.refresh_grace.as_secs();
+        let requested_resource =
+            match p.resource {
+                Some(r) => Some(resource::canonical(r).ok_or_else(|| {
+                    OAuthError::invalid_target("resource must be an absolute URL")
+                })?),
+                None => None,
+            };
+        let mut denied = Vec::new();
+        let result = self
+            .records
+            .update::<Family, Result<TokenResponse, OAuthError>>(
+                Namespace::Families,
+                family_id,
+                t,
+                |family| {
+                    let Some(mut f) = family else {
+                        return (None, Err(invalid()));
+                    };
+                    if f.client_id != client.client_id {
+                        return (None, Err(invalid()));
+                    }
+                    match f.check(&hash, t, grace) {
+                        Presented::Rotate => {}
+                        Presented::Replay(sealed) => {
+                            let answer = seal::open(token, &f.id, sealed).and_then(|plain| {
+                                serde_json::from_slice::<TokenResponse>(&plain).ok()
+                            });
+                            return (None, answer.ok_or_else(invalid));
+                        }
+                        Presented::Reused => {
+                            denied = f.revoke();
+                            let exp = f.expires_at();
+                            return (
+                                Some((f, exp)),
+                                Err(OAuthError::invalid_grant(
+                                    "the refresh token was already used; the grant is revoked",
+                                )),
+                            );
+                        }
+                        Presented::Expired | Presented::Revoked | Presented::Unknown => {
+                            return (None, Err(invalid()));
+                        }
+                    }
+                    if requested_resource
+                        .as_ref()
+                        .is_some_and(|r| *r != f.resource)
+                    {
+                        return (
+                            None,
+                            Err(OAuthError::invalid_target(
+                                "the refresh token was not issued for this resource",
+                            )),
+                        );
+                    }
+                    // The user must still exist and be allowed on the route.
+                    let route = config.routes.iter().find(|r| r.resource == f.resource);
+                    let user = LoginUser {
+                        name: f.user.clone(),
+                        groups: current_groups(config, &f),
+                    };
+                    let still_allowed = route.is_some_and(|r| user.allowed_on(r))
+                        && (config.oidc.is_some() || config.users.iter().any(|u| u.name == f.user));
+                    if !still_allowed {
+                        denied = f.revoke();
+                        let exp = f.expires_at();
+                        return (
+                            Some((f, exp)),
+                            Err(OAuthError::invalid_grant(
+                                "the user is no longer allowed on this resource",
+                            )),
+                        );
+                    }
+                    let scopes = match scope::narrow(&f.scope, p.scope) {
+                        Ok(s) => s,
+                        Err(e) => return (None, Err(e)),
+                    };
+                    let (access, issued_access) =
+                        self.mint_access(config, &f.user, &f.client_id, &f.resource, &scopes, t);
+                    let (new_refresh, issued_refresh) = self.new_refresh(config, &f.id, t);
+                    let response = TokenResponse {
+                        access_token: access,
+                        token_type: "Bearer".into(),
+                        expires_in: config.tokens.access_ttl.as_secs(),
+                        refresh_token: new_refresh,
+                        scope: scope::join(&scopes),
+                    };
+                    let sealed = serde_json::to_vec(&response)
+                        .ok()
+                        .and_then(|plain| seal::seal(token, &f.id, &plain))
+                        .unwrap_or_default();
+                    f.rotate(&hash, sealed, issued_refresh, issued_access, t, grace);
+                    let exp = f.expires_at();
+                    (Some((f, exp)), Ok(response))
+                },
+            )
+            .map_err(store_error)?;
+        self.deny(denied);
+        if result.is_err() {
+            tracing::info!(client = %client.client_id, "refresh refused");
+        }
+        result
+    }
+
+    /// Revokes a family (by id). `tombstone`: create a revoked record if none exists yet.
+    fn revoke_family(&self, family_id: &str, tombstone: bool) -> Result<(), OAuthError> {
+        let t = now();
+        let denied = self
+            .records
+            .update::<Family, Vec<IssuedAccess>>(Namespace::Families, family_id, t, |family| {
+                match family {
+                    Some(mut f) => {
+                        let denied = f.revoke();
+                        let exp = f.expires_at().max(t + 60);
+                        (Some((f, exp)), denied)
+                    }
+                    None if tombstone => {
+                        let f = Family {
+                            id: family_id.to_string(),
+                            client_id: String::new(),
+                            user: String::new(),
+                            groups: Vec::new(),
+                            route: String::new(),
+                            resource: String::new(),
+                            scope: Vec::new(),
+                            created_at: t,
+                            revoked: true,
+                            tokens: Vec::new(),
+                            access: Vec::new(),
+                        };
+                        (Some((f, t + CODE_MEMORY)), Vec::new())
+                    }
+                    None => (None, Vec::new()),
+                }
+            })
+            .map_err(store_error)?;
+        self.deny(denied);
+        Ok(())
+    }
+
+    fn deny(&self, tokens: Vec<IssuedAccess>) {
+        for a in tokens {
+            self.denied.insert(a.jti, a.exp);
+        }
+    }
+
+    /// RFC 7009: revokes a refresh token (its whole family) or an access token
+    /// of this client. Unknown tokens are not an error.
+    pub fn revoke(&self, client: &ClientRecord, token: &str) -> Result<(), OAuthError> {
+        if let Some(family_id) = refresh::family_id(token)
+            && let Some(f) = self
+                .records
+                .get::<Family>(Namespace::Families, family_id, now())
+                .map_err(store_error)?
+        {
+            let hash = seal::hash(token);
+            if f.client_id == client.client_id && f.tokens.iter().any(|t| t.hash == hash) {
+                return self.revoke_family(family_id, false);
+            }
+            return Ok(());
+        }
+        if let Ok(claims) = self.signing.verify_signature(token)
+            && claims.client_id == client.client_id
+        {
+            self.verified.remove(token);
+            self.denied.insert(claims.jti, claims.exp);
+        }
+        Ok(())
+    }
+
+    /// The hot path: a bearer token presented to a route. A token seen before
+    /// costs a map lookup, not a signature check.
+    pub fn verify_access(
+        &self,
+        config: &Config,
+        route: &Route,
+        token: &str,
+    ) -> Result<Arc<Claims>, TokenError> {
+        let t = now();
+        let claims = match self.verified.get(token) {
+            Some(c) => c.clone(),
+            None => {
+                let c = Arc::new(self.signing.verify_signature(token)?);
+                if c.iss == config.public_url.as_str() && c.exp > t {
+                    if self.verified.len() >= VERIFIED_CACHE_MAX {
+                        self.verified.retain(|_, c| c.exp > t);
+                        if self.verified.len() >= VERIFIED_CACHE_MAX {
+                            self.verified.clear();
+                        }
+                    }
+                    self.verified.insert(token.into(), c.clone());
+                }
+                c
+            }
+        };
+        if claims.iss != config.public_url.as_str() {
+            return Err(TokenError::WrongIssuer);
+        }
+        if t >= claims.exp {
+            self.verified.remove(token);
+            return Err(TokenError::Expired);
+        }
+        if claims.aud != route.resource {
+            return Err(TokenError::WrongAudience);
+        }
+        if !self.denied.is_empty() && self.denied.contains_key(&claims.jti) {
+            return Err(TokenError::Revoked);
+        }
+        Ok(claims)
+    }
+
+    /// Forgets expired store records, cached tokens and deny-list entries.
+    pub fn sweep(&self) {
+        let t = now();
+        self.denied.retain(|_, exp| *exp > t);
+        self.verified.retain(|_, c| c.exp > t);
+        match self.records.0.sweep(t) {
+            Ok(n) if n > 0 => tracing::debug!(removed = n, "store sweep"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "store sweep failed"),
+        }
+    }
+}
+
+/// The groups a family's user has now: from the config for local users, as
+/// recorded at login for users of an OpenID Provider.
+fn current_groups(config: &Config, f: &Family) -> Vec<String> {
+    config
+        .users
+        .iter()
+        .find(|u| u.name == f.user)
+        .map(|u| u.groups.clone())
+        .unwrap_or_else(|| f.groups.clone())
+}
+
+/// The bindings of a code: client, redirect URI, expiry, PKCE, resource.
+fn check_code(
+    record: &CodeRecord,
+    client: &ClientRecord,
+    p: &TokenParams,
+    t: u64,
+) -> Result<(), OAuthError> {
+    let req = &record.request;
+    if req.client_id != client.client_id {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
+    }
+    if t >= record.expires_at {
+        return Err(OAuthError::invalid_grant(
+            "the authorization code has expired",
+        ));
+    }
+    match p.redirect_uri {
+        Some(r) if r != req.redirect_uri => {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
+        None if req.redirect_uri_sent => {
+            return Err(OAuthError::invalid_request(
+                "redirect_uri is required: the authorization request had one",
+            ));
+        }
+        _ => {}
+    }
+    pkce::verify(p.code_verifier, &req.code_challenge)?;
+    if let Some(r) = p.resource
+        && resource::canonical(r).as_deref() != Some(req.resource.as_str())
+    {
+        return Err(OAuthError::invalid_target(
+            "resource does not match the authorization request",
+        ));
+    }
+    Ok(())
+}

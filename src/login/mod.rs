@@ -1,0 +1,7 @@
+//! Logging people in: sessions and CSRF (signed cookies), the HTML pages,
+//! local accounts, and slowing down password guessing.
+
+pub mod pages;
+pub mod session;
+pub mod throttle;
+pub mod users;

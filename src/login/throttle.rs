@@ -1,0 +1,146 @@
+//! Slowing down password guessing, per user name and per client IP.
+//!
+//! The rule: failures are counted per user name and per IP over a 15-minute
+//! window. From the 5th failure for a user name (or the 20th for an IP), each
+//! further attempt must wait 2^(n−5) seconds (doubling, capped at 5 minutes)
+//! after the last failure; earlier attempts are refused with the time left.
+//! A success clears the user name's count.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+const WINDOW: u64 = 15 * 60;
+const FREE_PER_USER: u32 = 5;
+const FREE_PER_IP: u32 = 20;
+const MAX_DELAY: u64 = 300;
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Failures {
+    count: u32,
+    first: u64,
+    last: u64,
+}
+
+impl Failures {
+    fn current(&self, now: u64) -> Failures {
+        if now >= self.first + WINDOW {
+            Failures::default()
+        } else {
+            *self
+        }
+    }
+
+    fn wait(&self, free: u32, now: u64) -> u64 {
+        let f = self.current(now);
+        if f.count < free {
+            return 0;
+        }
+        let delay = 1u64
+            .checked_shl(f.count - free)
+            .unwrap_or(MAX_DELAY)
+            .min(MAX_DELAY);
+        (f.last + delay).saturating_sub(now)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Throttle {
+    users: HashMap<String, Failures>,
+    ips: HashMap<IpAddr, Failures>,
+}
+
+impl Throttle {
+    /// Seconds the caller must wait before trying this user name from this IP; 0: go ahead.
+    pub fn wait(&self, user: &str, ip: IpAddr, now: u64) -> u64 {
+        let u = self
+            .users
+            .get(user)
+            .map_or(0, |f| f.wait(FREE_PER_USER, now));
+        let i = self.ips.get(&ip).map_or(0, |f| f.wait(FREE_PER_IP, now));
+        u.max(i)
+    }
+
+    pub fn failed(&mut self, user: &str, ip: IpAddr, now: u64) {
+        for f in [
+            self.users.entry(user.to_string()).or_default(),
+            self.ips.entry(ip).or_default(),
+        ] {
+            let mut cur = f.current(now);
+            if cur.count == 0 {
+                cur.first = now;
+            }
+            cur.count += 1;
+            cur.last = now;
+            *f = cur;
+        }
+        // Bound memory: forget windows that are over.
+        if self.users.len() + self.ips.len() > 100_000 {
+            self.users.retain(|_, f| now < f.first + WINDOW);
+            self.ips.retain(|_, f| now < f.first + WINDOW);
+        }
+    }
+
+    pub fn succeeded(&mut self, user: &str) {
+        self.users.remove(user);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn the_first_failures_are_free_then_delays_double() {
+        let mut t = Throttle::default();
+        for i in 0..5 {
+            assert_eq!(t.wait("alice", IP, 100 + i), 0);
+            t.failed("alice", IP, 100 + i);
+        }
+        // 5 failures, the last at 104: wait 1 s.
+        assert_eq!(t.wait("alice", IP, 104), 1);
+        assert_eq!(t.wait("alice", IP, 105), 0);
+        t.failed("alice", IP, 105);
+        assert_eq!(t.wait("alice", IP, 105), 2);
+        t.failed("alice", IP, 107);
+        assert_eq!(t.wait("alice", IP, 107), 4);
+        assert_eq!(
+            t.wait("bob", IP, 107),
+            0,
+            "other users are not slowed by alice's failures"
+        );
+    }
+
+    #[test]
+    fn success_and_the_window_reset_the_count() {
+        let mut t = Throttle::default();
+        for i in 0..8 {
+            t.failed("alice", IP, 100 + i);
+        }
+        assert!(t.wait("alice", IP, 108) > 0);
+        assert_eq!(t.wait("alice", IP, 108 + WINDOW), 0, "window over");
+        t.succeeded("alice");
+        assert_eq!(t.wait("alice", IP, 108), 0);
+    }
+
+    #[test]
+    fn an_ip_guessing_many_names_is_slowed() {
+        let mut t = Throttle::default();
+        for i in 0..20u64 {
+            t.failed(&format!("user{i}"), IP, 100);
+        }
+        assert_eq!(t.wait("someone-new", IP, 100), 1);
+        let other: IpAddr = "10.0.0.1".parse().unwrap();
+        assert_eq!(t.wait("someone-new", other, 100), 0);
+    }
+
+    #[test]
+    fn delays_are_capped() {
+        let mut t = Throttle::default();
+        for _ in 0..100 {
+            t.failed("alice", IP, 100);
+        }
+        assert_eq!(t.wait("alice", IP, 100), MAX_DELAY);
+    }
+}

@@ -1,0 +1,41 @@
+//! Local accounts from the config file.
+
+use crate::authority::LoginUser;
+use crate::config::Config;
+use crate::password;
+
+/// A hash of a password nobody has, checked when the user name is unknown so
+/// that an unknown name takes as long as a wrong password.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Xfk6uYDD2JB6vz2bGsVPUh7Wfzm2EBB/TJ0TxEHzAdo";
+
+/// Checks a user name and password. CPU-heavy (argon2): runs on the blocking pool.
+pub async fn check(config: &Config, name: &str, password: &str) -> Option<LoginUser> {
+    let user = config.users.iter().find(|u| u.name == name);
+    let hash = user.map_or(DUMMY_HASH.to_string(), |u| {
+        u.password_hash.expose().to_string()
+    });
+    let password = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || password::verify(&password, &hash))
+        .await
+        .unwrap_or(false);
+    match user {
+        Some(u) if ok => Some(LoginUser {
+            name: u.name.clone(),
+            groups: u.groups.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// A logged-in user as the config knows them now (groups may have changed,
+/// the account may be gone). Users of an OpenID Provider keep their login groups.
+pub fn current(config: &Config, user: &LoginUser) -> Option<LoginUser> {
+    match config.users.iter().find(|u| u.name == user.name) {
+        Some(u) => Some(LoginUser {
+            name: u.name.clone(),
+            groups: u.groups.clone(),
+        }),
+        None if config.oidc.is_some() => Some(user.clone()),
+        None => None,
+    }
+}

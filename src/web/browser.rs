@@ -1,0 +1,520 @@
+//! The pages a person's browser visits: authorize, login, consent.
+
+use std::collections::HashMap;
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+
+use super::{Body, MAX_FORM_BODY, forms, full, read_body};
+use crate::authority::{self, LoginUser};
+use crate::config::Config;
+use crate::login::session::{self, CookieNames};
+use crate::login::{pages, users};
+use crate::oauth::authorize::{self, AuthorizeError};
+use crate::oauth::redirect;
+use crate::paths;
+use crate::server::router::AccessInfo;
+use crate::server::{AppState, ConnInfo};
+
+const CSP_LOGIN: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+// No form-action: Chromium applies it to the redirect that follows the consent
+// POST, which goes to the client (often another origin or a custom scheme).
+const CSP_CONSENT: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
+
+fn html(status: StatusCode, body: String, csp: &'static str) -> Response<Body> {
+    let mut res = Response::new(full(body));
+    *res.status_mut() = status;
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(csp),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    res
+}
+
+fn message(status: StatusCode, title: &str, text: &str) -> Response<Body> {
+    html(status, pages::message(title, text), CSP_LOGIN)
+}
+
+fn redirect_to(status: StatusCode, location: &str) -> Response<Body> {
+    let mut res = Response::new(super::empty());
+    *res.status_mut() = status;
+    match HeaderValue::from_str(location) {
+        Ok(v) => {
+            res.headers_mut().insert(header::LOCATION, v);
+        }
+        Err(_) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Bad redirect",
+                "The redirect address is not valid.",
+            );
+        }
+    }
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    res
+}
+
+fn cookie_names(config: &Config) -> CookieNames {
+    CookieNames {
+        secure: config.public_url.is_https(),
+    }
+}
+
+fn with_cookie(mut res: Response<Body>, cookie: HeaderValue) -> Response<Body> {
+    res.headers_mut().append(header::SET_COOKIE, cookie);
+    res
+}
+
+/// The session's user, as the config knows them now.
+fn session_user(state: &AppState, config: &Config, headers: &http::HeaderMap) -> Option<LoginUser> {
+    let names = cookie_names(config);
+    let value = session::cookie(headers, names.session())?;
+    let user = session::verify_session(&state.authority.signer, value, authority::now())?;
+    users::current(config, &user)
+}
+
+/// Reads the parameters of a GET (query) or POST (form body) request.
+async fn params(
+    req: Request<Incoming>,
+) -> Result<(http::request::Parts, HashMap<String, String>), Response<Body>> {
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, MAX_FORM_BODY)
+        .await
+        .map_err(|e| e.into_response())?;
+    let text = if parts.method == Method::POST {
+        if !forms::is_form(&parts.headers) {
+            return Err(message(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "Bad request",
+                "This form must be sent as a web form.",
+            ));
+        }
+        bytes.to_vec()
+    } else {
+        parts.uri.query().unwrap_or("").as_bytes().to_vec()
+    };
+    let map = forms::parse(&text)
+        .map_err(|e| message(StatusCode::BAD_REQUEST, "Bad request", &e.description))?;
+    Ok((parts, map))
+}
+
+fn only(req: &Request<Incoming>, methods: &[Method]) -> Option<Response<Body>> {
+    (!methods.contains(req.method())).then(|| {
+        message(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Method not allowed",
+            "This page does not accept that kind of request.",
+        )
+    })
+}
+
+/// `GET|POST /oauth/authorize`: validate, make sure someone is logged in, ask for consent.
+pub async fn authorize(
+    state: &AppState,
+    config: &Config,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if let Some(res) = only(&req, &[Method::GET, Method::POST]) {
+        return res;
+    }
+    let (parts, params) = match params(req).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let client = match params.get("client_id").filter(|c| !c.is_empty()) {
+        Some(id) => match state.authority.client(id) {
+            Ok(c) => c,
+            Err(e) => {
+                return message(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    &e.description,
+                );
+            }
+        },
+        None => None,
+    };
+    let request = match authorize::validate(&params, client.as_ref(), config) {
+        Ok(r) => r,
+        Err(AuthorizeError::Page(text)) => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "This sign-in link is not valid",
+                &text,
+            );
+        }
+        Err(AuthorizeError::Redirect {
+            redirect_uri,
+            state: st,
+            error,
+        }) => {
+            let mut p = vec![
+                ("error", error.code.as_str()),
+                ("error_description", error.description.as_str()),
+            ];
+            if let Some(s) = &st {
+                p.push(("state", s));
+            }
+            p.push(("iss", config.public_url.as_str()));
+            return redirect_to(
+                StatusCode::FOUND,
+                &authorize::redirect_url(&redirect_uri, &p),
+            );
+        }
+    };
+    let Some(client) = client else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "This sign-in link is not valid",
+            "Unknown client.",
+        );
+    };
+
+    let Some(user) = session_user(state, config, &parts.headers) else {
+        let query: String = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(params.iter())
+            .finish();
+        let next = format!("{}?{query}", paths::AUTHORIZE);
+        let login = format!(
+            "{}?{}",
+            paths::LOGIN,
+            url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("next", &next)
+                .finish()
+        );
+        return redirect_to(StatusCode::FOUND, &login);
+    };
+    let Some(route) = config.routes.iter().find(|r| r.name == request.route) else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Unknown server",
+            "This MCP server is not configured.",
+        );
+    };
+    if !user.allowed_on(route) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "Access not allowed",
+            &format!(
+                "Your account {} is not allowed to use {}. Ask the administrator to add you.",
+                user.name, route.name
+            ),
+        );
+    }
+
+    let names = cookie_names(config);
+    let (nonce, new_nonce) = session::csrf_nonce(&parts.headers, &names);
+    let csrf = session::csrf_token(&state.authority.signer, &nonce);
+    let ticket = session::issue_ticket(
+        &state.authority.signer,
+        &request,
+        &user.name,
+        authority::now(),
+    );
+    let scopes: Vec<(&str, &[String])> = request
+        .scopes
+        .iter()
+        .filter_map(|s| {
+            route
+                .scopes
+                .iter()
+                .flatten()
+                .find(|(n, _)| n == s)
+                .map(|(n, tools)| (n.as_str(), tools.as_slice()))
+        })
+        .collect();
+    let redirect_host = redirect::display_host(&request.redirect_uri);
+    let page = pages::consent(&pages::Consent {
+        client_name: client.client_name.as_deref(),
+        client_id: &client.client_id,
+        redirect_host: &redirect_host,
+        route_name: &route.name,
+        resource: &route.resource,
+        user: &user.name,
+        scopes,
+        ticket: &ticket,
+        csrf: &csrf,
+    });
+    let mut res = html(StatusCode::OK, page, CSP_CONSENT);
+    if new_nonce {
+        res = with_cookie(res, names.set(names.csrf(), &nonce, session::SESSION_TTL));
+    }
+    res.extensions_mut().insert(AccessInfo {
+        route: Some(route.name.clone()),
+        user: Some(user.name),
+        client: Some(client.client_id),
+    });
+    res
+}
+
+/// Only continue to the authorization endpoint after login; anything else is an open redirect.
+fn safe_next(next: Option<&String>) -> Option<&str> {
+    next.map(String::as_str).filter(|n| {
+        n.starts_with(&format!("{}?", paths::AUTHORIZE)) && !n.contains(['\r', '\n', '\\'])
+    })
+}
+
+fn login_form(
+    state: &AppState,
+    config: &Config,
+    headers: &http::HeaderMap,
+    status: StatusCode,
+    next: &str,
+    username: &str,
+    msg: Option<&str>,
+) -> Response<Body> {
+    let names = cookie_names(config);
+    let (nonce, new_nonce) = session::csrf_nonce(headers, &names);
+    let csrf = session::csrf_token(&state.authority.signer, &nonce);
+    let res = html(status, pages::login(&csrf, next, username, msg), CSP_LOGIN);
+    if new_nonce {
+        with_cookie(res, names.set(names.csrf(), &nonce, session::SESSION_TTL))
+    } else {
+        res
+    }
+}
+
+/// `GET|POST /oauth/login`.
+pub async fn login(
+    state: &AppState,
+    config: &Config,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<Body> {
+    if let Some(res) = only(&req, &[Method::GET, Method::POST]) {
+        return res;
+    }
+    let is_post = req.method() == Method::POST;
+    let (parts, form) = match params(req).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let next = safe_next(form.get("next")).unwrap_or("");
+    if !is_post {
+        return login_form(
+            state,
+            config,
+            &parts.headers,
+            StatusCode::OK,
+            next,
+            "",
+            None,
+        );
+    }
+    let names = cookie_names(config);
+    let username = form.get("username").map(|u| u.trim()).unwrap_or("");
+    let password = form.get("password").map(String::as_str).unwrap_or("");
+    if !session::csrf_ok(
+        &state.authority.signer,
+        &parts.headers,
+        &names,
+        form.get("csrf").map(String::as_str),
+    ) {
+        return login_form(
+            state,
+            config,
+            &parts.headers,
+            StatusCode::FORBIDDEN,
+            next,
+            username,
+            Some("This form expired. Please sign in again."),
+        );
+    }
+    if username.is_empty() || password.is_empty() {
+        return login_form(
+            state,
+            config,
+            &parts.headers,
+            StatusCode::BAD_REQUEST,
+            next,
+            username,
+            Some("Enter your username and password."),
+        );
+    }
+    let ip = conn.peer.ip();
+    let wait = state
+        .throttle
+        .lock()
+        .map(|t| t.wait(username, ip, authority::now()))
+        .unwrap_or(0);
+    if wait > 0 {
+        let msg = format!("Too many failed attempts. Try again in {wait} seconds.");
+        let mut res = login_form(
+            state,
+            config,
+            &parts.headers,
+            StatusCode::TOO_MANY_REQUESTS,
+            next,
+            username,
+            Some(&msg),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return res;
+    }
+    let Some(user) = users::check(config, username, password).await else {
+        if let Ok(mut t) = state.throttle.lock() {
+            t.failed(username, ip, authority::now());
+        }
+        tracing::info!(target: "audit", user = %username, peer = %ip, "login failed");
+        return login_form(
+            state,
+            config,
+            &parts.headers,
+            StatusCode::UNAUTHORIZED,
+            next,
+            username,
+            Some("Wrong username or password."),
+        );
+    };
+    if let Ok(mut t) = state.throttle.lock() {
+        t.succeeded(&user.name);
+    }
+    tracing::info!(target: "audit", user = %user.name, peer = %ip, "login succeeded");
+    let cookie = names.set(
+        names.session(),
+        &session::issue_session(&state.authority.signer, &user, authority::now()),
+        session::SESSION_TTL,
+    );
+    let mut res = if next.is_empty() {
+        message(
+            StatusCode::OK,
+            "Signed in",
+            &format!(
+                "You are signed in as {}. You can close this page.",
+                user.name
+            ),
+        )
+    } else {
+        redirect_to(StatusCode::SEE_OTHER, next)
+    };
+    res = with_cookie(res, cookie);
+    res.extensions_mut().insert(AccessInfo {
+        user: Some(user.name),
+        ..Default::default()
+    });
+    res
+}
+
+/// `POST /oauth/consent`: the person's decision.
+pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) -> Response<Body> {
+    if let Some(res) = only(&req, &[Method::POST]) {
+        return res;
+    }
+    let (parts, form) = match params(req).await {
+        Ok(p) => p,
+        Err(res) => return res,
+    };
+    let names = cookie_names(config);
+    if !session::csrf_ok(
+        &state.authority.signer,
+        &parts.headers,
+        &names,
+        form.get("csrf").map(String::as_str),
+    ) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "This page expired",
+            "Go back to your application and connect again.",
+        );
+    }
+    let now = authority::now();
+    let Some(ticket) = form
+        .get("ticket")
+        .and_then(|t| session::verify_ticket(&state.authority.signer, t, now))
+    else {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "This page expired",
+            "Go back to your application and connect again.",
+        );
+    };
+    let Some(user) = session_user(state, config, &parts.headers).filter(|u| u.name == ticket.user)
+    else {
+        return message(
+            StatusCode::FORBIDDEN,
+            "Not signed in",
+            "Your session ended. Go back to your application and connect again.",
+        );
+    };
+    let request = ticket.request;
+    let access = AccessInfo {
+        route: Some(request.route.clone()),
+        user: Some(user.name.clone()),
+        client: Some(request.client_id.clone()),
+    };
+    let mut p: Vec<(&str, &str)> = Vec::new();
+    let code;
+    match form.get("decision").map(String::as_str) {
+        Some("allow") => {
+            let allowed = config
+                .routes
+                .iter()
+                .find(|r| r.name == request.route)
+                .is_some_and(|r| user.allowed_on(r));
+            if !allowed {
+                return message(
+                    StatusCode::FORBIDDEN,
+                    "Access not allowed",
+                    "Your account is not allowed to use this MCP server.",
+                );
+            }
+            code = match state.authority.create_code(&request, &user) {
+                Ok(c) => c,
+                Err(e) => {
+                    return message(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "Something went wrong",
+                        &e.description,
+                    );
+                }
+            };
+            p.push(("code", &code));
+            tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent given");
+        }
+        Some("deny") => {
+            p.push(("error", "access_denied"));
+            p.push(("error_description", "the user denied the request"));
+            tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent denied");
+        }
+        _ => {
+            return message(
+                StatusCode::BAD_REQUEST,
+                "Bad request",
+                "Choose Allow or Deny.",
+            );
+        }
+    }
+    if let Some(s) = &request.state {
+        p.push(("state", s));
+    }
+    p.push(("iss", config.public_url.as_str()));
+    let mut res = redirect_to(
+        StatusCode::SEE_OTHER,
+        &authorize::redirect_url(&request.redirect_uri, &p),
+    );
+    res.extensions_mut().insert(access);
+    res
+}

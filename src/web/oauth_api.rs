@@ -1,0 +1,244 @@
+//! The authorization server's JSON endpoints: metadata, JWKS, registration,
+//! token, revocation. Each handler translates HTTP to `Authority` calls.
+
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+
+use super::forms::{self, ClientCredentials};
+use super::{Body, MAX_FORM_BODY, json, read_body};
+use crate::authority::{Authority, TokenParams};
+use crate::config::Config;
+use crate::oauth::client::RegistrationRequest;
+use crate::oauth::{ErrorCode, OAuthError, metadata};
+use crate::server::router::AccessInfo;
+
+/// The one place an OAuth error becomes a response (RFC 6749 §5.2).
+pub fn error_response(e: &OAuthError) -> Response<Body> {
+    let status = match e.code {
+        ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+        ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    let mut res = json(
+        status,
+        &serde_json::json!({ "error": e.code.as_str(), "error_description": e.description }),
+    );
+    if e.code == ErrorCode::InvalidClient {
+        res.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"mcp-oauth-proxy\""),
+        );
+    }
+    no_store(res)
+}
+
+pub fn no_store(mut res: Response<Body>) -> Response<Body> {
+    let h = res.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// Browser-based clients (MCP Inspector) call these endpoints cross-origin; they carry no cookies.
+pub fn cors(mut res: Response<Body>) -> Response<Body> {
+    let h = res.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static("GET, POST, OPTIONS"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("authorization, content-type, mcp-protocol-version"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("86400"),
+    );
+    res
+}
+
+pub fn preflight() -> Response<Body> {
+    let mut res = Response::new(super::empty());
+    *res.status_mut() = StatusCode::NO_CONTENT;
+    cors(res)
+}
+
+fn method_check(req: &Request<Incoming>, allowed: &[Method]) -> Option<Response<Body>> {
+    if allowed.contains(req.method()) {
+        return None;
+    }
+    let allow = allowed
+        .iter()
+        .map(Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut res = super::json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "method not allowed here",
+    );
+    if let Ok(v) = HeaderValue::from_str(&allow) {
+        res.headers_mut().insert(header::ALLOW, v);
+    }
+    Some(res)
+}
+
+pub fn document(req: &Request<Incoming>, doc: serde_json::Value) -> Response<Body> {
+    if let Some(res) = method_check(req, &[Method::GET, Method::HEAD]) {
+        return cors(res);
+    }
+    let mut res = json(StatusCode::OK, &doc);
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    cors(res)
+}
+
+pub fn authorization_server_metadata(req: &Request<Incoming>, config: &Config) -> Response<Body> {
+    document(req, metadata::authorization_server(config))
+}
+
+pub async fn register(authority: &Authority, req: Request<Incoming>) -> Response<Body> {
+    if let Some(res) = method_check(&req, &[Method::POST]) {
+        return cors(res);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match read_body(&parts.headers, body, MAX_FORM_BODY).await {
+        Ok(b) => b,
+        Err(e) => return cors(e.into_response()),
+    };
+    let result = if !forms::is_json(&parts.headers) {
+        Err(OAuthError::invalid_client_metadata(
+            "send the client metadata as application/json",
+        ))
+    } else {
+        serde_json::from_slice::<RegistrationRequest>(&bytes)
+            .map_err(|e| {
+                OAuthError::invalid_client_metadata(format!("invalid client metadata: {e}"))
+            })
+            .and_then(|r| authority.register(r))
+    };
+    let res = match result {
+        Ok(doc) => {
+            let client = doc["client_id"].as_str().map(str::to_string);
+            let mut res = no_store(json(StatusCode::CREATED, &doc));
+            res.extensions_mut().insert(AccessInfo {
+                client,
+                ..Default::default()
+            });
+            res
+        }
+        Err(e) => error_response(&e),
+    };
+    cors(res)
+}
+
+/// Reads a form-encoded POST body of the token or revocation endpoint.
+async fn oauth_form(
+    req: Request<Incoming>,
+) -> Result<
+    (
+        http::request::Parts,
+        std::collections::HashMap<String, String>,
+    ),
+    Response<Body>,
+> {
+    if let Some(res) = method_check(&req, &[Method::POST]) {
+        return Err(cors(res));
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, MAX_FORM_BODY)
+        .await
+        .map_err(|e| cors(e.into_response()))?;
+    if !forms::is_form(&parts.headers) {
+        let e =
+            OAuthError::invalid_request("send the request as application/x-www-form-urlencoded");
+        return Err(cors(error_response(&e)));
+    }
+    if parts.uri.query().is_some_and(|q| !q.is_empty()) {
+        let e = OAuthError::invalid_request("parameters go in the body, not the query string");
+        return Err(cors(error_response(&e)));
+    }
+    let form = forms::parse(&bytes).map_err(|e| cors(error_response(&e)))?;
+    Ok((parts, form))
+}
+
+pub async fn token(
+    authority: &Authority,
+    config: &Config,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let (parts, form) = match oauth_form(req).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let get = |k: &str| form.get(k).map(String::as_str);
+    let result = ClientCredentials::from_request(&parts.headers, &form).and_then(|creds| {
+        let client = authority.authenticate_client(&creds.presented())?;
+        let params = TokenParams {
+            code: get("code"),
+            redirect_uri: get("redirect_uri"),
+            code_verifier: get("code_verifier"),
+            refresh_token: get("refresh_token"),
+            scope: get("scope"),
+            resource: get("resource"),
+        };
+        let response = match get("grant_type") {
+            Some("authorization_code") => authority.exchange_code(config, &client, &params),
+            Some("refresh_token") => authority.refresh(config, &client, &params),
+            Some(_) => Err(OAuthError::unsupported_grant_type(
+                "grant_type must be authorization_code or refresh_token",
+            )),
+            None => Err(OAuthError::invalid_request("grant_type is required")),
+        }?;
+        Ok((client.client_id, response))
+    });
+    let res = match result {
+        Ok((client, response)) => {
+            let mut res = no_store(json(
+                StatusCode::OK,
+                &serde_json::to_value(&response).unwrap_or_default(),
+            ));
+            res.extensions_mut().insert(AccessInfo {
+                client: Some(client),
+                ..Default::default()
+            });
+            res
+        }
+        Err(e) => error_response(&e),
+    };
+    cors(res)
+}
+
+pub async fn revoke(authority: &Authority, req: Request<Incoming>) -> Response<Body> {
+    let (parts, form) = match oauth_form(req).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let result = ClientCredentials::from_request(&parts.headers, &form).and_then(|creds| {
+        let client = authority.authenticate_client(&creds.presented())?;
+        let token = form
+            .get("token")
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+        authority.revoke(&client, token)?;
+        Ok(client.client_id)
+    });
+    let res = match result {
+        Ok(client) => {
+            let mut res = no_store(Response::new(super::empty()));
+            res.extensions_mut().insert(AccessInfo {
+                client: Some(client),
+                ..Default::default()
+            });
+            res
+        }
+        Err(e) => error_response(&e),
+    };
+    cors(res)
+}
