@@ -7,6 +7,7 @@ pub mod authority;
 pub mod cli;
 pub mod config;
 pub mod login;
+pub mod mcp;
 pub mod oauth;
 pub mod password;
 pub mod paths;

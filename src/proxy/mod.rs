@@ -67,16 +67,17 @@ impl Upstream {
         Ok(Self { client })
     }
 
-    /// Sends the client's request to the route's upstream and returns the upstream's
+    /// Sends the client's request to `upstream` (with the route's credential) and returns its
     /// response head with its body still streaming.
     pub async fn forward(
         &self,
         route: &Route,
+        upstream: &Uri,
         req: Request<Body>,
         client: &ClientInfo<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let (mut parts, body) = req.into_parts();
-        parts.uri = upstream_uri(&route.upstream, parts.uri.query());
+        parts.uri = upstream_uri(upstream, parts.uri.query());
         parts.version = Version::HTTP_11;
         headers::to_upstream(&mut parts.headers, client, route.upstream_auth.as_ref());
         let request = Request::from_parts(parts, body);

@@ -32,6 +32,8 @@ pub struct AppState {
     pub upstream: Upstream,
     pub authority: Authority,
     pub throttle: Mutex<Throttle>,
+    /// Open legacy HTTP+SSE streams, by the session id the proxy gave the client.
+    pub legacy: Arc<crate::mcp::legacy::Sessions>,
 }
 
 /// Why the server could not run.
@@ -81,6 +83,7 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
         config: ArcSwap::from_pointee(config),
         authority,
         throttle: Mutex::new(Throttle::default()),
+        legacy: Arc::default(),
     });
     spawn_sweeper(state.clone());
 

@@ -1,19 +1,17 @@
 //! The top-level router: which handler answers a request, and the one access
 //! log line per request.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use super::{AppState, ConnInfo};
-use crate::config::{Config, Route};
+use crate::config::Config;
 use crate::oauth::metadata;
 use crate::paths;
-use crate::proxy::headers::ClientInfo;
 use crate::web::{self, Body};
-use crate::web::{bearer, browser, oauth_api};
+use crate::web::{browser, mcp, oauth_api};
 
 /// Facts a handler learned that belong in the access log line. Handlers put it
 /// in the response's extensions; the router takes it out before sending.
@@ -64,7 +62,11 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> R
     }
     if let Some(route) = config.route_by_path(path) {
         let route = route.clone();
-        return mcp_route(state, &config, &route, req, conn).await;
+        return mcp::route(state, &config, &route, req, conn).await;
+    }
+    if let Some(route) = mcp::legacy_route_for(&config, path) {
+        let route = route.clone();
+        return mcp::legacy_message(state, &config, &route, req, conn).await;
     }
     let authority = &state.authority;
     if req.method() == Method::OPTIONS
@@ -116,58 +118,6 @@ async fn well_known(config: &Config, req: Request<Incoming>) -> Response<Body> {
     }
     not_found(req).await
 }
-
-/// The MCP endpoint of a route: authenticate, then forward to the upstream.
-async fn mcp_route(
-    state: &AppState,
-    config: &Config,
-    route: &Arc<Route>,
-    req: Request<Incoming>,
-    conn: ConnInfo,
-) -> Response<Body> {
-    if !matches!(*req.method(), Method::GET | Method::POST | Method::DELETE) {
-        return method_not_allowed("GET, POST, DELETE");
-    }
-    let claims =
-        match bearer::authenticate(&state.authority, config, route, req.headers(), req.uri()) {
-            Ok(c) => c,
-            Err(mut res) => {
-                res.extensions_mut().insert(AccessInfo {
-                    route: Some(route.name.clone()),
-                    ..AccessInfo::default()
-                });
-                return res;
-            }
-        };
-    if web::declared_too_large(req.headers(), MAX_MCP_BODY) {
-        return web::BodyError::TooLarge.into_response();
-    }
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    let client = ClientInfo {
-        ip: conn.peer.ip(),
-        https: conn.https,
-        host: host.as_deref(),
-    };
-    let req = req.map(|b| web::boxed(http_body_util::Limited::new(b, MAX_MCP_BODY)));
-    let mut response = match state.upstream.forward(route, req, &client).await {
-        Ok(r) => r,
-        Err(e) => e.into_response(),
-    };
-    response.extensions_mut().insert(AccessInfo {
-        route: Some(route.name.clone()),
-        user: Some(claims.sub.clone()),
-        client: Some(claims.client_id.clone()),
-    });
-    response
-}
-
-/// MCP messages can be larger than forms (tool arguments), but not unbounded.
-pub const MAX_MCP_BODY: usize = 16 * 1024 * 1024;
 
 async fn not_found(req: Request<Incoming>) -> Response<Body> {
     // Read (bounded) what the client sent so that an oversized body gets 413, not 404.

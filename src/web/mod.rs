@@ -5,6 +5,7 @@
 pub mod bearer;
 pub mod browser;
 pub mod forms;
+pub mod mcp;
 pub mod oauth_api;
 
 use bytes::Bytes;
@@ -62,6 +63,7 @@ pub fn json_error(status: StatusCode, code: &str, description: &str) -> Response
 pub enum BodyError {
     TooLarge,
     Broken,
+    TooSlow,
 }
 
 impl BodyError {
@@ -76,6 +78,11 @@ impl BodyError {
                 StatusCode::BAD_REQUEST,
                 "invalid_request",
                 "request body could not be read",
+            ),
+            BodyError::TooSlow => json_error(
+                StatusCode::REQUEST_TIMEOUT,
+                "invalid_request",
+                "request body took too long to arrive",
             ),
         }
     }
@@ -94,6 +101,9 @@ pub fn declared_too_large(headers: &http::HeaderMap, limit: usize) -> bool {
 /// still sending, gets to read the 413 instead of a reset connection.
 const DRAIN_MAX: u64 = 8 * 1024 * 1024;
 
+/// A request body must arrive within this.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Reads a whole body of at most `limit` bytes.
 pub async fn read_body<B>(
     headers: &http::HeaderMap,
@@ -104,8 +114,26 @@ where
     B: http_body::Body<Data = Bytes> + Unpin,
     B::Error: Into<BoxError>,
 {
+    match tokio::time::timeout(BODY_TIMEOUT, read_body_inner(headers, body, limit)).await {
+        Ok(result) => result,
+        Err(_) => Err(BodyError::TooSlow),
+    }
+}
+
+async fn read_body_inner<B>(
+    headers: &http::HeaderMap,
+    body: B,
+    limit: usize,
+) -> Result<Bytes, BodyError>
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
     if declared_too_large(headers, limit) {
-        drain(body, DRAIN_MAX).await;
+        // Worth reading only if the client will soon be done sending.
+        if !declared_too_large(headers, DRAIN_MAX as usize) {
+            drain(body, DRAIN_MAX).await;
+        }
         return Err(BodyError::TooLarge);
     }
     let mut body = body;

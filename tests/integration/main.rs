@@ -10,4 +10,5 @@ mod hardening;
 mod lifecycle;
 mod oauth;
 mod oauth_client;
+mod policy;
 mod tls;

@@ -1,0 +1,168 @@
+//! The JSON-RPC envelope of MCP messages, read without re-encoding: only the
+//! fields the proxy decides on are parsed; everything else stays raw.
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+/// What a client message is, as far as the policy cares.
+#[derive(Debug)]
+pub struct Message {
+    /// The request id, raw (number or string); `None` for notifications.
+    pub id: Option<Box<RawValue>>,
+    /// `None` for a response (client answering a server request).
+    pub method: Option<String>,
+    /// `params.name` (tools/call, prompts/get) or `params.uri` (resources/*).
+    pub target: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    jsonrpc: Option<&'a str>,
+    #[serde(default, deserialize_with = "raw_present")]
+    id: Option<Box<RawValue>>,
+    method: Option<String>,
+    params: Option<Params>,
+    #[serde(borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow)]
+    error: Option<&'a RawValue>,
+}
+
+/// Keeps `"id": null` as a present id (JSON `null`), unlike `Option`'s default.
+fn raw_present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(d).map(Some)
+}
+
+#[derive(Deserialize)]
+struct Params {
+    name: Option<serde_json::Value>,
+    uri: Option<serde_json::Value>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Not JSON at all: JSON-RPC -32700.
+    Json,
+    /// JSON, but not a JSON-RPC 2.0 message or batch: -32600.
+    NotJsonRpc,
+}
+
+/// The messages of a request body, and whether it was a batch.
+pub fn parse(body: &[u8]) -> Result<(Vec<Message>, bool), ParseError> {
+    let trimmed = body.trim_ascii_start();
+    if trimmed.first() == Some(&b'[') {
+        let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|_| ParseError::Json)?;
+        if items.is_empty() {
+            return Err(ParseError::NotJsonRpc);
+        }
+        let msgs = items
+            .iter()
+            .map(|raw| one(raw.get().as_bytes()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((msgs, true))
+    } else {
+        // Distinguish "not JSON" from "JSON but not JSON-RPC".
+        let _: &RawValue = serde_json::from_slice(body).map_err(|_| ParseError::Json)?;
+        Ok((vec![one(body)?], false))
+    }
+}
+
+fn one(bytes: &[u8]) -> Result<Message, ParseError> {
+    let env: Envelope = serde_json::from_slice(bytes).map_err(|_| ParseError::NotJsonRpc)?;
+    if env.jsonrpc != Some("2.0") {
+        return Err(ParseError::NotJsonRpc);
+    }
+    let is_response = env.result.is_some() || env.error.is_some();
+    if env.method.is_none() && !(is_response && env.id.is_some()) {
+        return Err(ParseError::NotJsonRpc);
+    }
+    let target = env.params.and_then(|p| {
+        p.name
+            .or(p.uri)
+            .and_then(|v| v.as_str().map(str::to_string))
+    });
+    Ok(Message {
+        id: env.id,
+        method: env.method,
+        target,
+    })
+}
+
+/// A JSON-RPC error response, for the proxy's own refusals.
+pub fn error_response(id: Option<&RawValue>, code: i64, message: &str) -> String {
+    let id = id.map_or("null", RawValue::get);
+    let message = serde_json::to_string(message).unwrap_or_else(|_| "\"error\"".into());
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}}}}}"#)
+}
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_messages() {
+        let (m, batch) = parse(br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#).unwrap();
+        assert!(!batch);
+        assert_eq!(m[0].id.as_ref().map(|r| r.get()), Some("7"));
+        assert_eq!(m[0].method.as_deref(), Some("tools/call"));
+        assert_eq!(m[0].target.as_deref(), Some("echo"));
+
+        let (m, _) = parse(br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).unwrap();
+        assert!(m[0].id.is_none());
+        let (m, _) = parse(br#"{"jsonrpc":"2.0","id":"a","result":{}}"#).unwrap();
+        assert!(
+            m[0].method.is_none(),
+            "a client's response to a server request"
+        );
+        let (m, _) = parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///x"}}"#,
+        )
+        .unwrap();
+        assert_eq!(m[0].target.as_deref(), Some("file:///x"));
+    }
+
+    #[test]
+    fn batches_are_read_element_by_element() {
+        let (m, batch) = parse(br#" [{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"x"}}]"#).unwrap();
+        assert!(batch);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].target.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn junk_is_told_apart_from_non_json_rpc() {
+        assert_eq!(parse(b"{nope").unwrap_err(), ParseError::Json);
+        assert_eq!(parse(b"").unwrap_err(), ParseError::Json);
+        assert_eq!(parse(b"[1,").unwrap_err(), ParseError::Json);
+        assert_eq!(parse(b"42").unwrap_err(), ParseError::NotJsonRpc);
+        assert_eq!(parse(b"[]").unwrap_err(), ParseError::NotJsonRpc);
+        assert_eq!(
+            parse(br#"{"jsonrpc":"1.0","id":1,"method":"x"}"#).unwrap_err(),
+            ParseError::NotJsonRpc
+        );
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":1}"#).unwrap_err(),
+            ParseError::NotJsonRpc
+        );
+        assert_eq!(
+            parse(br#"[{"jsonrpc":"2.0","method":"a"}, 5]"#).unwrap_err(),
+            ParseError::NotJsonRpc
+        );
+    }
+
+    #[test]
+    fn error_responses_keep_the_raw_id() {
+        let (m, _) = parse(br#"{"jsonrpc":"2.0","id":"abc","method":"x"}"#).unwrap();
+        let e = error_response(m[0].id.as_deref(), INVALID_PARAMS, "Unknown tool: \"x\"");
+        let v: serde_json::Value = serde_json::from_str(&e).unwrap();
+        assert_eq!(v["id"], "abc");
+        assert_eq!(v["error"]["code"], -32602);
+        assert_eq!(v["error"]["message"], "Unknown tool: \"x\"");
+        assert!(error_response(None, PARSE_ERROR, "Parse error").contains("\"id\":null"));
+    }
+}
