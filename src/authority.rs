@@ -8,6 +8,7 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Route};
+use crate::login::users;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{self, ClientRecord, RegistrationRequest};
 use crate::oauth::jwt::{Claims, SigningKey, TokenError};
@@ -19,6 +20,8 @@ use crate::store::{Namespace, Records, StoreError};
 const CODE_TTL: u64 = 60;
 /// How long a used code is remembered, to detect replays.
 const CODE_MEMORY: u64 = 600;
+/// How long a registered client that never obtained a token is kept.
+const UNUSED_CLIENT_TTL: u64 = 86_400;
 /// Verified access tokens kept in memory for the hot path.
 const VERIFIED_CACHE_MAX: usize = 10_000;
 
@@ -58,13 +61,22 @@ struct CodeRecord {
     used_by: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
     pub expires_in: u64,
     pub refresh_token: String,
     pub scope: String,
+}
+
+impl std::fmt::Debug for TokenResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenResponse")
+            .field("expires_in", &self.expires_in)
+            .field("scope", &self.scope)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The parameters of a token request that the grants read.
@@ -83,7 +95,11 @@ fn store_error(e: StoreError) -> OAuthError {
     OAuthError::server_error("the server could not complete the request")
 }
 
+/// The clock, in Unix seconds: the system's, or a test's.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
 pub struct Authority {
+    clock: Clock,
     records: Records,
     signing: SigningKey,
     pub signer: seal::Signer,
@@ -103,22 +119,41 @@ impl std::fmt::Debug for Authority {
 
 impl Authority {
     /// Loads (or creates on first start) the signing and HMAC keys from the store.
-    pub fn new(records: Records) -> Result<Self, String> {
+    pub fn new(records: Records, clock: Clock) -> Result<Self, String> {
+        let candidate = SigningKey::generate()
+            .map_err(|_| "no randomness to make a signing key".to_string())?;
         let der = records
-            .key_material("jwt-ed25519", || SigningKey::generate().unwrap_or_default())
+            .key_material("jwt-ed25519", candidate)
             .map_err(|e| e.to_string())?;
         let signing = SigningKey::from_pkcs8(&der)
             .map_err(|e| format!("stored signing key is unusable: {e}"))?;
         let hmac = records
-            .key_material("hmac-sha256", || seal::random_token(32).into_bytes())
+            .key_material("hmac-sha256", seal::random_token(32).into_bytes())
             .map_err(|e| e.to_string())?;
+        let denied = DashMap::new();
+        for a in records
+            .all::<IssuedAccess>(Namespace::Denied, clock())
+            .map_err(|e| e.to_string())?
+        {
+            denied.insert(a.jti, a.exp);
+        }
         Ok(Self {
+            clock,
             records,
             signing,
             signer: seal::Signer::new(&hmac),
-            denied: DashMap::new(),
+            denied,
             verified: DashMap::new(),
         })
+    }
+
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// The system clock.
+    pub fn system_clock() -> Clock {
+        Arc::new(now)
     }
 
     pub fn jwks(&self) -> serde_json::Value {
@@ -126,16 +161,23 @@ impl Authority {
     }
 
     pub fn register(&self, req: RegistrationRequest) -> Result<serde_json::Value, OAuthError> {
-        let (record, secret) = client::register(req, now())?;
+        let t = self.now();
+        let (record, secret) = client::register(req, t)?;
+        // Anyone may register: a client that never gets a token is forgotten after a day.
         self.records
-            .put(Namespace::Clients, &record.client_id, &record, 0)
+            .put(
+                Namespace::Clients,
+                &record.client_id,
+                &record,
+                t + UNUSED_CLIENT_TTL,
+            )
             .map_err(store_error)?;
         Ok(client::registration_response(&record, secret.as_deref()))
     }
 
     pub fn client(&self, client_id: &str) -> Result<Option<ClientRecord>, OAuthError> {
         self.records
-            .get(Namespace::Clients, client_id, now())
+            .get(Namespace::Clients, client_id, self.now())
             .map_err(store_error)
     }
 
@@ -161,7 +203,7 @@ impl Authority {
         user: &LoginUser,
     ) -> Result<String, OAuthError> {
         let code = seal::random_token(32);
-        let t = now();
+        let t = self.now();
         let record = CodeRecord {
             request: request.clone(),
             user: user.clone(),
@@ -229,7 +271,7 @@ impl Authority {
         let code = p
             .code
             .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-        let t = now();
+        let t = self.now();
         let family_id = seal::random_token(16);
         enum Outcome {
             Fresh(Box<CodeRecord>),
@@ -336,7 +378,7 @@ impl Authority {
             || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
         let family_id = refresh::family_id(token).ok_or_else(invalid)?;
         let hash = seal::hash(token);
-        let t = now();
+        let t = self.now();
         let grace = config.tokens.refresh_grace.as_secs();
         let requested_resource =
             match p.resource {
@@ -392,28 +434,27 @@ impl Authority {
                             )),
                         );
                     }
-                    // The user must still exist and be allowed on the route.
+                    // The user must still exist and be allowed on the route. A config change
+                    // can undo this, so the family is refused, not revoked.
                     let route = config.routes.iter().find(|r| r.resource == f.resource);
-                    let user = LoginUser {
-                        name: f.user.clone(),
-                        groups: current_groups(config, &f),
-                    };
-                    let still_allowed = route.is_some_and(|r| user.allowed_on(r))
-                        && (config.oidc.is_some() || config.users.iter().any(|u| u.name == f.user));
+                    let user = users::current(
+                        config,
+                        &LoginUser {
+                            name: f.user.clone(),
+                            groups: f.groups.clone(),
+                        },
+                    );
+                    let still_allowed =
+                        matches!((route, &user), (Some(r), Some(u)) if u.allowed_on(r));
                     if !still_allowed {
-                        denied = f.revoke();
-                        let exp = f.expires_at();
                         return (
-                            Some((f, exp)),
+                            None,
                             Err(OAuthError::invalid_grant(
                                 "the user is no longer allowed on this resource",
                             )),
                         );
                     }
-                    let scopes = match scope::narrow(&f.scope, p.scope) {
-                        Ok(s) => s,
-                        Err(e) => return (None, Err(e)),
-                    };
+                    let scopes = scope::narrow(&f.scope, p.scope);
                     let (access, issued_access) =
                         self.mint_access(config, &f.user, &f.client_id, &f.resource, &scopes, t);
                     let (new_refresh, issued_refresh) = self.new_refresh(config, &f.id, t);
@@ -443,7 +484,7 @@ impl Authority {
 
     /// Revokes a family (by id). `tombstone`: create a revoked record if none exists yet.
     fn revoke_family(&self, family_id: &str, tombstone: bool) -> Result<(), OAuthError> {
-        let t = now();
+        let t = self.now();
         let denied = self
             .records
             .update::<Family, Vec<IssuedAccess>>(Namespace::Families, family_id, t, |family| {
@@ -477,8 +518,13 @@ impl Authority {
         Ok(())
     }
 
+    /// Refuses these access tokens until they expire, across restarts.
     fn deny(&self, tokens: Vec<IssuedAccess>) {
         for a in tokens {
+            if let Err(e) = self.records.put(Namespace::Denied, &a.jti, &a, a.exp) {
+                tracing::error!(error = %e, "cannot persist a revoked access token");
+            }
+            self.verified.retain(|_, c| c.jti != a.jti);
             self.denied.insert(a.jti, a.exp);
         }
     }
@@ -489,7 +535,7 @@ impl Authority {
         if let Some(family_id) = refresh::family_id(token)
             && let Some(f) = self
                 .records
-                .get::<Family>(Namespace::Families, family_id, now())
+                .get::<Family>(Namespace::Families, family_id, self.now())
                 .map_err(store_error)?
         {
             let hash = seal::hash(token);
@@ -501,8 +547,10 @@ impl Authority {
         if let Ok(claims) = self.signing.verify_signature(token)
             && claims.client_id == client.client_id
         {
-            self.verified.remove(token);
-            self.denied.insert(claims.jti, claims.exp);
+            self.deny(vec![IssuedAccess {
+                jti: claims.jti,
+                exp: claims.exp,
+            }]);
         }
         Ok(())
     }
@@ -515,7 +563,7 @@ impl Authority {
         route: &Route,
         token: &str,
     ) -> Result<Arc<Claims>, TokenError> {
-        let t = now();
+        let t = self.now();
         let claims = match self.verified.get(token) {
             Some(c) => c.clone(),
             None => {
@@ -532,15 +580,11 @@ impl Authority {
                 c
             }
         };
-        if claims.iss != config.public_url.as_str() {
-            return Err(TokenError::WrongIssuer);
-        }
-        if t >= claims.exp {
-            self.verified.remove(token);
-            return Err(TokenError::Expired);
-        }
-        if claims.aud != route.resource {
-            return Err(TokenError::WrongAudience);
+        if let Err(e) = claims.check(config.public_url.as_str(), &route.resource, t) {
+            if e == TokenError::Expired {
+                self.verified.remove(token);
+            }
+            return Err(e);
         }
         if !self.denied.is_empty() && self.denied.contains_key(&claims.jti) {
             return Err(TokenError::Revoked);
@@ -550,26 +594,15 @@ impl Authority {
 
     /// Forgets expired store records, cached tokens and deny-list entries.
     pub fn sweep(&self) {
-        let t = now();
+        let t = self.now();
         self.denied.retain(|_, exp| *exp > t);
         self.verified.retain(|_, c| c.exp > t);
-        match self.records.0.sweep(t) {
+        match self.records.sweep(t) {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "store sweep"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "store sweep failed"),
         }
     }
-}
-
-/// The groups a family's user has now: from the config for local users, as
-/// recorded at login for users of an OpenID Provider.
-fn current_groups(config: &Config, f: &Family) -> Vec<String> {
-    config
-        .users
-        .iter()
-        .find(|u| u.name == f.user)
-        .map(|u| u.groups.clone())
-        .unwrap_or_else(|| f.groups.clone())
 }
 
 /// The bindings of a code: client, redirect URI, expiry, PKCE, resource.
@@ -613,3 +646,6 @@ fn check_code(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

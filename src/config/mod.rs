@@ -111,6 +111,8 @@ pub struct ServerSettings {
     pub upstream_timeout: Duration,
     pub sse_keepalive: Duration,
     pub allowed_origins: Vec<String>,
+    /// Open client connections at most; more are refused at accept.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -75,6 +75,7 @@ pub struct RawServer {
     pub sse_keepalive: Option<Str>,
     #[serde(default)]
     pub allowed_origins: Vec<Str>,
+    pub max_connections: Option<S<u64>>,
 }
 
 #[derive(Deserialize)]

@@ -15,6 +15,9 @@ use super::*;
 use crate::paths;
 
 const DEFAULT_STATE_DIR: &str = "/var/lib/mcp-oauth-proxy";
+const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
+/// Durations above this are refused: they would overflow time arithmetic and mean nothing useful.
+const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 struct Checker<'a> {
     errors: Vec<ConfigError>,
@@ -56,10 +59,17 @@ impl Checker<'_> {
         let Some(v) = self.text(s, key) else {
             return default;
         };
-        duration::parse(&v).unwrap_or_else(|e| {
-            self.error(s.referenced, key, e);
-            default
-        })
+        match duration::parse(&v) {
+            Ok(d) if d > MAX_DURATION => {
+                self.error(s.referenced, key, "must be at most 366d");
+                default
+            }
+            Ok(d) => d,
+            Err(e) => {
+                self.error(s.referenced, key, e);
+                default
+            }
+        }
     }
 
     fn path(&mut self, s: &Str, key: &str) -> Option<PathBuf> {
@@ -187,6 +197,13 @@ pub fn validate(
     };
 
     let users = users(&mut c, &raw.users);
+    if let Some(o) = &raw.oidc {
+        c.error(
+            o.referenced,
+            "oidc",
+            "login through an OpenID Provider is not supported by this version yet; use `users`",
+        );
+    }
     let oidc = raw.oidc.as_ref().and_then(|o| {
         let issuer = c.url(&o.value.issuer, "oidc.issuer", true)?;
         let client_id = c.non_empty(&o.value.client_id, "oidc.client_id")?;
@@ -320,6 +337,12 @@ fn state(c: &mut Checker, raw: Option<&S<super::raw::RawState>>) -> Option<State
         }
         (None, Some(r)) => {
             let v = c.non_empty(r, "state.redis")?;
+            // Parsed and checked so the schema is complete, but refused until the backend exists.
+            c.error(
+                r.referenced,
+                "state.redis",
+                "the shared redis store is not supported by this version yet; use `state.dir`",
+            );
             match url::Url::parse(&v) {
                 Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix") => {
                     Some(StateBackend::Redis(Secret::new(v)))
@@ -395,7 +418,20 @@ fn server(c: &mut Checker, raw: Option<&super::raw::RawServer>) -> ServerSetting
             upstream_timeout: d(120),
             sse_keepalive: d(15),
             allowed_origins: Vec::new(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         };
+    };
+    let max_connections = match &s.max_connections {
+        None => DEFAULT_MAX_CONNECTIONS,
+        Some(m) if m.value >= 1 && m.value <= 1_000_000 => m.value as usize,
+        Some(m) => {
+            c.error(
+                m.referenced,
+                "server.max_connections",
+                "must be between 1 and 1000000",
+            );
+            DEFAULT_MAX_CONNECTIONS
+        }
     };
     let mut allowed_origins = Vec::new();
     for o in &s.allowed_origins {
@@ -427,6 +463,7 @@ fn server(c: &mut Checker, raw: Option<&super::raw::RawServer>) -> ServerSetting
         ),
         sse_keepalive: keepalive,
         allowed_origins,
+        max_connections,
     }
 }
 

@@ -3,6 +3,8 @@
 
 use std::fmt::Write;
 
+use crate::paths;
+
 /// Escapes text for HTML content and double-quoted attributes.
 pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -43,13 +45,14 @@ pub fn login(csrf: &str, next: &str, username: &str, message: Option<&str>) -> S
     }
     let _ = write!(
         body,
-        "<form method=\"post\" action=\"/oauth/login\">\
+        "<form method=\"post\" action=\"{}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
 <label for=\"username\">Username</label>\
 <input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" required value=\"{}\">\
 <label for=\"password\">Password</label>\
 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
 <button type=\"submit\">Sign in</button></form>",
+        paths::LOGIN,
         esc(csrf),
         esc(next),
         esc(username)
@@ -107,10 +110,11 @@ pub fn consent(c: &Consent) -> String {
     }
     let _ = write!(
         body,
-        "<form method=\"post\" action=\"/oauth/consent\">\
+        "<form method=\"post\" action=\"{}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"ticket\" value=\"{}\">\
 <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
 <button type=\"submit\" name=\"decision\" value=\"deny\" class=\"secondary\">Deny</button></form>",
+        paths::CONSENT,
         esc(c.csrf),
         esc(c.ticket)
     );

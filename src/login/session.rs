@@ -107,6 +107,8 @@ pub fn csrf_ok(
 /// The validated authorization request, bound to the user who saw the consent page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConsentTicket {
+    /// Makes each ticket single-use.
+    pub id: String,
     pub request: AuthorizationRequest,
     pub user: String,
     pub exp: u64,
@@ -119,6 +121,7 @@ pub fn issue_ticket(
     now: u64,
 ) -> String {
     let t = ConsentTicket {
+        id: seal::random_token(12),
         request: request.clone(),
         user: user.to_string(),
         exp: now + TICKET_TTL,

@@ -4,7 +4,9 @@
 //! window. From the 5th failure for a user name (or the 20th for an IP), each
 //! further attempt must wait 2^(n−5) seconds (doubling, capped at 5 minutes)
 //! after the last failure; earlier attempts are refused with the time left.
-//! A success clears the user name's count.
+//! An attempt counts as a failure from the moment it starts (so that a burst
+//! of parallel guesses cannot all slip in before the first one fails); a
+//! success then clears the user name's count and takes its attempt off the IP's.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -80,8 +82,11 @@ impl Throttle {
         }
     }
 
-    pub fn succeeded(&mut self, user: &str) {
+    pub fn succeeded(&mut self, user: &str, ip: IpAddr) {
         self.users.remove(user);
+        if let Some(f) = self.ips.get_mut(&ip) {
+            f.count = f.count.saturating_sub(1);
+        }
     }
 }
 
@@ -120,7 +125,7 @@ mod tests {
         }
         assert!(t.wait("alice", IP, 108) > 0);
         assert_eq!(t.wait("alice", IP, 108 + WINDOW), 0, "window over");
-        t.succeeded("alice");
+        t.succeeded("alice", IP);
         assert_eq!(t.wait("alice", IP, 108), 0);
     }
 

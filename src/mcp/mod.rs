@@ -6,5 +6,6 @@ pub mod inspect;
 pub mod jsonrpc;
 pub mod legacy;
 pub mod policy;
+pub mod sessions;
 pub mod sse;
 pub mod stream;

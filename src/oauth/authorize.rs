@@ -126,6 +126,12 @@ pub fn validate(
     let route = route_for(config, get("resource")).map_err(fail)?;
     let requested = scope::parse(get("scope"));
     let scopes = scope::grant(&requested, route.scopes.as_deref(), &route.default_scopes);
+    if scopes.is_empty() && route.scopes.is_some() {
+        // Nothing known asked and no defaults: such a token would unlock no tool.
+        return Err(fail(OAuthError::invalid_scope(
+            "ask for at least one of this server's scopes",
+        )));
+    }
 
     Ok(AuthorizationRequest {
         client_id: client_id.to_string(),

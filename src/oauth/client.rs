@@ -14,6 +14,8 @@ pub enum AuthMethod {
     None,
     ClientSecretPost,
     ClientSecretBasic,
+    /// Only for clients described by a metadata document (RFC 7523 client assertions).
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -22,6 +24,7 @@ impl AuthMethod {
             AuthMethod::None => "none",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -42,6 +45,11 @@ pub struct ClientRecord {
     pub software_id: Option<String>,
     pub software_version: Option<String>,
     pub issued_at: u64,
+    /// The keys of a `private_key_jwt` client (from its metadata document).
+    #[serde(default)]
+    pub jwks: Option<serde_json::Value>,
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
 }
 
 /// The registration request fields the proxy reads; others are ignored (RFC 7591 §2).
@@ -99,11 +107,13 @@ pub fn register(
             ));
         }
     };
+    let mut native_kinds = false;
     for uri in &redirect_uris {
         if uri.len() > MAX_FIELD {
             return Err(OAuthError::invalid_redirect_uri("redirect URI is too long"));
         }
         let kind = redirect::classify(uri)?;
+        native_kinds |= kind != RedirectKind::Https;
         // A web client returns to a web page; private-use schemes belong to native apps.
         if explicit_web && kind == RedirectKind::PrivateUse {
             return Err(OAuthError::invalid_redirect_uri(format!(
@@ -157,11 +167,16 @@ pub fn register(
         client_uri: optional_text(req.client_uri, "client_uri")?,
         logo_uri: optional_text(req.logo_uri, "logo_uri")?,
         grant_types,
-        application_type: req.application_type.unwrap_or_else(|| "web".to_string()),
+        // Unsaid, it follows from the redirect URIs: loopback or private-use ones belong to native apps.
+        application_type: req
+            .application_type
+            .unwrap_or_else(|| if native_kinds { "native" } else { "web" }.to_string()),
         scope: optional_text(req.scope, "scope")?,
         software_id: optional_text(req.software_id, "software_id")?,
         software_version: optional_text(req.software_version, "software_version")?,
         issued_at: now,
+        jwks: None,
+        jwks_uri: None,
     };
     Ok((record, secret))
 }

@@ -23,6 +23,22 @@ pub struct Claims {
     pub jti: String,
 }
 
+impl Claims {
+    /// Issuer, expiry (`now < exp`, exactly: no leeway) and audience.
+    pub fn check(&self, issuer: &str, audience: &str, now: u64) -> Result<(), TokenError> {
+        if self.iss != issuer {
+            return Err(TokenError::WrongIssuer);
+        }
+        if now >= self.exp {
+            return Err(TokenError::Expired);
+        }
+        if self.aud != audience {
+            return Err(TokenError::WrongAudience);
+        }
+        Ok(())
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct Header {
     alg: String,
@@ -115,15 +131,7 @@ impl SigningKey {
         now: u64,
     ) -> Result<Claims, TokenError> {
         let claims = self.verify_signature(token)?;
-        if claims.iss != issuer {
-            return Err(TokenError::WrongIssuer);
-        }
-        if now >= claims.exp {
-            return Err(TokenError::Expired);
-        }
-        if claims.aud != audience {
-            return Err(TokenError::WrongAudience);
-        }
+        claims.check(issuer, audience, now)?;
         Ok(claims)
     }
 

@@ -38,9 +38,6 @@ pub fn authorization_server(config: &Config) -> Value {
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "authorization_response_iss_parameter_supported": true,
         "client_id_metadata_document_supported": false,
-        // For clients that read this document as OpenID configuration.
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["EdDSA"],
     })
 }
 

@@ -3,6 +3,7 @@
 //! (store, keys) and `web` (HTTP).
 
 pub mod authorize;
+pub mod cimd;
 pub mod client;
 pub mod error;
 pub mod jwt;

@@ -6,8 +6,6 @@
 //! remains, the route's `default_scopes` are granted. A route without
 //! `scopes` grants the empty scope, which unlocks every tool.
 
-use super::error::OAuthError;
-
 /// The distinct scope tokens of a `scope` parameter, in order.
 pub fn parse(param: Option<&str>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -41,27 +39,21 @@ pub fn grant(
     }
 }
 
-/// A refresh may ask for a subset of what was granted, never more.
-pub fn narrow(granted: &[String], requested: Option<&str>) -> Result<Vec<String>, OAuthError> {
+/// A refresh may ask for a subset of what was granted, never more. As at the
+/// authorization endpoint, scopes that were not granted are dropped; if nothing
+/// granted remains (or nothing was asked), the whole grant is kept.
+pub fn narrow(granted: &[String], requested: Option<&str>) -> Vec<String> {
     let asked = parse(requested);
-    if asked.is_empty() {
-        return Ok(granted.to_vec());
-    }
-    // Scopes the client adds on its own (offline_access) are not grants; ignore them here too.
-    let asked: Vec<String> = asked
-        .into_iter()
-        .filter(|s| s != "offline_access")
-        .collect();
-    if let Some(extra) = asked.iter().find(|s| !granted.contains(s)) {
-        return Err(OAuthError::invalid_scope(format!(
-            "scope {extra:?} was not granted"
-        )));
-    }
-    Ok(granted
+    let kept: Vec<String> = granted
         .iter()
         .filter(|g| asked.contains(g))
         .cloned()
-        .collect())
+        .collect();
+    if kept.is_empty() {
+        granted.to_vec()
+    } else {
+        kept
+    }
 }
 
 pub fn join(scopes: &[String]) -> String {
@@ -117,12 +109,25 @@ mod tests {
     #[test]
     fn refresh_can_only_narrow() {
         let granted = s(&["notes:read", "notes:write"]);
-        assert_eq!(narrow(&granted, None), Ok(granted.clone()));
-        assert_eq!(narrow(&granted, Some(" ")), Ok(granted.clone()));
+        assert_eq!(narrow(&granted, None), granted);
+        assert_eq!(narrow(&granted, Some(" ")), granted);
+        assert_eq!(
+            narrow(&granted, Some("offline_access")),
+            granted,
+            "offline_access alone asks for nothing"
+        );
         assert_eq!(
             narrow(&granted, Some("notes:read offline_access")),
-            Ok(s(&["notes:read"]))
+            s(&["notes:read"])
         );
-        assert!(narrow(&s(&["notes:read"]), Some("notes:write")).is_err());
+        assert_eq!(
+            narrow(&s(&["notes:read"]), Some("notes:write")),
+            s(&["notes:read"]),
+            "never widened"
+        );
+        assert_eq!(
+            narrow(&granted, Some("notes:write admin")),
+            s(&["notes:write"])
+        );
     }
 }

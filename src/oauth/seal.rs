@@ -11,8 +11,11 @@ use ring::rand::{SecureRandom, SystemRandom};
 /// `n` random bytes, base64url: ids, codes, secrets.
 pub fn random_token(n: usize) -> String {
     let mut buf = vec![0u8; n];
-    // SystemRandom reads the OS generator; it does not fail on supported platforms.
-    let _ = SystemRandom::new().fill(&mut buf);
+    if SystemRandom::new().fill(&mut buf).is_err() {
+        // Without randomness every code, token and key would be guessable: stop.
+        eprintln!("mcp-oauth-proxy: the operating system's random number generator failed");
+        std::process::abort();
+    }
     URL_SAFE_NO_PAD.encode(buf)
 }
 

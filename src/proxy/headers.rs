@@ -85,9 +85,11 @@ pub fn is_event_stream(headers: &HeaderMap) -> bool {
         })
 }
 
-/// Turns the upstream's response headers into the client's.
+/// Turns the upstream's response headers into the client's. Cookies stay
+/// behind: the proxy's origin is also the authorization server's.
 pub fn to_client(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
+    headers.remove(header::SET_COOKIE);
     if is_event_stream(headers) {
         headers.insert(
             HeaderName::from_static("x-accel-buffering"),
@@ -176,6 +178,10 @@ mod tests {
         );
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert("x-keep", HeaderValue::from_static("1"));
+        h.insert(
+            header::SET_COOKIE,
+            HeaderValue::from_static("__Host-mcp_csrf=evil"),
+        );
         to_client(&mut h);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("x-keep"));

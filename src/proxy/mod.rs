@@ -26,6 +26,8 @@ pub enum ProxyError {
     Failed,
     #[error("upstream did not answer in time")]
     Timeout,
+    #[error("the upstream refused the proxy's credential")]
+    UpstreamAuth,
 }
 
 impl ProxyError {
@@ -36,6 +38,7 @@ impl ProxyError {
                 (StatusCode::BAD_GATEWAY, "bad_gateway")
             }
             ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout"),
+            ProxyError::UpstreamAuth => (StatusCode::BAD_GATEWAY, "upstream_auth_failed"),
         };
         web::json_error(status, code, &self.to_string())
     }
@@ -85,13 +88,28 @@ impl Upstream {
         let response = match tokio::time::timeout(route.timeout, self.client.request(request)).await
         {
             Err(_) => return Err(ProxyError::Timeout),
-            Ok(Err(e)) if e.is_connect() => return Err(ProxyError::Unreachable),
+            Ok(Err(e)) if e.is_connect() => {
+                tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
+                return Err(ProxyError::Unreachable);
+            }
             Ok(Err(e)) => {
                 tracing::warn!(route = %route.name, error = %e, "upstream request failed");
                 return Err(ProxyError::Failed);
             }
             Ok(Ok(r)) => r,
         };
+        // The upstream's own auth challenge is about the proxy's credential, not the
+        // client's token: passing it on would send clients into a login loop.
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED
+            || (status == StatusCode::FORBIDDEN
+                && response
+                    .headers()
+                    .contains_key(http::header::WWW_AUTHENTICATE))
+        {
+            tracing::warn!(route = %route.name, status = status.as_u16(), "the upstream refused the route's upstream_auth credential");
+            return Err(ProxyError::UpstreamAuth);
+        }
         let (mut parts, body) = response.into_parts();
         headers::to_client(&mut parts.headers);
         let route_name = route.name.clone();

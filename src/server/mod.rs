@@ -11,7 +11,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
@@ -34,6 +33,14 @@ pub struct AppState {
     pub throttle: Mutex<Throttle>,
     /// Open legacy HTTP+SSE streams, by the session id the proxy gave the client.
     pub legacy: Arc<crate::mcp::legacy::Sessions>,
+    /// Password checks running at once (argon2 is memory- and CPU-heavy).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Consent tickets already answered (id → expiry).
+    pub used_tickets: dashmap::DashMap<String, u64>,
+    /// Streamable HTTP sessions (`Mcp-Session-Id`) and who opened them.
+    pub mcp_sessions: crate::mcp::sessions::Owners,
+    /// Dynamic registrations per client IP.
+    pub registrations: crate::web::limit::RateLimit,
 }
 
 /// Why the server could not run.
@@ -61,6 +68,10 @@ pub struct ConnInfo {
 
 /// Serves until SIGTERM or SIGINT, then drains for the configured grace period.
 pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
+    // The store and keys first: a state problem is reported before any port is bound.
+    let records = open_store(&config)?;
+    let authority =
+        Authority::new(records, Authority::system_clock()).map_err(ServeError::State)?;
     let addr = config.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -76,14 +87,18 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
         None => None,
     };
 
-    let records = open_store(&config)?;
-    let authority = Authority::new(records).map_err(ServeError::State)?;
     let state = Arc::new(AppState {
         upstream: Upstream::new()?,
         config: ArcSwap::from_pointee(config),
         authority,
         throttle: Mutex::new(Throttle::default()),
         legacy: Arc::default(),
+        password_checks: Arc::new(tokio::sync::Semaphore::new(
+            2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )),
+        registrations: crate::web::limit::RateLimit::new(60, std::time::Duration::from_secs(3600)),
+        used_tickets: dashmap::DashMap::new(),
+        mcp_sessions: crate::mcp::sessions::Owners::default(),
     });
     spawn_sweeper(state.clone());
 
@@ -92,6 +107,9 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
     let mut sighup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
 
     let graceful = GracefulShutdown::new();
+    let connections = Arc::new(tokio::sync::Semaphore::new(
+        state.config.load().server.max_connections,
+    ));
     let scheme = if acceptor.is_some() { "https" } else { "http" };
     tracing::info!(listen = %local, scheme, "listening");
     notify_systemd(sd_notify::NotifyState::Ready);
@@ -109,8 +127,12 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
                     }
                 };
                 let _ = tcp.set_nodelay(true);
+                let Ok(permit) = connections.clone().try_acquire_owned() else {
+                    tracing::warn!(peer = %peer, "connection limit reached: refused");
+                    continue;
+                };
                 let conn = ConnInfo { peer, https: acceptor.is_some() };
-                spawn_connection(tcp, conn, acceptor.clone(), state.clone(), &graceful);
+                spawn_connection(tcp, conn, acceptor.clone(), state.clone(), &graceful, permit);
             }
             _ = sighup.recv() => reload(&config_path, &state, certs.as_deref()),
             _ = sigterm.recv() => break,
@@ -132,20 +154,14 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
     Ok(())
 }
 
-/// Opens the configured store. Refuses what this version cannot do yet rather than ignore it.
+/// Opens the configured store.
 fn open_store(config: &Config) -> Result<Records, ServeError> {
-    if config.oidc.is_some() {
-        return Err(ServeError::State(
-            "`oidc` login is not supported by this version yet; remove it and use `users`".into(),
-        ));
-    }
     match &config.state {
         StateBackend::Dir(dir) => Embedded::open(dir)
             .map(|e| Records(Arc::new(e)))
             .map_err(|e| ServeError::State(e.to_string())),
-        StateBackend::Redis(_) => Err(ServeError::State(
-            "`state.redis` is not supported by this version yet; use `state.dir`".into(),
-        )),
+        // Validation refuses it: the backend does not exist yet.
+        StateBackend::Redis(_) => Err(ServeError::State("`state.redis` is not supported".into())),
     }
 }
 
@@ -156,6 +172,9 @@ fn spawn_sweeper(state: Arc<AppState>) {
         loop {
             tick.tick().await;
             let s = state.clone();
+            let now = s.authority.now();
+            s.used_tickets.retain(|_, exp| *exp > now);
+            s.mcp_sessions.sweep();
             let _ = tokio::task::spawn_blocking(move || s.authority.sweep()).await;
         }
     });
@@ -167,34 +186,79 @@ fn spawn_connection(
     acceptor: Option<TlsAcceptor>,
     state: Arc<AppState>,
     graceful: &GracefulShutdown,
+    permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let settings = state.config.load().server.clone();
     let watcher = graceful.watcher();
+    let deadline = tokio::time::Instant::now() + settings.header_read_timeout;
     tokio::spawn(async move {
+        let _permit = permit;
         match acceptor {
-            None => serve_io(tcp, conn, state, settings.header_read_timeout, watcher).await,
-            Some(acceptor) => {
-                let handshake =
-                    tokio::time::timeout(settings.header_read_timeout, acceptor.accept(tcp)).await;
-                match handshake {
-                    Ok(Ok(tls)) => {
-                        serve_io(tls, conn, state, settings.header_read_timeout, watcher).await
-                    }
-                    Ok(Err(e)) => {
-                        tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed")
-                    }
-                    Err(_) => tracing::debug!(peer = %conn.peer, "TLS handshake timed out"),
+            None => match detect_plain(&tcp, deadline).await {
+                Some(proto) => serve_io(tcp, proto, conn, state, &settings, watcher).await,
+                None => tracing::debug!(peer = %conn.peer, "no request before the header timeout"),
+            },
+            Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => {
+                    let proto = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                        Proto::Http2
+                    } else {
+                        Proto::Http1
+                    };
+                    serve_io(tls, proto, conn, state, &settings, watcher).await
                 }
-            }
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed")
+                }
+                Err(_) => tracing::debug!(peer = %conn.peer, "TLS handshake timed out"),
+            },
         }
     });
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Proto {
+    Http1,
+    Http2,
+}
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// HTTP/1.1 or HTTP/2 with prior knowledge, from the first bytes; `None` if the
+/// peer sends nothing (or only part of the HTTP/2 preface) before `deadline`.
+async fn detect_plain(
+    tcp: &tokio::net::TcpStream,
+    deadline: tokio::time::Instant,
+) -> Option<Proto> {
+    let mut buf = [0u8; 24];
+    loop {
+        let n = tokio::time::timeout_at(deadline, tcp.peek(&mut buf))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        if !H2_PREFACE.starts_with(&buf[..n]) {
+            return Some(Proto::Http1);
+        }
+        if n == H2_PREFACE.len() {
+            return Some(Proto::Http2);
+        }
+        // Part of the preface so far: peek would return at once, so wait a little.
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
 async fn serve_io<I>(
     io: I,
+    proto: Proto,
     conn: ConnInfo,
     state: Arc<AppState>,
-    header_timeout: std::time::Duration,
+    settings: &crate::config::ServerSettings,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -203,19 +267,30 @@ async fn serve_io<I>(
         let state = state.clone();
         async move { Ok::<_, std::convert::Infallible>(router::handle(&state, req, conn).await) }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .max_buf_size(64 * 1024);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(64 * 1024)
-        .max_concurrent_streams(256);
-    let connection = builder.serve_connection(TokioIo::new(io), service);
-    if let Err(e) = watcher.watch(connection.into_owned()).await {
+    let io = TokioIo::new(io);
+    let result = match proto {
+        Proto::Http1 => {
+            // The header timeout also covers idle keep-alive connections.
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(settings.header_read_timeout)
+                .max_header_size(64 * 1024)
+                .max_buf_size(64 * 1024)
+                .serve_connection(io, service);
+            watcher.watch(connection).await
+        }
+        Proto::Http2 => {
+            let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_header_list_size(64 * 1024)
+                .max_concurrent_streams(256)
+                .keep_alive_interval(Some(std::time::Duration::from_secs(30)))
+                .keep_alive_timeout(std::time::Duration::from_secs(20))
+                .serve_connection(io, service);
+            watcher.watch(connection).await
+        }
+    };
+    if let Err(e) = result {
         tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
     }
 }

@@ -3,24 +3,15 @@
 
 use std::time::Instant;
 
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use super::{AppState, ConnInfo};
 use crate::config::Config;
 use crate::oauth::metadata;
 use crate::paths;
-use crate::web::{self, Body};
+use crate::web::{self, AccessInfo, Body};
 use crate::web::{browser, mcp, oauth_api};
-
-/// Facts a handler learned that belong in the access log line. Handlers put it
-/// in the response's extensions; the router takes it out before sending.
-#[derive(Clone, Debug, Default)]
-pub struct AccessInfo {
-    pub route: Option<String>,
-    pub user: Option<String>,
-    pub client: Option<String>,
-}
 
 pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
     let started = Instant::now();
@@ -57,7 +48,7 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> R
             Method::GET | Method::HEAD => {
                 web::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
             }
-            _ => method_not_allowed("GET, HEAD"),
+            _ => web::method_not_allowed(&[Method::GET, Method::HEAD]),
         };
     }
     if let Some(route) = config.route_by_path(path) {
@@ -75,7 +66,9 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> R
         return oauth_api::preflight();
     }
     match path {
-        paths::REGISTER | "/register" => oauth_api::register(authority, req).await,
+        paths::REGISTER | "/register" => {
+            oauth_api::register(authority, &state.registrations, req, conn).await
+        }
         paths::TOKEN | "/token" => oauth_api::token(authority, &config, req).await,
         paths::REVOKE => oauth_api::revoke(authority, req).await,
         paths::JWKS => oauth_api::document(&req, authority.jwks()),
@@ -126,15 +119,4 @@ async fn not_found(req: Request<Incoming>) -> Response<Body> {
         return e.into_response();
     }
     web::json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
-}
-
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut res = web::json_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed here",
-    );
-    res.headers_mut()
-        .insert(header::ALLOW, http::HeaderValue::from_static(allow));
-    res
 }

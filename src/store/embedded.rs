@@ -13,6 +13,7 @@ fn table(ns: Namespace) -> TableDefinition<'static, &'static str, &'static [u8]>
         Namespace::Codes => "codes",
         Namespace::Families => "families",
         Namespace::Keys => "keys",
+        Namespace::Denied => "denied",
     })
 }
 
@@ -34,6 +35,23 @@ fn decode(stored: &[u8], now: u64) -> Option<&[u8]> {
     (exp == 0 || now < exp).then_some(value)
 }
 
+/// The file holds the signing and HMAC keys: readable by the proxy's user only.
+fn protect(dir: &Path, file: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600)) {
+            tracing::warn!(file = %file.display(), error = %e, "cannot make the state file private");
+        }
+        if let Ok(meta) = std::fs::metadata(dir)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(dir = %dir.display(), "the state directory is readable by others; making it 0700");
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+}
+
 pub struct Embedded {
     db: Database,
 }
@@ -53,6 +71,7 @@ impl Embedded {
         let path = dir.join("state.redb");
         let db = Database::create(&path)
             .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
+        protect(dir, &path);
         let txn = db.begin_write().map_err(backend)?;
         for ns in Namespace::ALL {
             txn.open_table(table(ns)).map_err(backend)?;
@@ -117,6 +136,19 @@ impl Store for Embedded {
             }
         }
         txn.commit().map_err(backend)
+    }
+
+    fn scan(&self, ns: Namespace, now: u64) -> Result<Vec<Vec<u8>>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(table(ns)).map_err(backend)?;
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(backend)? {
+            let (_, v) = entry.map_err(backend)?;
+            if let Some(value) = decode(v.value(), now) {
+                out.push(value.to_vec());
+            }
+        }
+        Ok(out)
     }
 
     fn sweep(&self, now: u64) -> Result<usize, StoreError> {
@@ -199,8 +231,8 @@ mod tests {
     fn key_material_is_made_once() {
         let dir = tempfile::tempdir().unwrap();
         let records = Records(Arc::new(Embedded::open(dir.path()).unwrap()));
-        let a = records.key_material("k", || vec![1, 2, 3]).unwrap();
-        let b = records.key_material("k", || vec![9]).unwrap();
+        let a = records.key_material("k", vec![1, 2, 3]).unwrap();
+        let b = records.key_material("k", vec![9]).unwrap();
         assert_eq!(a, b);
     }
 }

@@ -18,14 +18,17 @@ pub enum Namespace {
     Codes,
     Families,
     Keys,
+    /// Revoked access tokens (by jti) until they expire.
+    Denied,
 }
 
 impl Namespace {
-    pub const ALL: [Namespace; 4] = [
+    pub const ALL: [Namespace; 5] = [
         Namespace::Clients,
         Namespace::Codes,
         Namespace::Families,
         Namespace::Keys,
+        Namespace::Denied,
     ];
 }
 
@@ -65,6 +68,8 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Deletes expired records; returns how many.
     fn sweep(&self, now: u64) -> Result<usize, StoreError>;
+    /// Every live value of a namespace.
+    fn scan(&self, ns: Namespace, now: u64) -> Result<Vec<Vec<u8>>, StoreError>;
 }
 
 /// Typed records over a [`Store`], as JSON.
@@ -137,12 +142,8 @@ impl Records {
         out.ok_or_else(|| StoreError::Backend("update did not run".into()))
     }
 
-    /// The value stored under `name` in the key namespace, made by `generate` the first time.
-    pub fn key_material(
-        &self,
-        name: &str,
-        generate: impl Fn() -> Vec<u8>,
-    ) -> Result<Vec<u8>, StoreError> {
+    /// The value stored under `name` in the key namespace; `candidate` becomes it the first time.
+    pub fn key_material(&self, name: &str, candidate: Vec<u8>) -> Result<Vec<u8>, StoreError> {
         let mut value = Vec::new();
         self.0
             .update(Namespace::Keys, name, 0, &mut |current| match current {
@@ -151,13 +152,27 @@ impl Records {
                     Update::Keep
                 }
                 None => {
-                    value = generate();
+                    value = candidate.clone();
                     Update::Put {
-                        value: value.clone(),
+                        value: candidate.clone(),
                         expires_at: 0,
                     }
                 }
             })?;
         Ok(value)
+    }
+
+    /// Deletes expired records.
+    pub fn sweep(&self, now: u64) -> Result<usize, StoreError> {
+        self.0.sweep(now)
+    }
+
+    /// Every live record of a namespace (for loading small sets at start).
+    pub fn all<T: DeserializeOwned>(&self, ns: Namespace, now: u64) -> Result<Vec<T>, StoreError> {
+        self.0
+            .scan(ns, now)?
+            .into_iter()
+            .map(|b| serde_json::from_slice(&b).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
     }
 }

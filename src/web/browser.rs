@@ -5,15 +5,15 @@ use std::collections::HashMap;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
+use super::AccessInfo;
 use super::{Body, MAX_FORM_BODY, forms, full, read_body};
-use crate::authority::{self, LoginUser};
+use crate::authority::LoginUser;
 use crate::config::Config;
 use crate::login::session::{self, CookieNames};
 use crate::login::{pages, users};
 use crate::oauth::authorize::{self, AuthorizeError};
 use crate::oauth::redirect;
 use crate::paths;
-use crate::server::router::AccessInfo;
 use crate::server::{AppState, ConnInfo};
 
 const CSP_LOGIN: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -90,7 +90,7 @@ fn with_cookie(mut res: Response<Body>, cookie: HeaderValue) -> Response<Body> {
 fn session_user(state: &AppState, config: &Config, headers: &http::HeaderMap) -> Option<LoginUser> {
     let names = cookie_names(config);
     let value = session::cookie(headers, names.session())?;
-    let user = session::verify_session(&state.authority.signer, value, authority::now())?;
+    let user = session::verify_session(&state.authority.signer, value, state.authority.now())?;
     users::current(config, &user)
 }
 
@@ -119,14 +119,21 @@ async fn params(
     Ok((parts, map))
 }
 
+/// The pages' 405 is a page; `Allow` as for the JSON endpoints.
 fn only(req: &Request<Incoming>, methods: &[Method]) -> Option<Response<Body>> {
-    (!methods.contains(req.method())).then(|| {
-        message(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "Method not allowed",
-            "This page does not accept that kind of request.",
-        )
-    })
+    let allow = super::check_method(req, methods)?
+        .headers()
+        .get(header::ALLOW)
+        .cloned();
+    let mut res = message(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "Method not allowed",
+        "This page does not accept that kind of request.",
+    );
+    if let Some(allow) = allow {
+        res.headers_mut().insert(header::ALLOW, allow);
+    }
+    Some(res)
 }
 
 /// `GET|POST /oauth/authorize`: validate, make sure someone is logged in, ask for consent.
@@ -143,7 +150,7 @@ pub async fn authorize(
         Err(res) => return res,
     };
     let client = match params.get("client_id").filter(|c| !c.is_empty()) {
-        Some(id) => match state.authority.client(id) {
+        Some(id) => match tokio::task::block_in_place(|| state.authority.client(id)) {
             Ok(c) => c,
             Err(e) => {
                 return message(
@@ -169,6 +176,16 @@ pub async fn authorize(
             state: st,
             error,
         }) => {
+            // Anyone can register a client with any redirect URI: without a signed-in
+            // user, an error redirect would make this origin an open redirector
+            // (RFC 9700 §4.11.2). Show the error instead.
+            if session_user(state, config, &parts.headers).is_none() {
+                return message(
+                    StatusCode::BAD_REQUEST,
+                    "This sign-in link is not valid",
+                    &format!("{}: {}", error.code.as_str(), error.description),
+                );
+            }
             let mut p = vec![
                 ("error", error.code.as_str()),
                 ("error_description", error.description.as_str()),
@@ -230,7 +247,7 @@ pub async fn authorize(
         &state.authority.signer,
         &request,
         &user.name,
-        authority::now(),
+        state.authority.now(),
     );
     let scopes: Vec<(&str, &[String])> = request
         .scopes
@@ -353,10 +370,18 @@ pub async fn login(
         );
     }
     let ip = conn.peer.ip();
+    let now = state.authority.now();
+    // The attempt counts as failed until it succeeds: parallel guesses cannot slip through.
     let wait = state
         .throttle
         .lock()
-        .map(|t| t.wait(username, ip, authority::now()))
+        .map(|mut t| {
+            let wait = t.wait(username, ip, now);
+            if wait == 0 {
+                t.failed(username, ip, now);
+            }
+            wait
+        })
         .unwrap_or(0);
     if wait > 0 {
         let msg = format!("Too many failed attempts. Try again in {wait} seconds.");
@@ -374,11 +399,24 @@ pub async fn login(
         }
         return res;
     }
+    // Each check costs 19 MiB and a core for a moment: a few at a time.
+    let Ok(_permit) = state.password_checks.clone().try_acquire_owned() else {
+        let mut res = login_form(
+            state,
+            config,
+            &parts.headers,
+            StatusCode::SERVICE_UNAVAILABLE,
+            next,
+            username,
+            Some("The server is busy. Try again in a moment."),
+        );
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
+        return res;
+    };
+    let shown: String = username.chars().take(64).collect();
     let Some(user) = users::check(config, username, password).await else {
-        if let Ok(mut t) = state.throttle.lock() {
-            t.failed(username, ip, authority::now());
-        }
-        tracing::info!(target: "audit", user = %username, peer = %ip, "login failed");
+        tracing::info!(target: "audit", user = ?shown, peer = %ip, "login failed");
         return login_form(
             state,
             config,
@@ -390,12 +428,12 @@ pub async fn login(
         );
     };
     if let Ok(mut t) = state.throttle.lock() {
-        t.succeeded(&user.name);
+        t.succeeded(&user.name, ip);
     }
     tracing::info!(target: "audit", user = %user.name, peer = %ip, "login succeeded");
     let cookie = names.set(
         names.session(),
-        &session::issue_session(&state.authority.signer, &user, authority::now()),
+        &session::issue_session(&state.authority.signer, &user, state.authority.now()),
         session::SESSION_TTL,
     );
     let mut res = if next.is_empty() {
@@ -440,7 +478,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
             "Go back to your application and connect again.",
         );
     }
-    let now = authority::now();
+    let now = state.authority.now();
     let Some(ticket) = form
         .get("ticket")
         .and_then(|t| session::verify_ticket(&state.authority.signer, t, now))
@@ -459,6 +497,18 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
             "Your session ended. Go back to your application and connect again.",
         );
     };
+    // One decision per consent page: a re-posted form must not mint a second code.
+    if state
+        .used_tickets
+        .insert(ticket.id.clone(), ticket.exp)
+        .is_some()
+    {
+        return message(
+            StatusCode::BAD_REQUEST,
+            "Already answered",
+            "This request was already answered. Go back to your application.",
+        );
+    }
     let request = ticket.request;
     let access = AccessInfo {
         route: Some(request.route.clone()),
@@ -481,7 +531,9 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
                     "Your account is not allowed to use this MCP server.",
                 );
             }
-            code = match state.authority.create_code(&request, &user) {
+            code = match tokio::task::block_in_place(|| {
+                state.authority.create_code(&request, &user)
+            }) {
                 Ok(c) => c,
                 Err(e) => {
                     return message(

@@ -66,11 +66,11 @@ impl ClientCredentials {
         let decoded = STANDARD.decode(basic).map_err(|_| bad())?;
         let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
         let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+        // RFC 6749 §2.3.1: each part is form-urlencoded (`+` is a space, then %XX).
         let unescape = |s: &str| -> String {
-            url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                .next()
-                .map(|(_, v)| v.into_owned())
-                .unwrap_or_default()
+            percent_encoding::percent_decode_str(&s.replace('+', " "))
+                .decode_utf8_lossy()
+                .into_owned()
         };
         let (id, secret) = (unescape(id), unescape(secret));
         if form_secret.is_some() {
@@ -107,14 +107,14 @@ mod tests {
     #[test]
     fn basic_credentials_are_url_decoded() {
         let mut h = HeaderMap::new();
-        let creds = STANDARD.encode("my%20client:s%3Acret");
+        let creds = STANDARD.encode("my%20client:s%3Acret&x+y");
         h.insert(
             header::AUTHORIZATION,
             HeaderValue::from_str(&format!("Basic {creds}")).unwrap(),
         );
         let c = ClientCredentials::from_request(&h, &HashMap::new()).unwrap();
         assert_eq!(c.client_id.as_deref(), Some("my client"));
-        assert_eq!(c.secret.as_deref(), Some("s:cret"));
+        assert_eq!(c.secret.as_deref(), Some("s:cret&x y"));
         assert!(c.via_basic);
     }
 

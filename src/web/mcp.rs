@@ -7,17 +7,18 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
 use hyper::body::Incoming;
 
+use super::AccessInfo;
 use super::{Body, bearer, full, json, read_body};
 use crate::config::{Config, Route, Transport};
 use crate::mcp::filter::{self, Filtered};
 use crate::mcp::inspect::{self, MirrorHeaders, Verdict};
+use crate::mcp::jsonrpc;
 use crate::mcp::legacy::{self, NewSession};
 use crate::mcp::policy::ToolPolicy;
 use crate::mcp::stream::EventStream;
 use crate::oauth::jwt::Claims;
 use crate::oauth::metadata;
 use crate::proxy::headers::{self, ClientInfo};
-use crate::server::router::AccessInfo;
 use crate::server::{AppState, ConnInfo};
 
 /// MCP messages can be larger than forms (tool arguments), but not unbounded.
@@ -48,49 +49,92 @@ fn jsonrpc_response(status: StatusCode, body: String) -> Response<Body> {
     res
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut res = super::json_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed here",
-    );
-    res.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    res
-}
-
-/// DNS-rebinding defence: a browser's `Origin` must be the proxy's own or an allowed one.
-fn origin_allowed(config: &Config, headers: &HeaderMap) -> bool {
+/// The request's `Origin`, if it is one that may use MCP routes: the proxy's
+/// own or an allowed one. `Err`: a browser from a foreign origin (DNS-rebinding
+/// defence). `Ok(None)`: no `Origin` (not a browser).
+fn checked_origin(config: &Config, headers: &HeaderMap) -> Result<Option<HeaderValue>, ()> {
     let Some(origin) = headers.get(header::ORIGIN) else {
-        return true;
+        return Ok(None);
     };
-    let Ok(origin) = origin.to_str() else {
-        return false;
-    };
-    origin.eq_ignore_ascii_case(config.public_url.as_str())
+    let text = origin.to_str().map_err(|_| ())?;
+    let allowed = text.eq_ignore_ascii_case(config.public_url.as_str())
         || config
             .server
             .allowed_origins
             .iter()
-            .any(|o| o.eq_ignore_ascii_case(origin))
+            .any(|o| o.eq_ignore_ascii_case(text));
+    if allowed {
+        Ok(Some(origin.clone()))
+    } else {
+        Err(())
+    }
 }
 
-/// Authenticate and check the origin: the claims, or the response that ends the request.
-fn admit(
-    state: &AppState,
+const CORS_ALLOW_HEADERS: &str = "authorization, content-type, accept, last-event-id, mcp-session-id, mcp-protocol-version, mcp-method, mcp-name";
+const CORS_EXPOSE_HEADERS: &str = "mcp-session-id, mcp-protocol-version, www-authenticate";
+
+fn with_cors(mut res: Response<Body>, origin: Option<HeaderValue>) -> Response<Body> {
+    if let Some(origin) = origin {
+        let h = res.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(CORS_EXPOSE_HEADERS),
+        );
+        h.append(header::VARY, HeaderValue::from_static("origin"));
+    }
+    res
+}
+
+/// The origin check, CORS and preflight around an MCP endpoint's handler.
+async fn guarded<F, Fut>(
     config: &Config,
     route: &Route,
-    req: &Request<Incoming>,
-) -> Result<Arc<Claims>, Response<Body>> {
-    let claims = bearer::authenticate(&state.authority, config, route, req.headers(), req.uri())?;
-    if !origin_allowed(config, req.headers()) {
-        return Err(super::json_error(
+    req: Request<Incoming>,
+    methods: &[Method],
+    inner: F,
+) -> Response<Body>
+where
+    F: FnOnce(Request<Incoming>) -> Fut,
+    Fut: std::future::Future<Output = Response<Body>>,
+{
+    let Ok(origin) = checked_origin(config, req.headers()) else {
+        let res = super::json_error(
             StatusCode::FORBIDDEN,
             "invalid_origin",
             "this Origin may not use this MCP server",
-        ));
+        );
+        return with_access(res, access(route, None));
+    };
+    if *req.method() == Method::OPTIONS && origin.is_some() {
+        let mut res = Response::new(super::empty());
+        *res.status_mut() = StatusCode::NO_CONTENT;
+        let allow = methods
+            .iter()
+            .map(Method::as_str)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let h = res.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&allow) {
+            h.insert(header::ACCESS_CONTROL_ALLOW_METHODS, v);
+        }
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(CORS_ALLOW_HEADERS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("600"),
+        );
+        return with_access(with_cors(res, origin), access(route, None));
     }
-    Ok(claims)
+    if !methods.contains(req.method()) {
+        return with_cors(
+            with_access(super::method_not_allowed(methods), access(route, None)),
+            origin,
+        );
+    }
+    with_cors(inner(req).await, origin)
 }
 
 /// `<route path>`: Streamable HTTP (POST, GET, DELETE), or the event stream of a legacy route (GET).
@@ -101,40 +145,37 @@ pub async fn route(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Response<Body> {
-    if !matches!(*req.method(), Method::GET | Method::POST | Method::DELETE) {
-        return with_access(method_not_allowed("GET, POST, DELETE"), access(route, None));
-    }
-    let allowed = route.transport == Transport::StreamableHttp || *req.method() == Method::GET;
-    let claims = match admit(state, config, route, &req) {
-        Ok(c) => c,
-        Err(res) => return with_access(res, access(route, None)),
-    };
-    let info = access(route, Some(&claims));
-    if !allowed {
-        let allow = if route.transport == Transport::Sse {
-            "GET"
-        } else {
-            "GET, POST, DELETE"
+    let methods = [Method::GET, Method::POST, Method::DELETE];
+    guarded(config, route, req, &methods, |req| async move {
+        let claims =
+            match bearer::authenticate(&state.authority, config, route, req.headers(), req.uri()) {
+                Ok(c) => c,
+                Err(res) => return with_access(res, access(route, None)),
+            };
+        let info = access(route, Some(&claims));
+        let res = match route.transport {
+            Transport::StreamableHttp => {
+                exchange(
+                    state,
+                    config,
+                    route,
+                    &route.upstream,
+                    &claims,
+                    req,
+                    conn,
+                    None,
+                )
+                .await
+            }
+            Transport::Sse if *req.method() == Method::GET => {
+                legacy_stream(state, config, route, &claims, req, conn).await
+            }
+            // A legacy route is only an event stream (clients probing for Streamable HTTP get 405).
+            Transport::Sse => super::method_not_allowed(&[Method::GET]),
         };
-        return with_access(method_not_allowed(allow), info);
-    }
-    let res = match route.transport {
-        Transport::Sse => legacy_stream(state, config, route, &claims, req, conn).await,
-        Transport::StreamableHttp => {
-            exchange(
-                state,
-                config,
-                route,
-                &route.upstream,
-                &claims,
-                req,
-                conn,
-                None,
-            )
-            .await
-        }
-    };
-    with_access(res, info)
+        with_access(res, info)
+    })
+    .await
 }
 
 /// `<legacy route path>/message?session=…`: a client message for the upstream's message URL.
@@ -145,45 +186,46 @@ pub async fn legacy_message(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Response<Body> {
-    let claims = match admit(state, config, route, &req) {
-        Ok(c) => c,
-        Err(res) => return with_access(res, access(route, None)),
-    };
-    let info = access(route, Some(&claims));
-    if *req.method() != Method::POST {
-        return with_access(method_not_allowed("POST"), info);
-    }
-    let session_id = req.uri().query().and_then(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .find(|(k, _)| k == "session")
-            .map(|(_, v)| v.into_owned())
-    });
-    let session = session_id.and_then(|id| state.legacy.get(&id)).filter(|s| {
-        s.route == route.name && s.sub == claims.sub && s.client_id == claims.client_id
-    });
-    let Some(session) = session else {
-        return with_access(
-            super::json_error(
-                StatusCode::NOT_FOUND,
-                "unknown_session",
-                "no open event stream with this session",
-            ),
-            info,
-        );
-    };
-    let upstream = session.upstream.clone();
-    let res = exchange(
-        state,
-        config,
-        route,
-        &upstream,
-        &claims,
-        strip_query(req),
-        conn,
-        Some(&session.inject),
-    )
-    .await;
-    with_access(res, info)
+    guarded(config, route, req, &[Method::POST], |req| async move {
+        let claims =
+            match bearer::authenticate(&state.authority, config, route, req.headers(), req.uri()) {
+                Ok(c) => c,
+                Err(res) => return with_access(res, access(route, None)),
+            };
+        let info = access(route, Some(&claims));
+        let session_id = req.uri().query().and_then(|q| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "session")
+                .map(|(_, v)| v.into_owned())
+        });
+        let session = session_id.and_then(|id| state.legacy.get(&id)).filter(|s| {
+            s.route == route.name && s.sub == claims.sub && s.client_id == claims.client_id
+        });
+        let Some(session) = session else {
+            return with_access(
+                super::json_error(
+                    StatusCode::NOT_FOUND,
+                    "unknown_session",
+                    "no open event stream with this session",
+                ),
+                info,
+            );
+        };
+        let upstream = session.upstream.clone();
+        let res = exchange(
+            state,
+            config,
+            route,
+            &upstream,
+            &claims,
+            strip_query(req),
+            conn,
+            Some(&session.inject),
+        )
+        .await;
+        with_access(res, info)
+    })
+    .await
 }
 
 /// The client's `session` parameter is the proxy's, not the upstream's.
@@ -230,6 +272,23 @@ async fn exchange(
     };
 
     let (parts, body) = req.into_parts();
+    let session = parts
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    if let Some(sid) = &session
+        && !state
+            .mcp_sessions
+            .permits(sid, &claims.sub, &claims.client_id)
+    {
+        tracing::warn!(target: "audit", user = %claims.sub, client = %claims.client_id, route = %route.name, "another user's MCP session refused");
+        return jsonrpc_response(
+            StatusCode::NOT_FOUND,
+            jsonrpc::error_response(None, -32001, "Session not found"),
+        );
+    }
+    let is_delete = parts.method == Method::DELETE;
     let mut tools_list = false;
     let body = if parts.method == Method::POST {
         let bytes = match read_body(&parts.headers, body, MAX_MCP_BODY).await {
@@ -258,7 +317,7 @@ async fn exchange(
                 scope,
             } => {
                 audit_denied(route, claims, &tool, Some(&missing));
-                return insufficient_scope(config, route, &scope, &tool);
+                return insufficient_scope(config, route, &scope, &missing, &tool);
             }
             Verdict::Refuse { body, tools } => {
                 for tool in &tools {
@@ -288,6 +347,21 @@ async fn exchange(
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
+    if let Some(created) = response
+        .headers()
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+    {
+        state
+            .mcp_sessions
+            .record(created, &claims.sub, &claims.client_id);
+    }
+    if is_delete
+        && response.status().is_success()
+        && let Some(sid) = &session
+    {
+        state.mcp_sessions.forget(sid);
+    }
     filter_response(config, policy, tools_list, response).await
 }
 
@@ -386,12 +460,18 @@ fn audit_denied(route: &Route, claims: &Claims, tool: &str, missing: Option<&str
 }
 
 /// 403 with the step-up challenge (RFC 6750 §3.1, MCP 2025-11-25).
-fn insufficient_scope(config: &Config, route: &Route, scope: &str, tool: &str) -> Response<Body> {
+fn insufficient_scope(
+    config: &Config,
+    route: &Route,
+    scope: &str,
+    missing: &str,
+    tool: &str,
+) -> Response<Body> {
     let prm = metadata::protected_resource_url(config, route);
     let challenge = format!(
         "Bearer error=\"insufficient_scope\", scope=\"{scope}\", resource_metadata=\"{prm}\""
     );
-    let description = format!("calling {tool} needs scope {scope}");
+    let description = format!("calling {tool} needs scope {missing}");
     let mut res = json(
         StatusCode::FORBIDDEN,
         &serde_json::json!({"error": "insufficient_scope", "error_description": description}),

@@ -5,6 +5,7 @@
 pub mod bearer;
 pub mod browser;
 pub mod forms;
+pub mod limit;
 pub mod mcp;
 pub mod oauth_api;
 
@@ -56,6 +57,40 @@ pub fn json_error(status: StatusCode, code: &str, description: &str) -> Response
         status,
         &serde_json::json!({ "error": code, "error_description": description }),
     )
+}
+
+/// Facts a handler learned that belong in the access log line. Handlers put it
+/// in the response's extensions; the router takes it out before sending.
+#[derive(Clone, Debug, Default)]
+pub struct AccessInfo {
+    pub route: Option<String>,
+    pub user: Option<String>,
+    pub client: Option<String>,
+}
+
+/// `None` if the request's method is one of `allowed`, else the 405 (JSON, with `Allow`).
+pub fn check_method<B>(req: &http::Request<B>, allowed: &[http::Method]) -> Option<Response<Body>> {
+    if allowed.contains(req.method()) {
+        return None;
+    }
+    Some(method_not_allowed(allowed))
+}
+
+pub fn method_not_allowed(allowed: &[http::Method]) -> Response<Body> {
+    let allow = allowed
+        .iter()
+        .map(http::Method::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut res = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed here",
+    );
+    if let Ok(v) = HeaderValue::from_str(&allow) {
+        res.headers_mut().insert(header::ALLOW, v);
+    }
+    res
 }
 
 /// Why a request body could not be read.

@@ -4,13 +4,15 @@
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
+use super::AccessInfo;
 use super::forms::{self, ClientCredentials};
+use super::limit::RateLimit;
 use super::{Body, MAX_FORM_BODY, json, read_body};
 use crate::authority::{Authority, TokenParams};
 use crate::config::Config;
 use crate::oauth::client::RegistrationRequest;
 use crate::oauth::{ErrorCode, OAuthError, metadata};
-use crate::server::router::AccessInfo;
+use crate::server::ConnInfo;
 
 /// The one place an OAuth error becomes a response (RFC 6749 §5.2).
 pub fn error_response(e: &OAuthError) -> Response<Body> {
@@ -67,28 +69,8 @@ pub fn preflight() -> Response<Body> {
     cors(res)
 }
 
-fn method_check(req: &Request<Incoming>, allowed: &[Method]) -> Option<Response<Body>> {
-    if allowed.contains(req.method()) {
-        return None;
-    }
-    let allow = allowed
-        .iter()
-        .map(Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut res = super::json_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "invalid_request",
-        "method not allowed here",
-    );
-    if let Ok(v) = HeaderValue::from_str(&allow) {
-        res.headers_mut().insert(header::ALLOW, v);
-    }
-    Some(res)
-}
-
 pub fn document(req: &Request<Incoming>, doc: serde_json::Value) -> Response<Body> {
-    if let Some(res) = method_check(req, &[Method::GET, Method::HEAD]) {
+    if let Some(res) = super::check_method(req, &[Method::GET, Method::HEAD]) {
         return cors(res);
     }
     let mut res = json(StatusCode::OK, &doc);
@@ -103,8 +85,24 @@ pub fn authorization_server_metadata(req: &Request<Incoming>, config: &Config) -
     document(req, metadata::authorization_server(config))
 }
 
-pub async fn register(authority: &Authority, req: Request<Incoming>) -> Response<Body> {
-    if let Some(res) = method_check(&req, &[Method::POST]) {
+pub async fn register(
+    authority: &Authority,
+    limit: &RateLimit,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<Body> {
+    if let Some(res) = super::check_method(&req, &[Method::POST]) {
+        return cors(res);
+    }
+    if let Err(wait) = limit.check(conn.peer.ip(), std::time::Instant::now()) {
+        let mut res = super::json_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_requests",
+            "too many registrations from this address; try later",
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            res.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         return cors(res);
     }
     let (parts, body) = req.into_parts();
@@ -121,7 +119,7 @@ pub async fn register(authority: &Authority, req: Request<Incoming>) -> Response
             .map_err(|e| {
                 OAuthError::invalid_client_metadata(format!("invalid client metadata: {e}"))
             })
-            .and_then(|r| authority.register(r))
+            .and_then(|r| tokio::task::block_in_place(|| authority.register(r)))
     };
     let res = match result {
         Ok(doc) => {
@@ -148,7 +146,7 @@ async fn oauth_form(
     ),
     Response<Body>,
 > {
-    if let Some(res) = method_check(&req, &[Method::POST]) {
+    if let Some(res) = super::check_method(&req, &[Method::POST]) {
         return Err(cors(res));
     }
     let (parts, body) = req.into_parts();
@@ -158,10 +156,6 @@ async fn oauth_form(
     if !forms::is_form(&parts.headers) {
         let e =
             OAuthError::invalid_request("send the request as application/x-www-form-urlencoded");
-        return Err(cors(error_response(&e)));
-    }
-    if parts.uri.query().is_some_and(|q| !q.is_empty()) {
-        let e = OAuthError::invalid_request("parameters go in the body, not the query string");
         return Err(cors(error_response(&e)));
     }
     let form = forms::parse(&bytes).map_err(|e| cors(error_response(&e)))?;
@@ -178,25 +172,28 @@ pub async fn token(
         Err(res) => return res,
     };
     let get = |k: &str| form.get(k).map(String::as_str);
-    let result = ClientCredentials::from_request(&parts.headers, &form).and_then(|creds| {
-        let client = authority.authenticate_client(&creds.presented())?;
-        let params = TokenParams {
-            code: get("code"),
-            redirect_uri: get("redirect_uri"),
-            code_verifier: get("code_verifier"),
-            refresh_token: get("refresh_token"),
-            scope: get("scope"),
-            resource: get("resource"),
-        };
-        let response = match get("grant_type") {
-            Some("authorization_code") => authority.exchange_code(config, &client, &params),
-            Some("refresh_token") => authority.refresh(config, &client, &params),
-            Some(_) => Err(OAuthError::unsupported_grant_type(
-                "grant_type must be authorization_code or refresh_token",
-            )),
-            None => Err(OAuthError::invalid_request("grant_type is required")),
-        }?;
-        Ok((client.client_id, response))
+    // The store is synchronous (fsync): let the runtime move other tasks off this thread.
+    let result = tokio::task::block_in_place(|| {
+        ClientCredentials::from_request(&parts.headers, &form).and_then(|creds| {
+            let client = authority.authenticate_client(&creds.presented())?;
+            let params = TokenParams {
+                code: get("code"),
+                redirect_uri: get("redirect_uri"),
+                code_verifier: get("code_verifier"),
+                refresh_token: get("refresh_token"),
+                scope: get("scope"),
+                resource: get("resource"),
+            };
+            let response = match get("grant_type") {
+                Some("authorization_code") => authority.exchange_code(config, &client, &params),
+                Some("refresh_token") => authority.refresh(config, &client, &params),
+                Some(_) => Err(OAuthError::unsupported_grant_type(
+                    "grant_type must be authorization_code or refresh_token",
+                )),
+                None => Err(OAuthError::invalid_request("grant_type is required")),
+            }?;
+            Ok((client.client_id, response))
+        })
     });
     let res = match result {
         Ok((client, response)) => {
@@ -220,14 +217,16 @@ pub async fn revoke(authority: &Authority, req: Request<Incoming>) -> Response<B
         Ok(f) => f,
         Err(res) => return res,
     };
-    let result = ClientCredentials::from_request(&parts.headers, &form).and_then(|creds| {
-        let client = authority.authenticate_client(&creds.presented())?;
-        let token = form
-            .get("token")
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-        authority.revoke(&client, token)?;
-        Ok(client.client_id)
+    let result = tokio::task::block_in_place(|| {
+        ClientCredentials::from_request(&parts.headers, &form).and_then(|creds| {
+            let client = authority.authenticate_client(&creds.presented())?;
+            let token = form
+                .get("token")
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+            authority.revoke(&client, token)?;
+            Ok(client.client_id)
+        })
     });
     let res = match result {
         Ok(client) => {

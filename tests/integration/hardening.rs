@@ -120,3 +120,28 @@ async fn a_junk_method_on_an_mcp_route_is_405() {
         .unwrap();
     assert_eq!(res.status(), 405);
 }
+
+#[tokio::test]
+async fn a_peer_that_sends_nothing_is_disconnected() {
+    let proxy = proxy().await;
+    for first in [&b""[..], b"PRI * HTTP/2.0\r\n"] {
+        let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+        s.write_all(first).await.unwrap();
+        let started = Instant::now();
+        let mut out = Vec::new();
+        // Closed (EOF), or reset because the proxy dropped it with unread bytes.
+        let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+            .await
+            .expect("the proxy closes a silent connection");
+        assert!(
+            closed.is_ok()
+                || closed
+                    .as_ref()
+                    .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset)
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(1500),
+            "closed too early"
+        );
+    }
+}

@@ -308,7 +308,7 @@ async fn the_full_flow_issues_audience_bound_tokens() {
 async fn authorization_errors_go_to_the_client_or_to_a_page() {
     let proxy = start("http://127.0.0.1:9/mcp").await;
     let client_id = register_public(&proxy).await;
-    for (extra, error) in [
+    let cases = [
         (vec![("code_challenge_method", "plain")], "invalid_request"),
         (vec![("code_challenge", "")], "invalid_request"),
         (
@@ -319,15 +319,38 @@ async fn authorization_errors_go_to_the_client_or_to_a_page() {
             vec![("resource", "https://elsewhere.example/mcp")],
             "invalid_target",
         ),
-    ] {
+    ];
+    // Nobody signed in: anyone could have registered the redirect URI, so the
+    // error is shown here rather than redirected (no open redirector).
+    for (extra, error) in &cases {
         let res = http()
-            .get(authorize_url(&proxy, &client_id, &extra))
+            .get(authorize_url(&proxy, &client_id, extra))
             .send()
             .await
             .unwrap();
+        assert_eq!(res.status(), 400, "{extra:?}");
+        assert!(res.headers().get("location").is_none());
+        assert!(res.text().await.unwrap().contains(error), "{extra:?}");
+    }
+    // Signed in: the error goes back to the client with state and iss.
+    let mut browser = Browser::default();
+    assert_eq!(
+        login(
+            &mut browser,
+            &proxy,
+            &authorize_url(&proxy, &client_id, &[]),
+            USER,
+            PASSWORD
+        )
+        .await
+        .status(),
+        200
+    );
+    for (extra, error) in &cases {
+        let res = browser.get(&authorize_url(&proxy, &client_id, extra)).await;
         assert_eq!(res.status(), 302, "{extra:?}");
         let q = query_of(&location(&res));
-        assert_eq!(q["error"], error, "{extra:?}");
+        assert_eq!(q["error"], *error, "{extra:?}");
         assert_eq!(q["state"], "st");
         assert_eq!(q["iss"], proxy.base());
     }
@@ -867,4 +890,188 @@ async fn a_restart_keeps_clients_keys_and_refresh_tokens() {
     )
     .await;
     assert!(q.contains_key("code"), "the client is still registered");
+}
+
+#[tokio::test]
+async fn revoking_any_refresh_token_of_a_family_revokes_the_newest() {
+    let proxy = start("http://127.0.0.1:9/mcp").await;
+    let t = tokens(&proxy, &[("resource", &proxy.url("/open/mcp"))]).await;
+    let (_, second) = refresh(&proxy, &t.client_id, &t.refresh).await;
+    let middle = second["refresh_token"].as_str().unwrap().to_string();
+    let (_, third) = refresh(&proxy, &t.client_id, &middle).await;
+    let newest = third["refresh_token"].as_str().unwrap();
+    let newest_access = third["access_token"].as_str().unwrap();
+    assert_eq!(
+        mcp_status(&proxy, "/open/mcp", newest_access)
+            .await
+            .status(),
+        502,
+        "valid before"
+    );
+    let res = http()
+        .post(proxy.url("/oauth/revoke"))
+        .form(&[("token", middle.as_str()), ("client_id", &t.client_id)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (s, _) = refresh(&proxy, &t.client_id, newest).await;
+    assert_eq!(s, 400, "the newest refresh token of the family is revoked");
+    assert_eq!(
+        mcp_status(&proxy, "/open/mcp", newest_access)
+            .await
+            .status(),
+        401,
+        "and its access token"
+    );
+}
+
+#[tokio::test]
+async fn token_request_details() {
+    let proxy = start("http://127.0.0.1:9/mcp").await;
+    let client_id = register_public(&proxy).await;
+    let q = consent(&proxy, &client_id, &[], "allow").await;
+    // The authorization request named redirect_uri: the token request must repeat it.
+    let (s, body) = token_request(
+        &proxy,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &q["code"]),
+            ("code_verifier", VERIFIER),
+            ("client_id", &client_id),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (s, body) = exchange(&proxy, &client_id, &q["code"]).await;
+    assert_eq!(s, 200, "{body}");
+    // offline_access alone on refresh keeps the whole grant.
+    let (s, body) = token_request(
+        &proxy,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+            ("client_id", &client_id),
+            ("scope", "offline_access"),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(body["scope"], "notes:read");
+}
+
+#[tokio::test]
+async fn cookies_are_http_only_and_consent_is_answered_once() {
+    let proxy = start("http://127.0.0.1:9/mcp").await;
+    let client_id = register_public(&proxy).await;
+    let mut browser = Browser::default();
+    let res = browser.get(&authorize_url(&proxy, &client_id, &[])).await;
+    let login_page = browser.get(&proxy.url(&location(&res))).await;
+    let cookie = login_page.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/"),
+        "{cookie}"
+    );
+    let page = login_page.text().await.unwrap();
+    let res = browser
+        .post_form(
+            &proxy.url("/oauth/login"),
+            &[
+                ("csrf", &hidden(&page, "csrf")),
+                ("next", &hidden(&page, "next")),
+                ("username", USER),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    let session = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        session.starts_with("mcp_session=") && session.contains("HttpOnly"),
+        "{session}"
+    );
+    let consent_page = browser
+        .get(&proxy.url(&location(&res)))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let form = [
+        ("csrf", hidden(&consent_page, "csrf")),
+        ("ticket", hidden(&consent_page, "ticket")),
+        ("decision", "allow".to_string()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    assert_eq!(
+        browser
+            .post_form(&proxy.url("/oauth/consent"), &form)
+            .await
+            .status(),
+        303
+    );
+    assert_eq!(
+        browser
+            .post_form(&proxy.url("/oauth/consent"), &form)
+            .await
+            .status(),
+        400,
+        "a re-posted consent mints no second code"
+    );
+}
+
+#[tokio::test]
+async fn registration_is_rate_limited_per_address() {
+    let proxy = start("http://127.0.0.1:9/mcp").await;
+    let mut statuses = Vec::new();
+    for _ in 0..61 {
+        let (s, _) = register(
+            &proxy,
+            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+        )
+        .await;
+        statuses.push(s.as_u16());
+    }
+    assert!(statuses[..60].iter().all(|s| *s == 201));
+    assert_eq!(statuses[60], 429);
+}
+
+#[tokio::test]
+async fn client_secrets_never_reach_the_logs() {
+    let proxy = start("http://127.0.0.1:9/mcp").await;
+    let (_, reg) = register(
+        &proxy,
+        json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_post"}),
+    )
+    .await;
+    let id = reg["client_id"].as_str().unwrap();
+    let secret = reg["client_secret"].as_str().unwrap();
+    let q = consent(&proxy, id, &[], "allow").await;
+    let (s, body) = token_request(
+        &proxy,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &q["code"]),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+            ("client_id", id),
+            ("client_secret", secret),
+        ],
+    )
+    .await;
+    assert_eq!(s, 200);
+    let logs = proxy.logs();
+    for secret in [
+        secret,
+        &q["code"],
+        body["access_token"].as_str().unwrap(),
+        body["refresh_token"].as_str().unwrap(),
+        PASSWORD,
+    ] {
+        assert!(!logs.contains(secret), "a secret leaked into the logs");
+    }
 }

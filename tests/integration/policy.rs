@@ -389,3 +389,104 @@ async fn foreign_browser_origins_are_refused() {
         200
     );
 }
+
+#[tokio::test]
+async fn an_mcp_session_belongs_to_whoever_opened_it() {
+    let upstream = NodeUpstream::start(&["--json"]);
+    let proxy = Proxy::start(|port, dir| simple_config(port, dir, "", &upstream.url("/mcp"))).await;
+    let alice = Session::open(&proxy, "").await;
+    let other = Session::open(&proxy, "").await;
+    let stolen = Session {
+        client: other.client.clone(),
+        url: other.url.clone(),
+        session: alice.session.clone(),
+    };
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    assert_eq!(alice.post(&list).await.status(), 200);
+    assert_eq!(
+        stolen.post(&list).await.status(),
+        404,
+        "another client cannot continue alice's session"
+    );
+}
+
+#[tokio::test]
+async fn an_upstream_refusing_the_proxys_credential_is_a_502() {
+    let upstream = NodeUpstream::start(&["--json", "--token", "right"]);
+    let proxy = Proxy::start(|port, dir| {
+        simple_config(
+            port,
+            dir,
+            "    upstream_auth:\n      bearer: wrong\n",
+            &upstream.url("/mcp"),
+        )
+    })
+    .await;
+    let t = tokens(&proxy, &[]).await;
+    let res = reqwest::Client::new()
+        .post(proxy.url("/notes/mcp"))
+        .bearer_auth(&t.access)
+        .header("accept", MCP_ACCEPT)
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    assert!(
+        res.headers().get("www-authenticate").is_none(),
+        "the upstream's challenge is not the client's business"
+    );
+    assert!(
+        proxy
+            .logs()
+            .contains("refused the route's upstream_auth credential")
+    );
+}
+
+#[tokio::test]
+async fn allowed_browser_origins_get_cors() {
+    let upstream = NodeUpstream::start(&["--json"]);
+    let proxy = Proxy::start(|port, dir| {
+        simple_config(port, dir, "", &upstream.url("/mcp")).replace(
+            "  header_read_timeout: 2s\n",
+            "  header_read_timeout: 2s\n  allowed_origins: [\"http://localhost:6274\"]\n",
+        )
+    })
+    .await;
+    let res = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, proxy.url("/notes/mcp"))
+        .header("origin", "http://localhost:6274")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "http://localhost:6274"
+    );
+    assert!(
+        res.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("mcp-session-id")
+    );
+    let res = reqwest::Client::new()
+        .post(proxy.url("/notes/mcp"))
+        .header("origin", "http://localhost:6274")
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    assert_eq!(
+        res.headers()["access-control-allow-origin"],
+        "http://localhost:6274"
+    );
+    assert!(
+        res.headers()["access-control-expose-headers"]
+            .to_str()
+            .unwrap()
+            .contains("www-authenticate")
+    );
+}

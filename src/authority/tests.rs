@@ -1,0 +1,226 @@
+//! The authorization server's operations with an injected clock and a real
+//! (temporary) embedded store.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use super::*;
+use crate::oauth::ErrorCode;
+use crate::oauth::client::RegistrationRequest;
+use crate::store::Embedded;
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$YVqjWtFjZTs/R3qCDziyaw$BFZoFrBahluVm4W5y3YW4fMqE6yoE3RgwtzbKI6XSFA";
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    time: Arc<AtomicU64>,
+    authority: Authority,
+    config: Config,
+    client: ClientRecord,
+}
+
+fn config() -> Config {
+    let yaml = format!(
+        "listen: \"127.0.0.1:8080\"\npublic_url: \"https://proxy.example\"\nstate:\n  dir: /tmp\ntokens:\n  access_ttl: 100s\n  refresh_grace: 10s\nusers:\n  - name: alice\n    password_hash: \"{HASH}\"\nroutes:\n  - name: notes\n    path: /notes/mcp\n    upstream: \"http://127.0.0.1:1/mcp\"\n"
+    );
+    Config::from_yaml(&yaml, Path::new("/"), &|_| None).unwrap()
+}
+
+fn authority_at(dir: &Path, time: &Arc<AtomicU64>) -> Authority {
+    let records = Records(Arc::new(Embedded::open(dir).unwrap()));
+    let t = time.clone();
+    Authority::new(records, Arc::new(move || t.load(Ordering::SeqCst))).unwrap()
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let time = Arc::new(AtomicU64::new(1_000_000));
+    let authority = authority_at(dir.path(), &time);
+    let reg = authority
+        .register(RegistrationRequest {
+            redirect_uris: Some(vec!["http://127.0.0.1/cb".into()]),
+            token_endpoint_auth_method: Some("none".into()),
+            ..Default::default()
+        })
+        .unwrap();
+    let client = authority
+        .client(reg["client_id"].as_str().unwrap())
+        .unwrap()
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        time,
+        authority,
+        config: config(),
+        client,
+    }
+}
+
+impl Fixture {
+    fn advance(&self, secs: u64) {
+        self.time.fetch_add(secs, Ordering::SeqCst);
+    }
+
+    fn code(&self) -> String {
+        let request = AuthorizationRequest {
+            client_id: self.client.client_id.clone(),
+            redirect_uri: "http://127.0.0.1/cb".into(),
+            redirect_uri_sent: true,
+            state: None,
+            code_challenge: CHALLENGE.into(),
+            route: "notes".into(),
+            resource: "https://proxy.example/notes/mcp".into(),
+            scopes: vec![],
+        };
+        let user = LoginUser {
+            name: "alice".into(),
+            groups: vec![],
+        };
+        self.authority.create_code(&request, &user).unwrap()
+    }
+
+    fn exchange(&self, code: &str) -> Result<TokenResponse, OAuthError> {
+        let p = TokenParams {
+            code: Some(code),
+            redirect_uri: Some("http://127.0.0.1/cb"),
+            code_verifier: Some(VERIFIER),
+            ..Default::default()
+        };
+        self.authority.exchange_code(&self.config, &self.client, &p)
+    }
+
+    fn refresh(&self, token: &str) -> Result<TokenResponse, OAuthError> {
+        let p = TokenParams {
+            refresh_token: Some(token),
+            ..Default::default()
+        };
+        self.authority.refresh(&self.config, &self.client, &p)
+    }
+
+    fn verify(&self, access: &str) -> Result<Arc<Claims>, TokenError> {
+        self.authority
+            .verify_access(&self.config, &self.config.routes[0], access)
+    }
+}
+
+#[test]
+fn codes_are_single_use_and_a_replay_revokes_the_grant() {
+    let f = fixture();
+    let code = f.code();
+    let tokens = f.exchange(&code).unwrap();
+    assert!(f.verify(&tokens.access_token).is_ok());
+    assert_eq!(f.exchange(&code).unwrap_err().code, ErrorCode::InvalidGrant);
+    assert_eq!(
+        f.verify(&tokens.access_token).unwrap_err(),
+        TokenError::Revoked
+    );
+    assert_eq!(
+        f.refresh(&tokens.refresh_token).unwrap_err().code,
+        ErrorCode::InvalidGrant
+    );
+}
+
+#[test]
+fn codes_expire_after_a_minute() {
+    let f = fixture();
+    let code = f.code();
+    f.advance(60);
+    assert_eq!(f.exchange(&code).unwrap_err().code, ErrorCode::InvalidGrant);
+}
+
+#[test]
+fn access_tokens_expire_exactly() {
+    let f = fixture();
+    let tokens = f.exchange(&f.code()).unwrap();
+    f.advance(99);
+    assert!(f.verify(&tokens.access_token).is_ok());
+    f.advance(1);
+    assert_eq!(
+        f.verify(&tokens.access_token).unwrap_err(),
+        TokenError::Expired
+    );
+}
+
+#[test]
+fn the_grace_window_replays_then_reuse_revokes() {
+    let f = fixture();
+    let first = f.exchange(&f.code()).unwrap();
+    let second = f.refresh(&first.refresh_token).unwrap();
+    f.advance(10);
+    assert_eq!(
+        f.refresh(&first.refresh_token).unwrap(),
+        second,
+        "within the window: the same answer"
+    );
+    f.advance(1);
+    assert_eq!(
+        f.refresh(&first.refresh_token).unwrap_err().code,
+        ErrorCode::InvalidGrant
+    );
+    assert_eq!(
+        f.refresh(&second.refresh_token).unwrap_err().code,
+        ErrorCode::InvalidGrant,
+        "the family is revoked"
+    );
+    assert_eq!(
+        f.verify(&second.access_token).unwrap_err(),
+        TokenError::Revoked
+    );
+}
+
+#[test]
+fn revocations_survive_a_restart() {
+    let f = fixture();
+    let tokens = f.exchange(&f.code()).unwrap();
+    f.authority.revoke(&f.client, &tokens.access_token).unwrap();
+    let Fixture {
+        _dir: dir,
+        time,
+        authority,
+        config,
+        ..
+    } = f;
+    drop(authority);
+    let again = authority_at(dir.path(), &time);
+    assert_eq!(
+        again
+            .verify_access(&config, &config.routes[0], &tokens.access_token)
+            .unwrap_err(),
+        TokenError::Revoked
+    );
+}
+
+#[test]
+fn a_user_removed_from_the_config_cannot_refresh_but_the_grant_is_kept() {
+    let f = fixture();
+    let tokens = f.exchange(&f.code()).unwrap();
+    let without_alice = Config {
+        users: Vec::new(),
+        ..config()
+    };
+    let p = TokenParams {
+        refresh_token: Some(&tokens.refresh_token),
+        ..Default::default()
+    };
+    assert_eq!(
+        f.authority
+            .refresh(&without_alice, &f.client, &p)
+            .unwrap_err()
+            .code,
+        ErrorCode::InvalidGrant
+    );
+    assert!(
+        f.refresh(&tokens.refresh_token).is_ok(),
+        "the config mistake undone, the family works again"
+    );
+}
+
+#[test]
+fn token_responses_do_not_print_their_tokens() {
+    let f = fixture();
+    let tokens = f.exchange(&f.code()).unwrap();
+    let printed = format!("{tokens:?}");
+    assert!(!printed.contains(&tokens.access_token) && !printed.contains(&tokens.refresh_token));
+}

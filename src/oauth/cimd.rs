@@ -1,0 +1,200 @@
+//! Client ID metadata documents (draft-ietf-oauth-client-id-metadata-document,
+//! MCP 2025-11-25): a `client_id` that is an https URL names a JSON document
+//! describing the client. These are the rules for the URL and the document;
+//! fetching lives in `crate::cimd`.
+
+use serde::Deserialize;
+
+use super::client::{AuthMethod, ClientRecord};
+use super::error::OAuthError;
+use super::redirect;
+
+/// Whether a `client_id` is a metadata document URL (rather than a registered id).
+/// `allow_http` admits `http://` too (test setups with `cimd.allow_private_networks`).
+pub fn is_document_url(client_id: &str, allow_http: bool) -> bool {
+    client_id.starts_with("https://") || (allow_http && client_id.starts_with("http://"))
+}
+
+/// The URL must be https with a path, and carry no fragment, credentials or dot segments.
+pub fn check_url(client_id: &str, allow_http: bool) -> Result<url::Url, String> {
+    let url =
+        url::Url::parse(client_id).map_err(|_| "the client_id is not a valid URL".to_string())?;
+    let scheme_ok = url.scheme() == "https" || (allow_http && url.scheme() == "http");
+    if !scheme_ok {
+        return Err("the client_id URL must use https".into());
+    }
+    if url.path() == "/" || url.path().is_empty() {
+        return Err("the client_id URL must have a path".into());
+    }
+    if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err("the client_id URL must not contain a fragment or credentials".into());
+    }
+    if url.as_str() != client_id || client_id.contains("/./") || client_id.contains("/../") {
+        return Err("the client_id URL must be in normal form".into());
+    }
+    Ok(url)
+}
+
+#[derive(Deserialize)]
+struct Document {
+    client_id: Option<String>,
+    redirect_uris: Option<Vec<String>>,
+    client_name: Option<String>,
+    client_uri: Option<String>,
+    logo_uri: Option<String>,
+    token_endpoint_auth_method: Option<String>,
+    grant_types: Option<Vec<String>>,
+    jwks: Option<serde_json::Value>,
+    jwks_uri: Option<String>,
+    scope: Option<String>,
+    software_id: Option<String>,
+    software_version: Option<String>,
+}
+
+/// Turns a fetched document into the client it describes.
+pub fn parse_document(client_id: &str, body: &[u8], now: u64) -> Result<ClientRecord, String> {
+    let doc: Document = serde_json::from_slice(body)
+        .map_err(|e| format!("the document is not valid client metadata JSON ({e})"))?;
+    if doc.client_id.as_deref() != Some(client_id) {
+        return Err("the document's client_id is not the URL it was fetched from".into());
+    }
+    let redirect_uris = doc
+        .redirect_uris
+        .filter(|r| !r.is_empty())
+        .ok_or("the document lists no redirect_uris")?;
+    for uri in &redirect_uris {
+        redirect::classify(uri).map_err(|e| e.description)?;
+    }
+    let auth_method = match doc.token_endpoint_auth_method.as_deref() {
+        None | Some("none") => AuthMethod::None,
+        Some("private_key_jwt") => {
+            if doc.jwks.is_none() && doc.jwks_uri.is_none() {
+                return Err("private_key_jwt needs jwks or jwks_uri in the document".into());
+            }
+            AuthMethod::PrivateKeyJwt
+        }
+        Some(other) => {
+            return Err(format!(
+                "token_endpoint_auth_method {other:?} cannot be used with a metadata document"
+            ));
+        }
+    };
+    if let Some(uri) = &doc.jwks_uri
+        && !uri.starts_with("https://")
+        && !uri.starts_with("http://")
+    {
+        return Err("jwks_uri must be a URL".into());
+    }
+    let grant_types = doc
+        .grant_types
+        .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+    Ok(ClientRecord {
+        client_id: client_id.to_string(),
+        secret_hash: None,
+        auth_method,
+        redirect_uris,
+        client_name: doc.client_name,
+        client_uri: doc.client_uri,
+        logo_uri: doc.logo_uri,
+        grant_types,
+        application_type: "web".into(),
+        scope: doc.scope,
+        software_id: doc.software_id,
+        software_version: doc.software_version,
+        issued_at: now,
+        jwks: doc.jwks,
+        jwks_uri: doc.jwks_uri,
+    })
+}
+
+/// How long a fetched document may be used: `Cache-Control: max-age`, within bounds.
+pub fn cache_seconds(cache_control: Option<&str>) -> u64 {
+    const DEFAULT: u64 = 300;
+    const MIN: u64 = 30;
+    const MAX: u64 = 24 * 3600;
+    let Some(cc) = cache_control else {
+        return DEFAULT;
+    };
+    let mut max_age = None;
+    for directive in cc.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-store" || lower == "no-cache" {
+            return MIN;
+        }
+        if let Some(v) = lower.strip_prefix("max-age=") {
+            max_age = v.trim_matches('"').parse::<u64>().ok();
+        }
+    }
+    max_age.unwrap_or(DEFAULT).clamp(MIN, MAX)
+}
+
+/// The error shown when a document cannot be used.
+pub fn unusable(reason: &str) -> OAuthError {
+    OAuthError::invalid_client(format!(
+        "the client's metadata document cannot be used: {reason}"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "https://app.example.com/oauth/client.json";
+
+    #[test]
+    fn document_urls() {
+        assert!(check_url(ID, false).is_ok());
+        for bad in [
+            "http://app.example.com/c.json",
+            "https://app.example.com",
+            "https://app.example.com/",
+            "https://u:p@app.example.com/c",
+            "https://app.example.com/c#f",
+            "https://app.example.com/a/../c",
+        ] {
+            assert!(check_url(bad, false).is_err(), "{bad}");
+        }
+        assert!(check_url("http://127.0.0.1:5000/c.json", true).is_ok());
+        assert!(is_document_url(ID, false) && !is_document_url("abc123", false));
+    }
+
+    #[test]
+    fn documents_must_name_themselves_and_list_redirects() {
+        let good = format!(
+            r#"{{"client_id":"{ID}","client_name":"App","redirect_uris":["https://app.example.com/cb"]}}"#
+        );
+        let c = parse_document(ID, good.as_bytes(), 1).unwrap();
+        assert_eq!(c.client_name.as_deref(), Some("App"));
+        assert_eq!(c.auth_method, AuthMethod::None);
+
+        let other = r#"{"client_id":"https://evil.example/c.json","redirect_uris":["https://app.example.com/cb"]}"#;
+        assert!(
+            parse_document(ID, other.as_bytes(), 1)
+                .unwrap_err()
+                .contains("client_id")
+        );
+        let no_redirects = format!(r#"{{"client_id":"{ID}"}}"#);
+        assert!(parse_document(ID, no_redirects.as_bytes(), 1).is_err());
+        let bad_redirect =
+            format!(r#"{{"client_id":"{ID}","redirect_uris":["http://evil.example/cb"]}}"#);
+        assert!(parse_document(ID, bad_redirect.as_bytes(), 1).is_err());
+        let secret = format!(
+            r#"{{"client_id":"{ID}","redirect_uris":["https://a/cb"],"token_endpoint_auth_method":"client_secret_basic"}}"#
+        );
+        assert!(parse_document(ID, secret.as_bytes(), 1).is_err());
+        let pkjwt_no_keys = format!(
+            r#"{{"client_id":"{ID}","redirect_uris":["https://a/cb"],"token_endpoint_auth_method":"private_key_jwt"}}"#
+        );
+        assert!(parse_document(ID, pkjwt_no_keys.as_bytes(), 1).is_err());
+        assert!(parse_document(ID, b"<html>", 1).is_err());
+    }
+
+    #[test]
+    fn cache_lifetimes() {
+        assert_eq!(cache_seconds(None), 300);
+        assert_eq!(cache_seconds(Some("public, max-age=3600")), 3600);
+        assert_eq!(cache_seconds(Some("max-age=5")), 30);
+        assert_eq!(cache_seconds(Some("max-age=99999999")), 86400);
+        assert_eq!(cache_seconds(Some("no-store")), 30);
+    }
+}
