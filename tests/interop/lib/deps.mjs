@@ -61,3 +61,6 @@ export const { StreamableHTTPClientTransport } = await import(
   resolveFixture('@modelcontextprotocol/sdk', './client/streamableHttp.js')
 );
 export const { UnauthorizedError } = await import(resolveFixture('@modelcontextprotocol/sdk', './client/auth.js'));
+export const { SSEClientTransport } = await import(resolveFixture('@modelcontextprotocol/sdk', './client/sse.js'));
+export const { StreamableHTTPError } = await import(resolveFixture('@modelcontextprotocol/sdk', './client/streamableHttp.js'));
+export const { McpError, ErrorCode } = await import(resolveFixture('@modelcontextprotocol/sdk', './types.js'));

@@ -205,12 +205,123 @@ export async function startUpstream({ token, args = [] } = {}) {
 }
 
 // ---------------------------------------------------------------------------
+// The reference upstream: @modelcontextprotocol/server-everything, unmodified.
+
+export const EVERYTHING_JS = path.join(NODE_DIR, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js');
+
+function portAccepts(port) {
+  return new Promise((resolve) => {
+    const sock = net.connect({ port, host: '127.0.0.1' });
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(true);
+    });
+    sock.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * Starts server-everything in `mode` (`sse`: GET /sse + POST /message;
+ * `streamableHttp`: /mcp) on a free port. Its environment holds only PATH and
+ * PORT: its `get-env` tool returns the whole environment. `stderr()` is its
+ * log (one "Client Message from <session>" line per POST /message in sse mode).
+ */
+export async function startEverything({ mode = 'sse' } = {}) {
+  if (!existsSync(EVERYTHING_JS)) {
+    throw new Error(`${EVERYTHING_JS} is missing: run \`npm ci --prefix tests/node\` (./test.sh does)`);
+  }
+  for (let attempt = 0; attempt < 5; attempt++) {
+    const port = await freePort();
+    const child = track(
+      spawn(process.execPath, [EVERYTHING_JS, mode], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', PORT: String(port) },
+      }),
+    );
+    let stderr = '';
+    let stdout = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    const gone = () => child.exitCode !== null || child.signalCode !== null;
+    await waitFor(`server-everything (${mode}) to accept connections on port ${port}`, async () => gone() || (await portAccepts(port)), {
+      timeout: 20_000,
+      interval: 50,
+    });
+    if (gone()) {
+      if (/EADDRINUSE/.test(stderr)) continue;
+      throw new Error(`server-everything exited ${child.exitCode ?? child.signalCode}:\n${stderr}`);
+    }
+    const url = `http://127.0.0.1:${port}`;
+    return {
+      port,
+      url,
+      sseUrl: `${url}/sse`,
+      mcpUrl: `${url}/mcp`,
+      child,
+      stderr: () => stderr,
+      stdout: () => stdout,
+      async stop() {
+        if (gone()) return;
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGTERM'); // no handler: dies by the signal, which frees the port
+        await exited;
+      },
+    };
+  }
+  throw new Error('server-everything found no free port after 5 attempts');
+}
+
+// ---------------------------------------------------------------------------
 // The proxy.
 
 const q = (s) => JSON.stringify(String(s)); // a JSON string is a valid YAML double-quoted scalar
 
-/** The proxy's YAML config for one `notes` route in front of `upstreamUrl`. */
-export function proxyConfig({ port, stateDir, upstreamUrl, upstreamToken, users, tokens = {}, extra = '' }) {
+/** The tool scopes of the `notes` route unless a test chooses others. */
+export const DEFAULT_NOTES_SCOPES = {
+  'notes:read': ['read_note', 'list_notes', 'echo', 'slow_stream'],
+  'notes:write': ['write_note', 'delete_note'],
+};
+
+/** YAML lines (indented by `indent`) for one entry of `routes:`. */
+function routeLines({ name, path: routePath, upstream, transport, upstreamToken, scopes, defaultScopes }, indent = '  ') {
+  const lines = [`- name: ${q(name)}`, `  path: ${q(routePath)}`, `  upstream: ${q(upstream)}`];
+  if (transport) lines.push(`  transport: ${q(transport)}`);
+  if (upstreamToken) lines.push('  upstream_auth:', `    bearer: ${q(upstreamToken)}`);
+  if (scopes) {
+    lines.push('  scopes:');
+    for (const [scope, patterns] of Object.entries(scopes)) lines.push(`    ${q(scope)}: [${patterns.map(q).join(', ')}]`);
+  }
+  if (defaultScopes) lines.push(`  default_scopes: [${defaultScopes.map(q).join(', ')}]`);
+  return lines.map((l) => indent + l);
+}
+
+/**
+ * The proxy's YAML config: a `notes` route (`/notes/mcp`) in front of
+ * `upstreamUrl` with `scopes` (default DEFAULT_NOTES_SCOPES; `null` for none)
+ * and `defaultScopes` (default `["notes:read"]`), then the `routes` given
+ * (objects for routeLines: name, path, upstream, transport, upstreamToken,
+ * scopes, defaultScopes). `server` adds keys to the `server:` block
+ * (e.g. `{ sse_keepalive: '1s' }`).
+ */
+export function proxyConfig({
+  port,
+  stateDir,
+  upstreamUrl,
+  upstreamToken,
+  users,
+  tokens = {},
+  scopes = DEFAULT_NOTES_SCOPES,
+  defaultScopes = ['notes:read'],
+  routes = [],
+  server = {},
+  extra = '',
+}) {
   const t = { access_ttl: '1h', refresh_ttl: '30d', refresh_grace: '10s', ...tokens };
   const lines = [
     `listen: ${q(`127.0.0.1:${port}`)}`,
@@ -223,24 +334,24 @@ export function proxyConfig({ port, stateDir, upstreamUrl, upstreamToken, users,
     `  refresh_grace: ${t.refresh_grace}`,
     'server:',
     '  shutdown_grace: 2s',
-    'users:',
   ];
+  for (const [k, v] of Object.entries(server)) lines.push(`  ${k}: ${Array.isArray(v) ? `[${v.map(q).join(', ')}]` : q(v)}`);
+  lines.push('users:');
   for (const u of users) {
     lines.push(`  - name: ${q(u.name)}`, `    password_hash: ${q(u.passwordHash)}`, `    groups: [${(u.groups ?? []).map(q).join(', ')}]`);
   }
+  lines.push('routes:');
   lines.push(
-    'routes:',
-    '  - name: notes',
-    '    path: /notes/mcp',
-    `    upstream: ${q(upstreamUrl)}`,
+    ...routeLines({
+      name: 'notes',
+      path: '/notes/mcp',
+      upstream: upstreamUrl,
+      upstreamToken,
+      scopes: scopes ?? undefined,
+      defaultScopes: scopes ? defaultScopes : undefined,
+    }),
   );
-  if (upstreamToken) lines.push('    upstream_auth:', `      bearer: ${q(upstreamToken)}`);
-  lines.push(
-    '    scopes:',
-    '      "notes:read": ["read_note", "list_notes", "echo", "slow_stream"]',
-    '      "notes:write": ["write_note", "delete_note"]',
-    '    default_scopes: ["notes:read"]',
-  );
+  for (const r of routes) lines.push(...routeLines(r));
   if (extra) lines.push(extra);
   return `${lines.join('\n')}\n`;
 }
@@ -344,9 +455,10 @@ export async function startProxy(opts) {
 
 /**
  * Everything one test needs: an upstream with a random bearer token, a user
- * (alice) with a random password, and a proxy in front.
+ * (alice) with a random password, and a proxy in front. `proxyOptions` go to
+ * `proxyConfig` (e.g. `scopes`, `defaultScopes`, more `routes`, `server`).
  */
-export async function startStack({ tokens, username = 'alice' } = {}) {
+export async function startStack({ tokens, username = 'alice', proxyOptions = {} } = {}) {
   const upstreamToken = `upstream-${randomToken()}`;
   const password = `pw-${randomToken(12)}`;
   const upstream = await startUpstream({ token: upstreamToken });
@@ -355,6 +467,7 @@ export async function startStack({ tokens, username = 'alice' } = {}) {
     upstreamToken,
     users: [{ name: username, passwordHash: hashPassword(password), groups: ['staff'] }],
     tokens,
+    ...proxyOptions,
   });
   return {
     upstream,

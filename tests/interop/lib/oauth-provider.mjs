@@ -27,7 +27,7 @@ export class BrowserOAuthProvider {
     this._codeVerifier = undefined;
     this._state = undefined;
     /** Every call, for assertions. */
-    this.log = { registrations: [], savedTokens: [], authorizationUrls: [], invalidations: [] };
+    this.log = { registrations: [], savedTokens: [], authorizationUrls: [], invalidations: [], consentTexts: [] };
     /** Set by redirectToAuthorization: resolves with the catcher's callback record. */
     this.pendingAuthorization = undefined;
   }
@@ -85,6 +85,19 @@ export class BrowserOAuthProvider {
     if (scope === 'all' || scope === 'verifier') this._codeVerifier = undefined;
   }
 
+  /**
+   * Drops the stored refresh token and keeps the access token. A refresh
+   * cannot widen a grant (RFC 6749 §6), so a client that must step up to more
+   * scopes has to send the user through authorization again; the SDK's
+   * auth() only does that when it holds no refresh token.
+   */
+  forgetRefreshToken() {
+    if (this._tokens) {
+      const { refresh_token: _dropped, ...rest } = this._tokens;
+      this._tokens = rest;
+    }
+  }
+
   redirectToAuthorization(authorizationUrl) {
     const url = new URL(authorizationUrl);
     this.log.authorizationUrls.push(url);
@@ -95,7 +108,15 @@ export class BrowserOAuthProvider {
       try {
         const page = await ctx.newPage();
         await page.goto(url.toString());
-        await loginAndConsent(page, { username: this.username, password: this.password, decision: 'Allow' });
+        await loginAndConsent(page, {
+          username: this.username,
+          password: this.password,
+          decision: 'Allow',
+          // What the user was asked to consent to, for assertions.
+          beforeConsent: async (p) => {
+            this.log.consentTexts.push(await p.locator('body').innerText());
+          },
+        });
         const cb = await this.catcher.next({ from });
         return { query: cb.query, sentState };
       } finally {
