@@ -107,6 +107,8 @@ pub struct Authority {
     denied: DashMap<String, u64>,
     /// Verified access tokens: the hot path skips the signature check for these.
     verified: DashMap<Box<str>, Arc<Claims>>,
+    /// Client assertion ids seen (jti → exp), so that none is accepted twice.
+    assertions: DashMap<String, u64>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -144,6 +146,7 @@ impl Authority {
             signer: seal::Signer::new(&hmac),
             denied,
             verified: DashMap::new(),
+            assertions: DashMap::new(),
         })
     }
 
@@ -181,19 +184,13 @@ impl Authority {
             .map_err(store_error)
     }
 
-    /// Finds and authenticates the client of a token or revocation request.
-    pub fn authenticate_client(
-        &self,
-        presented: &client::Presented,
-    ) -> Result<ClientRecord, OAuthError> {
-        let id = presented.client_id.ok_or_else(|| {
-            OAuthError::invalid_client("client authentication failed: no client_id")
-        })?;
-        let client = self.client(id)?.ok_or_else(|| {
-            OAuthError::invalid_client("client authentication failed: unknown client")
-        })?;
-        client::authenticate(&client, presented)?;
-        Ok(client)
+    /// Records a client assertion's `jti` until it expires; `false` if it was seen before (a replay).
+    pub fn first_use_of_assertion(&self, jti: &str, exp: u64) -> bool {
+        let now = self.now();
+        if self.assertions.len() > 100_000 {
+            self.assertions.retain(|_, e| *e > now);
+        }
+        self.assertions.insert(jti.to_string(), exp).is_none()
     }
 
     /// Issues a single-use authorization code for a consented request.
@@ -596,6 +593,7 @@ impl Authority {
     pub fn sweep(&self) {
         let t = self.now();
         self.denied.retain(|_, exp| *exp > t);
+        self.assertions.retain(|_, exp| *exp > t);
         self.verified.retain(|_, c| c.exp > t);
         match self.records.sweep(t) {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "store sweep"),

@@ -4,6 +4,7 @@
 //! See `docs/ARCHITECTURE.md` for the request phases and where each lives.
 
 pub mod authority;
+pub mod cimd;
 pub mod cli;
 pub mod config;
 pub mod login;

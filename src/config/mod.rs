@@ -29,7 +29,16 @@ pub struct Config {
     pub users: Vec<User>,
     pub oidc: Option<Oidc>,
     pub server: ServerSettings,
+    pub cimd: Cimd,
     pub routes: Vec<Arc<Route>>,
+}
+
+/// Client ID metadata documents: a `client_id` that is an https URL.
+#[derive(Debug, Clone, Copy)]
+pub struct Cimd {
+    pub enabled: bool,
+    /// Fetch documents from private and loopback addresses, over http too: test setups only.
+    pub allow_private_networks: bool,
 }
 
 /// The origin clients see, without a trailing slash; also the OAuth issuer.

@@ -20,7 +20,16 @@ pub struct RawConfig {
     pub users: Vec<S<RawUser>>,
     pub oidc: Option<S<RawOidc>>,
     pub server: Option<RawServer>,
+    pub cimd: Option<RawCimd>,
     pub routes: S<Vec<S<RawRoute>>>,
+}
+
+/// Client ID metadata documents.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCimd {
+    pub enabled: Option<bool>,
+    pub allow_private_networks: Option<bool>,
 }
 
 #[derive(Deserialize)]

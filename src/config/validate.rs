@@ -282,6 +282,14 @@ pub fn validate(
             users,
             oidc,
             server,
+            cimd: Cimd {
+                enabled: raw.cimd.as_ref().and_then(|c| c.enabled).unwrap_or(true),
+                allow_private_networks: raw
+                    .cimd
+                    .as_ref()
+                    .and_then(|c| c.allow_private_networks)
+                    .unwrap_or(false),
+            },
             routes,
         }),
         _ => Err(c.errors),

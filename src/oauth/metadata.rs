@@ -21,7 +21,10 @@ pub fn all_scopes(config: &Config) -> Vec<String> {
 
 pub fn authorization_server(config: &Config) -> Value {
     let u = &config.public_url;
-    let auth_methods = ["none", "client_secret_post", "client_secret_basic"];
+    let mut auth_methods = vec!["none", "client_secret_post", "client_secret_basic"];
+    if config.cimd.enabled {
+        auth_methods.push("private_key_jwt");
+    }
     json!({
         "issuer": u.as_str(),
         "authorization_endpoint": u.join(paths::AUTHORIZE),
@@ -37,7 +40,8 @@ pub fn authorization_server(config: &Config) -> Value {
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "authorization_response_iss_parameter_supported": true,
-        "client_id_metadata_document_supported": false,
+        "client_id_metadata_document_supported": config.cimd.enabled,
+        "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
     })
 }
 

@@ -39,6 +39,8 @@ pub struct AppState {
     pub used_tickets: dashmap::DashMap<String, u64>,
     /// Streamable HTTP sessions (`Mcp-Session-Id`) and who opened them.
     pub mcp_sessions: crate::mcp::sessions::Owners,
+    /// Fetches client ID metadata documents.
+    pub fetcher: crate::cimd::Fetcher,
     /// Dynamic registrations per client IP.
     pub registrations: crate::web::limit::RateLimit,
 }
@@ -87,8 +89,10 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
         None => None,
     };
 
+    let fetcher = crate::cimd::Fetcher::new(config.cimd.allow_private_networks)?;
     let state = Arc::new(AppState {
         upstream: Upstream::new()?,
+        fetcher,
         config: ArcSwap::from_pointee(config),
         authority,
         throttle: Mutex::new(Throttle::default()),

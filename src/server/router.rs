@@ -69,8 +69,8 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> R
         paths::REGISTER | "/register" => {
             oauth_api::register(authority, &state.registrations, req, conn).await
         }
-        paths::TOKEN | "/token" => oauth_api::token(authority, &config, req).await,
-        paths::REVOKE => oauth_api::revoke(authority, req).await,
+        paths::TOKEN | "/token" => oauth_api::token(state, &config, req).await,
+        paths::REVOKE => oauth_api::revoke(state, &config, req).await,
         paths::JWKS => oauth_api::document(&req, authority.jwks()),
         paths::AUTHORIZE | "/authorize" => browser::authorize(state, &config, req).await,
         paths::LOGIN => browser::login(state, &config, req, conn).await,

@@ -150,12 +150,18 @@ pub async fn authorize(
         Err(res) => return res,
     };
     let client = match params.get("client_id").filter(|c| !c.is_empty()) {
-        Some(id) => match tokio::task::block_in_place(|| state.authority.client(id)) {
+        Some(id) => match super::clients::resolve(state, config, id).await {
             Ok(c) => c,
+            // A metadata document that cannot be used, or a store failure: say so, redirect nowhere.
             Err(e) => {
+                let status = if e.code == crate::oauth::ErrorCode::ServerError {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
                 return message(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
+                    status,
+                    "This application cannot sign in here",
                     &e.description,
                 );
             }

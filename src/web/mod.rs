@@ -4,6 +4,7 @@
 
 pub mod bearer;
 pub mod browser;
+pub mod clients;
 pub mod forms;
 pub mod limit;
 pub mod mcp;

@@ -5,14 +5,15 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use super::AccessInfo;
-use super::forms::{self, ClientCredentials};
+use super::clients;
+use super::forms;
 use super::limit::RateLimit;
 use super::{Body, MAX_FORM_BODY, json, read_body};
 use crate::authority::{Authority, TokenParams};
 use crate::config::Config;
 use crate::oauth::client::RegistrationRequest;
 use crate::oauth::{ErrorCode, OAuthError, metadata};
-use crate::server::ConnInfo;
+use crate::server::{AppState, ConnInfo};
 
 /// The one place an OAuth error becomes a response (RFC 6749 §5.2).
 pub fn error_response(e: &OAuthError) -> Response<Body> {
@@ -162,20 +163,17 @@ async fn oauth_form(
     Ok((parts, form))
 }
 
-pub async fn token(
-    authority: &Authority,
-    config: &Config,
-    req: Request<Incoming>,
-) -> Response<Body> {
+pub async fn token(state: &AppState, config: &Config, req: Request<Incoming>) -> Response<Body> {
     let (parts, form) = match oauth_form(req).await {
         Ok(f) => f,
         Err(res) => return res,
     };
     let get = |k: &str| form.get(k).map(String::as_str);
-    // The store is synchronous (fsync): let the runtime move other tasks off this thread.
-    let result = tokio::task::block_in_place(|| {
-        ClientCredentials::from_request(&parts.headers, &form).and_then(|creds| {
-            let client = authority.authenticate_client(&creds.presented())?;
+    let result = match clients::authenticate(state, config, &parts.headers, &form).await {
+        Err(e) => Err(e),
+        // The store is synchronous (fsync): let the runtime move other tasks off this thread.
+        Ok(client) => tokio::task::block_in_place(|| {
+            let authority = &state.authority;
             let params = TokenParams {
                 code: get("code"),
                 redirect_uri: get("redirect_uri"),
@@ -193,8 +191,8 @@ pub async fn token(
                 None => Err(OAuthError::invalid_request("grant_type is required")),
             }?;
             Ok((client.client_id, response))
-        })
-    });
+        }),
+    };
     let res = match result {
         Ok((client, response)) => {
             let mut res = no_store(json(
@@ -212,22 +210,22 @@ pub async fn token(
     cors(res)
 }
 
-pub async fn revoke(authority: &Authority, req: Request<Incoming>) -> Response<Body> {
+pub async fn revoke(state: &AppState, config: &Config, req: Request<Incoming>) -> Response<Body> {
     let (parts, form) = match oauth_form(req).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    let result = tokio::task::block_in_place(|| {
-        ClientCredentials::from_request(&parts.headers, &form).and_then(|creds| {
-            let client = authority.authenticate_client(&creds.presented())?;
+    let result = match clients::authenticate(state, config, &parts.headers, &form).await {
+        Err(e) => Err(e),
+        Ok(client) => tokio::task::block_in_place(|| {
             let token = form
                 .get("token")
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-            authority.revoke(&client, token)?;
+            state.authority.revoke(&client, token)?;
             Ok(client.client_id)
-        })
-    });
+        }),
+    };
     let res = match result {
         Ok(client) => {
             let mut res = no_store(Response::new(super::empty()));

@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod cimd;
 mod cli;
 mod common;
 mod forwarding;
@@ -11,4 +12,5 @@ mod lifecycle;
 mod oauth;
 mod oauth_client;
 mod policy;
+mod quirks;
 mod tls;

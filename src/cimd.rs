@@ -1,0 +1,260 @@
+//! Fetching client ID metadata documents (and `jwks_uri` key sets) safely: the
+//! URL is attacker-chosen, so the fetch refuses private, loopback and
+//! link-local addresses (checked on every resolved address, so DNS cannot
+//! smuggle one in), redirects, slow servers and large bodies. Results are
+//! cached as HTTP caching allows; failures are cached briefly.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use http::{Request, StatusCode, Uri, header};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::TokioExecutor;
+
+use crate::oauth::cimd;
+use crate::oauth::client::ClientRecord;
+
+const TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_BODY: usize = 64 * 1024;
+const FAILURE_TTL: Duration = Duration::from_secs(30);
+const CACHE_MAX: usize = 10_000;
+
+/// Whether an address is on the public internet.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1])) // shared address space (CGNAT)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (18..20).contains(&o[1]))
+                || o[0] >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let s = v6.segments();
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
+        }
+    }
+}
+
+/// A resolver that drops non-public addresses (unless allowed) and fails if none is left.
+#[derive(Clone)]
+struct PublicResolver {
+    allow_private: bool,
+}
+
+impl tower_service::Service<Name> for PublicResolver {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = std::io::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let allow = self.allow_private;
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((name.as_str(), 0))
+                .await?
+                .filter(|a| allow || is_public(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::PermissionDenied,
+                    "the host has no public address",
+                ));
+            }
+            Ok(addrs.into_iter())
+        })
+    }
+}
+
+type Connector = hyper_rustls::HttpsConnector<HttpConnector<PublicResolver>>;
+
+struct Cached {
+    until: Instant,
+    value: Result<Arc<ClientRecord>, String>,
+}
+
+pub struct Fetcher {
+    client: Client<Connector, Empty<Bytes>>,
+    allow_private: bool,
+    documents: DashMap<String, Cached>,
+}
+
+impl Fetcher {
+    /// `allow_private`: test setups only; also admits `http://` URLs.
+    pub fn new(allow_private: bool) -> Result<Self, rustls::Error> {
+        let mut http = HttpConnector::new_with_resolver(PublicResolver { allow_private });
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(TIMEOUT));
+        let builder = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?;
+        let connector = if allow_private {
+            builder.https_or_http().enable_http1().wrap_connector(http)
+        } else {
+            builder.https_only().enable_http1().wrap_connector(http)
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(4)
+            .build(connector);
+        Ok(Self {
+            client,
+            allow_private,
+            documents: DashMap::new(),
+        })
+    }
+
+    pub fn allows_http(&self) -> bool {
+        self.allow_private
+    }
+
+    /// The client a metadata document URL describes, from the cache or fetched now.
+    pub async fn client(&self, client_id: &str, now: u64) -> Result<Arc<ClientRecord>, String> {
+        if let Some(c) = self.documents.get(client_id)
+            && c.until > Instant::now()
+        {
+            return c.value.clone();
+        }
+        let fetched = self.fetch_document(client_id, now).await;
+        let (value, ttl) = match fetched {
+            Ok((record, ttl)) => (Ok(Arc::new(record)), ttl),
+            Err(e) => (Err(e), FAILURE_TTL),
+        };
+        if self.documents.len() >= CACHE_MAX {
+            let t = Instant::now();
+            self.documents.retain(|_, c| c.until > t);
+        }
+        self.documents.insert(
+            client_id.to_string(),
+            Cached {
+                until: Instant::now() + ttl,
+                value: value.clone(),
+            },
+        );
+        value
+    }
+
+    async fn fetch_document(
+        &self,
+        client_id: &str,
+        now: u64,
+    ) -> Result<(ClientRecord, Duration), String> {
+        cimd::check_url(client_id, self.allow_private)?;
+        let (body, cache_control) = self.get(client_id).await?;
+        let record = cimd::parse_document(client_id, &body, now)?;
+        Ok((
+            record,
+            Duration::from_secs(cimd::cache_seconds(cache_control.as_deref())),
+        ))
+    }
+
+    /// GET a small JSON document: 200 only, no redirects, bounded in size and time.
+    pub async fn get(&self, url: &str) -> Result<(Bytes, Option<String>), String> {
+        let uri: Uri = url.parse().map_err(|_| "not a valid URL".to_string())?;
+        let host = uri
+            .host()
+            .unwrap_or("")
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        if let Ok(ip) = host.parse::<IpAddr>()
+            && !self.allow_private
+            && !is_public(ip)
+        {
+            return Err("the URL points at a private or local address".into());
+        }
+        let request = Request::get(uri)
+            .header(header::ACCEPT, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("mcp-oauth-proxy/", env!("CARGO_PKG_VERSION")),
+            )
+            .body(Empty::new())
+            .map_err(|e| e.to_string())?;
+        let fetch = async {
+            let response = self.client.request(request).await.map_err(|e| {
+                // The innermost cause says what happened (e.g. the resolver's refusal).
+                let mut cause: &dyn std::error::Error = &e;
+                while let Some(next) = cause.source() {
+                    cause = next;
+                }
+                format!("it could not be fetched ({cause})")
+            })?;
+            let status = response.status();
+            if status.is_redirection() {
+                return Err("its URL redirects; redirects are not followed".to_string());
+            }
+            if status != StatusCode::OK {
+                return Err(format!("its URL answered {status}"));
+            }
+            let cache_control = response
+                .headers()
+                .get(header::CACHE_CONTROL)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = Limited::new(response.into_body(), MAX_BODY)
+                .collect()
+                .await
+                .map_err(|_| format!("it is larger than {} KiB or broke off", MAX_BODY / 1024))?
+                .to_bytes();
+            Ok((body, cache_control))
+        };
+        tokio::time::timeout(TIMEOUT, fetch)
+            .await
+            .map_err(|_| "it did not arrive within 5 seconds".to_string())?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_special_addresses_are_not_public() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "255.255.255.255",
+        ] {
+            assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+            assert!(is_public(ip.parse().unwrap()), "{ip}");
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! `private_key_jwt` client authentication (RFC 7523 §2.2, OpenID Connect
+//! Core §9): a JWT the client signs with a key from its metadata document.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use serde::Deserialize;
+use serde_json::Value;
+
+pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+    kid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<Value>,
+    exp: Option<u64>,
+    jti: Option<String>,
+}
+
+/// What a verified assertion tells: its id and expiry, to refuse a replay.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub jti: String,
+    pub exp: u64,
+}
+
+fn b64(part: &str) -> Result<Vec<u8>, String> {
+    URL_SAFE_NO_PAD
+        .decode(part.trim_end_matches('='))
+        .map_err(|_| "the client assertion is not a JWT".to_string())
+}
+
+/// The `iss` of an assertion, read without verifying (to find the client).
+pub fn issuer(assertion: &str) -> Option<String> {
+    let claims = assertion.split('.').nth(1)?;
+    serde_json::from_slice::<Claims>(&b64(claims).ok()?)
+        .ok()?
+        .iss
+}
+
+fn jwk_verifies(jwk: &Value, alg: &str, message: &[u8], sig: &[u8]) -> bool {
+    let field = |k: &str| jwk.get(k).and_then(Value::as_str).and_then(|v| b64(v).ok());
+    if jwk
+        .get("alg")
+        .and_then(Value::as_str)
+        .is_some_and(|a| a != alg)
+    {
+        return false;
+    }
+    match (alg, jwk.get("kty").and_then(Value::as_str)) {
+        ("RS256", Some("RSA")) => match (field("n"), field("e")) {
+            (Some(n), Some(e)) => RsaPublicKeyComponents { n, e }
+                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig)
+                .is_ok(),
+            _ => false,
+        },
+        ("ES256", Some("EC")) if jwk.get("crv").and_then(Value::as_str) == Some("P-256") => {
+            match (field("x"), field("y")) {
+                (Some(x), Some(y)) if x.len() == 32 && y.len() == 32 => {
+                    let mut point = vec![0x04];
+                    point.extend_from_slice(&x);
+                    point.extend_from_slice(&y);
+                    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
+                        .verify(message, sig)
+                        .is_ok()
+                }
+                _ => false,
+            }
+        }
+        ("EdDSA", Some("OKP")) if jwk.get("crv").and_then(Value::as_str) == Some("Ed25519") => {
+            match field("x") {
+                Some(x) => UnparsedPublicKey::new(&signature::ED25519, x)
+                    .verify(message, sig)
+                    .is_ok(),
+                None => false,
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Verifies a client assertion against the client's key set: signature (RS256,
+/// ES256 or EdDSA), `iss` = `sub` = the client, `aud` naming this server, and a
+/// short, unexpired lifetime.
+pub fn verify(
+    assertion: &str,
+    jwks: &Value,
+    client_id: &str,
+    audiences: &[&str],
+    now: u64,
+) -> Result<Verified, String> {
+    let bad = |why: &str| format!("the client assertion {why}");
+    let mut parts = assertion.split('.');
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad("is not a JWT"));
+    };
+    let header: Header =
+        serde_json::from_slice(&b64(h)?).map_err(|_| bad("has an unreadable header"))?;
+    let sig = b64(s)?;
+    let message = &assertion.as_bytes()[..h.len() + 1 + c.len()];
+    let keys = jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("cannot be checked: the client has no key set"))?;
+    let candidates = keys.iter().filter(|k| match &header.kid {
+        Some(kid) => k.get("kid").and_then(Value::as_str) == Some(kid),
+        None => true,
+    });
+    if !candidates
+        .into_iter()
+        .any(|k| jwk_verifies(k, &header.alg, message, &sig))
+    {
+        return Err(bad("signature does not verify with the client's keys"));
+    }
+    let claims: Claims =
+        serde_json::from_slice(&b64(c)?).map_err(|_| bad("has unreadable claims"))?;
+    if claims.iss.as_deref() != Some(client_id) || claims.sub.as_deref() != Some(client_id) {
+        return Err(bad("must have iss and sub equal to the client_id"));
+    }
+    let aud_ok = match &claims.aud {
+        Some(Value::String(a)) => audiences.contains(&a.as_str()),
+        Some(Value::Array(list)) => list
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| audiences.contains(&a)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(bad("is not addressed to this server (aud)"));
+    }
+    let exp = claims.exp.ok_or_else(|| bad("has no exp"))?;
+    if now >= exp {
+        return Err(bad("has expired"));
+    }
+    if exp > now + 3600 {
+        return Err(bad("lives too long (more than an hour)"));
+    }
+    let jti = claims
+        .jti
+        .filter(|j| !j.is_empty())
+        .ok_or_else(|| bad("has no jti"))?;
+    Ok(Verified { jti, exp })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ring::rand::SystemRandom;
+    use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+
+    const CLIENT: &str = "https://chatgpt.example/client.json";
+    const AUD: &str = "https://proxy.example/oauth/token";
+
+    fn jwt(alg: &str, kid: &str, claims: Value, sign: impl Fn(&[u8]) -> Vec<u8>) -> String {
+        let h = URL_SAFE_NO_PAD
+            .encode(serde_json::json!({"alg": alg, "kid": kid, "typ": "JWT"}).to_string());
+        let c = URL_SAFE_NO_PAD.encode(claims.to_string());
+        let msg = format!("{h}.{c}");
+        let sig = URL_SAFE_NO_PAD.encode(sign(msg.as_bytes()));
+        format!("{msg}.{sig}")
+    }
+
+    fn claims(exp: u64) -> Value {
+        serde_json::json!({"iss": CLIENT, "sub": CLIENT, "aud": [AUD], "exp": exp, "jti": "j1"})
+    }
+
+    #[test]
+    fn es256_and_eddsa_assertions_verify() {
+        let rng = SystemRandom::new();
+        let ec_doc =
+            EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .unwrap();
+        let ec = EcdsaKeyPair::from_pkcs8(
+            &signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+            ec_doc.as_ref(),
+            &rng,
+        )
+        .unwrap();
+        let public = ec.public_key().as_ref();
+        let ec_jwk = serde_json::json!({"kty": "EC", "crv": "P-256", "kid": "ec1", "x": URL_SAFE_NO_PAD.encode(&public[1..33]), "y": URL_SAFE_NO_PAD.encode(&public[33..65])});
+        let ed_doc = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let ed = Ed25519KeyPair::from_pkcs8(ed_doc.as_ref()).unwrap();
+        let ed_jwk = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": "ed1", "x": URL_SAFE_NO_PAD.encode(ed.public_key().as_ref())});
+        let jwks = serde_json::json!({"keys": [ec_jwk, ed_jwk]});
+
+        let es = jwt("ES256", "ec1", claims(1_100), |m| {
+            ec.sign(&rng, m).unwrap().as_ref().to_vec()
+        });
+        assert_eq!(
+            verify(&es, &jwks, CLIENT, &[AUD], 1_000),
+            Ok(Verified {
+                jti: "j1".into(),
+                exp: 1_100
+            })
+        );
+        let eddsa = jwt("EdDSA", "ed1", claims(1_100), |m| {
+            ed.sign(m).as_ref().to_vec()
+        });
+        assert!(verify(&eddsa, &jwks, CLIENT, &[AUD], 1_000).is_ok());
+        assert_eq!(issuer(&eddsa).as_deref(), Some(CLIENT));
+
+        // Wrong key id, expired, too long, wrong audience, other client, tampered.
+        let wrong_kid = jwt("EdDSA", "ec1", claims(1_100), |m| {
+            ed.sign(m).as_ref().to_vec()
+        });
+        assert!(verify(&wrong_kid, &jwks, CLIENT, &[AUD], 1_000).is_err());
+        assert!(verify(&eddsa, &jwks, CLIENT, &[AUD], 1_100).is_err());
+        let long = jwt("EdDSA", "ed1", claims(9_999), |m| {
+            ed.sign(m).as_ref().to_vec()
+        });
+        assert!(verify(&long, &jwks, CLIENT, &[AUD], 1_000).is_err());
+        assert!(
+            verify(
+                &eddsa,
+                &jwks,
+                CLIENT,
+                &["https://other.example/token"],
+                1_000
+            )
+            .is_err()
+        );
+        assert!(verify(&eddsa, &jwks, "https://other.example/c.json", &[AUD], 1_000).is_err());
+        let mut tampered = eddsa.clone();
+        tampered.pop();
+        tampered.push(if eddsa.ends_with('A') { 'B' } else { 'A' });
+        assert!(verify(&tampered, &jwks, CLIENT, &[AUD], 1_000).is_err());
+        let none = format!(
+            "{}.{}.",
+            URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
+            eddsa.split('.').nth(1).unwrap()
+        );
+        assert!(verify(&none, &jwks, CLIENT, &[AUD], 1_000).is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! Finding and authenticating OAuth clients: registered ones (the store) and
+//! those described by a client ID metadata document (fetched).
+
+use std::collections::HashMap;
+
+use http::HeaderMap;
+
+use super::forms::ClientCredentials;
+use crate::config::Config;
+use crate::oauth::client::{self, AuthMethod, ClientRecord};
+use crate::oauth::{OAuthError, assertion, cimd};
+use crate::paths;
+use crate::server::AppState;
+
+fn is_document(state: &AppState, config: &Config, client_id: &str) -> bool {
+    config.cimd.enabled && cimd::is_document_url(client_id, state.fetcher.allows_http())
+}
+
+/// The client named by `client_id`, or `None` if there is no such client.
+pub async fn resolve(
+    state: &AppState,
+    config: &Config,
+    client_id: &str,
+) -> Result<Option<ClientRecord>, OAuthError> {
+    if is_document(state, config, client_id) {
+        return match state.fetcher.client(client_id, state.authority.now()).await {
+            Ok(c) => Ok(Some((*c).clone())),
+            Err(reason) => {
+                tracing::info!(client = %client_id, reason = %reason, "client metadata document refused");
+                Err(cimd::unusable(&reason))
+            }
+        };
+    }
+    tokio::task::block_in_place(|| state.authority.client(client_id))
+}
+
+/// Authenticates the client of a token or revocation request: a secret (Basic
+/// or form), a `private_key_jwt` assertion, or none for public clients.
+pub async fn authenticate(
+    state: &AppState,
+    config: &Config,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+) -> Result<ClientRecord, OAuthError> {
+    let creds = ClientCredentials::from_request(headers, form)?;
+    let fail =
+        |why: &str| OAuthError::invalid_client(format!("client authentication failed: {why}"));
+    let assertion = form.get("client_assertion");
+    let client_id = match (&creds.client_id, assertion) {
+        (Some(id), _) => id.clone(),
+        (None, Some(a)) => assertion::issuer(a).ok_or_else(|| fail("no client_id"))?,
+        (None, None) => return Err(fail("no client_id")),
+    };
+    let client = resolve(state, config, &client_id)
+        .await?
+        .ok_or_else(|| fail("unknown client"))?;
+
+    let Some(assertion) = assertion else {
+        if client.auth_method == AuthMethod::PrivateKeyJwt {
+            return Err(fail("this client authenticates with private_key_jwt"));
+        }
+        client::authenticate(&client, &creds.presented())?;
+        return Ok(client);
+    };
+    if form.get("client_assertion_type").map(String::as_str) != Some(assertion::ASSERTION_TYPE) {
+        return Err(OAuthError::invalid_request(
+            "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+        ));
+    }
+    if client.auth_method != AuthMethod::PrivateKeyJwt || creds.secret.is_some() {
+        return Err(fail("this client does not use private_key_jwt"));
+    }
+    let jwks = match (&client.jwks, &client.jwks_uri) {
+        (Some(j), _) => j.clone(),
+        (None, Some(uri)) => {
+            let (body, _) = state
+                .fetcher
+                .get(uri)
+                .await
+                .map_err(|e| fail(&format!("its jwks_uri: {e}")))?;
+            serde_json::from_slice(&body).map_err(|_| fail("its jwks_uri is not a JSON key set"))?
+        }
+        (None, None) => return Err(fail("the client has no keys")),
+    };
+    let token_endpoint = config.public_url.join(paths::TOKEN);
+    let audiences = [token_endpoint.as_str(), config.public_url.as_str()];
+    let verified = assertion::verify(
+        assertion,
+        &jwks,
+        &client.client_id,
+        &audiences,
+        state.authority.now(),
+    )
+    .map_err(|e| fail(&e))?;
+    if !state
+        .authority
+        .first_use_of_assertion(&verified.jti, verified.exp)
+    {
+        return Err(fail("the client assertion was already used"));
+    }
+    Ok(client)
+}

@@ -1,0 +1,280 @@
+//! Client ID metadata documents: fetched safely, validated, used at the token
+//! endpoint (none and private_key_jwt); bad documents fail with a page.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::common::{Proxy, simple_config};
+use crate::oauth_client::*;
+
+/// What the document server answers for a path: status line and headers, body.
+type Documents = Arc<dyn Fn(u16, &str) -> Option<(String, Vec<u8>)> + Send + Sync>;
+
+/// A tiny document server. `/hang` never answers.
+async fn doc_server(docs: Documents) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let docs = docs.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let n = s.read(&mut buf).await.unwrap_or(0);
+                let req = String::from_utf8_lossy(&buf[..n]).to_string();
+                let path = req.split_whitespace().nth(1).unwrap_or("/").to_string();
+                if path == "/hang" {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    return;
+                }
+                let (head, body) =
+                    docs(port, &path).unwrap_or(("404 Not Found".into(), Vec::new()));
+                let _ = s
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 {head}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .await;
+                let _ = s.write_all(&body).await;
+            });
+        }
+    });
+    port
+}
+
+fn key() -> (Ed25519KeyPair, serde_json::Value) {
+    let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())});
+    (pair, jwk)
+}
+
+fn assertion(pair: &Ed25519KeyPair, client_id: &str, aud: &str, jti: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let h = URL_SAFE_NO_PAD.encode(json!({"alg": "EdDSA", "kid": "k1", "typ": "JWT"}).to_string());
+    let c = URL_SAFE_NO_PAD.encode(json!({"iss": client_id, "sub": client_id, "aud": aud, "exp": now + 60, "iat": now, "jti": jti}).to_string());
+    let msg = format!("{h}.{c}");
+    format!(
+        "{msg}.{}",
+        URL_SAFE_NO_PAD.encode(pair.sign(msg.as_bytes()).as_ref())
+    )
+}
+
+async fn serve_documents(jwk: serde_json::Value) -> u16 {
+    doc_server(Arc::new(move |port, path| {
+        let me = format!("http://127.0.0.1:{port}{path}");
+        let ok = |doc: serde_json::Value| Some(("200 OK\r\ncontent-type: application/json\r\ncache-control: max-age=60".to_string(), doc.to_string().into_bytes()));
+        match path {
+            "/client.json" => ok(json!({"client_id": me, "client_name": "Doc Client", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"})),
+            "/pkjwt.json" => ok(json!({"client_id": me, "client_name": "Signed Client", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt", "jwks": {"keys": [jwk.clone()]}})),
+            "/other.json" => ok(json!({"client_id": "https://impostor.example/c.json", "redirect_uris": [REDIRECT]})),
+            "/big.json" => Some(("200 OK\r\ncontent-type: application/json".to_string(), vec![b' '; 10 * 1024 * 1024])),
+            "/redirect.json" => Some((format!("302 Found\r\nlocation: http://127.0.0.1:{port}/client.json"), Vec::new())),
+            _ => None,
+        }
+    }))
+    .await
+}
+
+fn cimd_config(allow_private: bool) -> impl Fn(u16, &std::path::Path) -> String {
+    move |port, dir| {
+        let mut c = simple_config(port, dir, "", "http://127.0.0.1:9/mcp");
+        if allow_private {
+            c = c.replacen(
+                "\nroutes:",
+                "\ncimd:\n  allow_private_networks: true\nroutes:",
+                1,
+            );
+        }
+        c
+    }
+}
+
+#[tokio::test]
+async fn a_metadata_document_client_signs_in_without_registering() {
+    let (_, jwk) = key();
+    let docs = serve_documents(jwk).await;
+    let proxy = Proxy::start(cimd_config(true)).await;
+    let md: serde_json::Value = reqwest::get(proxy.url("/.well-known/oauth-authorization-server"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(md["client_id_metadata_document_supported"], true);
+
+    let client_id = format!("http://127.0.0.1:{docs}/client.json");
+    let mut browser = Browser::default();
+    let res = login(
+        &mut browser,
+        &proxy,
+        &authorize_url(&proxy, &client_id, &[]),
+        USER,
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("Doc Client") && page.contains("127.0.0.1"),
+        "consent names the client and its redirect host"
+    );
+    let res = browser
+        .post_form(
+            &proxy.url("/oauth/consent"),
+            &[
+                ("csrf", &hidden(&page, "csrf")),
+                ("ticket", &hidden(&page, "ticket")),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    let q = query_of(&location(&res));
+    let (s, body) = exchange(&proxy, &client_id, &q["code"]).await;
+    assert_eq!(s, 200, "{body}");
+    let (s, _) = refresh(&proxy, &client_id, body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn private_key_jwt_clients_prove_themselves_with_a_signed_assertion() {
+    let (pair, jwk) = key();
+    let docs = serve_documents(jwk).await;
+    let proxy = Proxy::start(cimd_config(true)).await;
+    let client_id = format!("http://127.0.0.1:{docs}/pkjwt.json");
+    let q = consent(&proxy, &client_id, &[], "allow").await;
+    let token_endpoint = proxy.url("/oauth/token");
+    let base = [
+        ("grant_type", "authorization_code"),
+        ("code", q["code"].as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ];
+
+    let (s, body) = token_request(
+        &proxy,
+        &[base.as_slice(), &[("client_id", client_id.as_str())]].concat(),
+    )
+    .await;
+    assert_eq!(
+        (s.as_u16(), body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "no assertion: refused"
+    );
+    let forged_key = key().0;
+    let forged = assertion(&forged_key, &client_id, &token_endpoint, "j0");
+    let kind = (
+        "client_assertion_type",
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    );
+    let (s, _) = token_request(
+        &proxy,
+        &[
+            base.as_slice(),
+            &[kind, ("client_assertion", forged.as_str())],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(s, 401, "a key not in the document: refused");
+
+    let good = assertion(&pair, &client_id, &token_endpoint, "j1");
+    let (s, body) = token_request(
+        &proxy,
+        &[
+            base.as_slice(),
+            &[kind, ("client_assertion", good.as_str())],
+        ]
+        .concat(),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let refresh_form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", body["refresh_token"].as_str().unwrap()),
+        kind,
+        ("client_assertion", good.as_str()),
+    ];
+    let (s, _) = token_request(&proxy, &refresh_form).await;
+    assert_eq!(s, 401, "an assertion is single-use");
+}
+
+#[tokio::test]
+async fn unusable_documents_fail_with_a_page_and_the_proxy_keeps_serving() {
+    let (_, jwk) = key();
+    let docs = serve_documents(jwk).await;
+    let proxy = Proxy::start(cimd_config(true)).await;
+    for (path, reason) in [
+        ("/other.json", "client_id"),
+        ("/big.json", "larger than"),
+        ("/redirect.json", "redirect"),
+        ("/missing.json", "404"),
+        ("/hang", "5 seconds"),
+    ] {
+        let client_id = format!("http://127.0.0.1:{docs}{path}");
+        let started = Instant::now();
+        let res = http()
+            .get(authorize_url(&proxy, &client_id, &[]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{path}");
+        let text = res.text().await.unwrap();
+        assert!(text.contains(reason), "{path}: {text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(8),
+            "{path} took too long"
+        );
+    }
+    assert_eq!(
+        reqwest::get(proxy.url("/healthz")).await.unwrap().status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn documents_on_private_addresses_are_refused_by_default() {
+    let (_, jwk) = key();
+    let docs = serve_documents(jwk).await;
+    let proxy = Proxy::start(cimd_config(false)).await;
+    for client_id in [
+        format!("https://127.0.0.1:{docs}/client.json"),
+        format!("https://localhost:{docs}/client.json"),
+        "https://169.254.169.254/latest/meta-data".to_string(),
+        "https://[::1]/client.json".to_string(),
+    ] {
+        let res = http()
+            .get(authorize_url(&proxy, &client_id, &[]))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 400, "{client_id}");
+        let text = res.text().await.unwrap();
+        assert!(
+            text.contains("private or local address") || text.contains("no public address"),
+            "{client_id}: {text}"
+        );
+    }
+    // Plain http document URLs are not metadata documents at all: an unknown client.
+    let res = http()
+        .get(authorize_url(
+            &proxy,
+            &format!("http://127.0.0.1:{docs}/client.json"),
+            &[],
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
