@@ -1,4 +1,4 @@
-//! OAuth errors with their RFC names. Rendering to HTTP lives in `web/oauth.rs`.
+//! OAuth errors with their RFC names. Rendering to HTTP lives in `web/oauth_api.rs`.
 
 use std::fmt;
 
@@ -16,7 +16,6 @@ pub enum ErrorCode {
     AccessDenied,
     InvalidRedirectUri,
     InvalidClientMetadata,
-    InvalidToken,
     ServerError,
 }
 
@@ -34,7 +33,6 @@ impl ErrorCode {
             ErrorCode::AccessDenied => "access_denied",
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
-            ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::ServerError => "server_error",
         }
     }

@@ -133,8 +133,14 @@ async fn discovery_documents() {
         );
         assert_eq!(
             md["token_endpoint_auth_methods_supported"],
-            json!(["none", "client_secret_post", "client_secret_basic"])
+            json!([
+                "none",
+                "client_secret_post",
+                "client_secret_basic",
+                "private_key_jwt"
+            ])
         );
+        assert_eq!(md["client_id_metadata_document_supported"], true);
         assert_eq!(md["authorization_response_iss_parameter_supported"], true);
         assert_eq!(md["scopes_supported"], json!(["notes:read", "notes:write"]));
     }
