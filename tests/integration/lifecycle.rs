@@ -125,3 +125,26 @@ async fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
         404
     );
 }
+
+#[tokio::test]
+async fn systemd_is_told_ready_and_stopping() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket_path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let notify = socket_path.to_str().unwrap().to_string();
+    let mut proxy = Proxy::start_with(
+        |port, dir| simple_config(port, dir, "", "http://127.0.0.1:9/mcp"),
+        &[("NOTIFY_SOCKET", &notify)],
+    )
+    .await;
+    let mut buf = [0u8; 256];
+    let n = socket.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    proxy.signal("TERM");
+    let n = socket.recv(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+}
