@@ -86,8 +86,10 @@ fn with_cors(mut res: Response<Body>, origin: Option<HeaderValue>) -> Response<B
     res
 }
 
-/// The origin check, CORS and preflight around an MCP endpoint's handler.
+/// The origin check, CORS, preflight and bearer authentication around an MCP
+/// endpoint's handler, which gets the verified claims.
 async fn guarded<F, Fut>(
+    state: &AppState,
     config: &Config,
     route: &Route,
     req: Request<Incoming>,
@@ -95,7 +97,7 @@ async fn guarded<F, Fut>(
     inner: F,
 ) -> Response<Body>
 where
-    F: FnOnce(Request<Incoming>) -> Fut,
+    F: FnOnce(Request<Incoming>, Arc<Claims>) -> Fut,
     Fut: std::future::Future<Output = Response<Body>>,
 {
     let Ok(origin) = checked_origin(config, req.headers()) else {
@@ -134,7 +136,13 @@ where
             origin,
         );
     }
-    with_cors(inner(req).await, origin)
+    let claims =
+        match bearer::authenticate(&state.authority, config, route, req.headers(), req.uri()) {
+            Ok(c) => c,
+            Err(res) => return with_cors(with_access(res, access(route, None)), origin),
+        };
+    let info = access(route, Some(&claims));
+    with_cors(with_access(inner(req, claims).await, info), origin)
 }
 
 /// `<route path>`: Streamable HTTP (POST, GET, DELETE), or the event stream of a legacy route (GET).
@@ -146,35 +154,35 @@ pub async fn route(
     conn: ConnInfo,
 ) -> Response<Body> {
     let methods = [Method::GET, Method::POST, Method::DELETE];
-    guarded(config, route, req, &methods, |req| async move {
-        let claims =
-            match bearer::authenticate(&state.authority, config, route, req.headers(), req.uri()) {
-                Ok(c) => c,
-                Err(res) => return with_access(res, access(route, None)),
-            };
-        let info = access(route, Some(&claims));
-        let res = match route.transport {
-            Transport::StreamableHttp => {
-                exchange(
-                    state,
-                    config,
-                    route,
-                    &route.upstream,
-                    &claims,
-                    req,
-                    conn,
-                    None,
-                )
-                .await
+    guarded(
+        state,
+        config,
+        route,
+        req,
+        &methods,
+        |req, claims| async move {
+            match route.transport {
+                Transport::StreamableHttp => {
+                    exchange(
+                        state,
+                        config,
+                        route,
+                        &route.upstream,
+                        &claims,
+                        req,
+                        conn,
+                        None,
+                    )
+                    .await
+                }
+                Transport::Sse if *req.method() == Method::GET => {
+                    legacy_stream(state, config, route, &claims, req, conn).await
+                }
+                // A legacy route is only an event stream (clients probing for Streamable HTTP get 405).
+                Transport::Sse => super::method_not_allowed(&[Method::GET]),
             }
-            Transport::Sse if *req.method() == Method::GET => {
-                legacy_stream(state, config, route, &claims, req, conn).await
-            }
-            // A legacy route is only an event stream (clients probing for Streamable HTTP get 405).
-            Transport::Sse => super::method_not_allowed(&[Method::GET]),
-        };
-        with_access(res, info)
-    })
+        },
+    )
     .await
 }
 
@@ -186,45 +194,42 @@ pub async fn legacy_message(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Response<Body> {
-    guarded(config, route, req, &[Method::POST], |req| async move {
-        let claims =
-            match bearer::authenticate(&state.authority, config, route, req.headers(), req.uri()) {
-                Ok(c) => c,
-                Err(res) => return with_access(res, access(route, None)),
-            };
-        let info = access(route, Some(&claims));
-        let session_id = req.uri().query().and_then(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "session")
-                .map(|(_, v)| v.into_owned())
-        });
-        let session = session_id.and_then(|id| state.legacy.get(&id)).filter(|s| {
-            s.route == route.name && s.sub == claims.sub && s.client_id == claims.client_id
-        });
-        let Some(session) = session else {
-            return with_access(
-                super::json_error(
+    guarded(
+        state,
+        config,
+        route,
+        req,
+        &[Method::POST],
+        |req, claims| async move {
+            let session_id = req.uri().query().and_then(|q| {
+                url::form_urlencoded::parse(q.as_bytes())
+                    .find(|(k, _)| k == "session")
+                    .map(|(_, v)| v.into_owned())
+            });
+            let session = session_id.and_then(|id| state.legacy.get(&id)).filter(|s| {
+                s.route == route.name && s.sub == claims.sub && s.client_id == claims.client_id
+            });
+            let Some(session) = session else {
+                return super::json_error(
                     StatusCode::NOT_FOUND,
                     "unknown_session",
                     "no open event stream with this session",
-                ),
-                info,
-            );
-        };
-        let upstream = session.upstream.clone();
-        let res = exchange(
-            state,
-            config,
-            route,
-            &upstream,
-            &claims,
-            strip_query(req),
-            conn,
-            Some(&session.inject),
-        )
-        .await;
-        with_access(res, info)
-    })
+                );
+            };
+            let upstream = session.upstream.clone();
+            exchange(
+                state,
+                config,
+                route,
+                &upstream,
+                &claims,
+                strip_query(req),
+                conn,
+                Some(&session.inject),
+            )
+            .await
+        },
+    )
     .await
 }
 

@@ -193,12 +193,20 @@ pub async fn token(state: &AppState, config: &Config, req: Request<Incoming>) ->
             Ok((client.client_id, response))
         }),
     };
+    answer(result.map(|(client, response)| {
+        let body = json(
+            StatusCode::OK,
+            &serde_json::to_value(&response).unwrap_or_default(),
+        );
+        (client, body)
+    }))
+}
+
+/// The response of the token and revocation endpoints: `no-store`, CORS, and the client in the access log.
+fn answer(result: Result<(String, Response<Body>), OAuthError>) -> Response<Body> {
     let res = match result {
-        Ok((client, response)) => {
-            let mut res = no_store(json(
-                StatusCode::OK,
-                &serde_json::to_value(&response).unwrap_or_default(),
-            ));
+        Ok((client, res)) => {
+            let mut res = no_store(res);
             res.extensions_mut().insert(AccessInfo {
                 client: Some(client),
                 ..Default::default()
@@ -226,16 +234,5 @@ pub async fn revoke(state: &AppState, config: &Config, req: Request<Incoming>) -
             Ok(client.client_id)
         }),
     };
-    let res = match result {
-        Ok(client) => {
-            let mut res = no_store(Response::new(super::empty()));
-            res.extensions_mut().insert(AccessInfo {
-                client: Some(client),
-                ..Default::default()
-            });
-            res
-        }
-        Err(e) => error_response(&e),
-    };
-    cors(res)
+    answer(result.map(|client| (client, Response::new(super::empty()))))
 }
