@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: Rust unit + integration tests (which start the
-# Node fixtures in tests/node), the systemd unit check, and the Node interop
-# tests in tests/interop when there are any.
+# Node fixtures in tests/node), the systemd unit check, the Node interop
+# tests in tests/interop when there are any, and the MCP conformance suite.
 # Extra arguments for `cargo test` go in CARGO_TEST_ARGS, e.g.
 #   CARGO_TEST_ARGS="-- --nocapture" ./test.sh
 set -euo pipefail
@@ -26,4 +26,13 @@ bash systemd/verify.sh
 
 if compgen -G 'tests/interop/*.test.mjs' >/dev/null; then
   node --test tests/interop/
+fi
+
+# The official MCP conformance suite against the proxy (tests/conformance/README.md).
+# It needs `npm ci --prefix tests/conformance` (.ci/run does it); without that it
+# is skipped, except under CI, where it must run.
+if [[ -d tests/conformance/node_modules || ( -n "${CI:-}" && "${CI}" != "false" ) ]]; then
+  node tests/conformance/run.mjs
+else
+  echo "test.sh: skipping the MCP conformance suite: tests/conformance/node_modules is missing (npm ci --prefix tests/conformance)"
 fi

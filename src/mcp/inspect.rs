@@ -52,7 +52,7 @@ pub fn inspect(
     if let Some(err) = check_mirror_headers(&messages, batch, headers) {
         return Verdict::BadRequest(jsonrpc::error_response(
             messages.first().and_then(|m| m.id.as_deref()),
-            INVALID_REQUEST,
+            jsonrpc::HEADER_MISMATCH,
             err,
         ));
     }
@@ -115,12 +115,30 @@ fn check_mirror_headers(
     {
         return Some("the Mcp-Method header does not match the method in the body");
     }
-    if let Some(name) = h.name
-        && m.target.as_deref() != Some(name)
+    // Only the methods whose name the proxy knows are compared; others (e.g. the
+    // tasks extension's taskId) are the upstream's to check.
+    if let (Some(name), Some(target)) = (h.name, m.target.as_deref())
+        && decode_mirrored(name).as_deref() != Some(target)
     {
         return Some("the Mcp-Name header does not match the name in the body");
     }
     None
+}
+
+/// A mirrored header value: plain, or `=?base64?<standard base64 of UTF-8>?=`
+/// for values a header cannot carry as they are (SEP-2243).
+fn decode_mirrored(value: &str) -> Option<String> {
+    use base64::Engine;
+    match value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    {
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok()),
+        None => Some(value.to_string()),
+    }
 }
 
 /// Errors for every request: the unknown tools get -32602, the rest of a batch

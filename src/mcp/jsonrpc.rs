@@ -11,7 +11,8 @@ pub struct Message {
     pub id: Option<Box<RawValue>>,
     /// `None` for a response (client answering a server request).
     pub method: Option<String>,
-    /// `params.name` (tools/call, prompts/get) or `params.uri` (resources/*).
+    /// `params.name` (tools/call, prompts/get) or `params.uri` (resources/read,
+    /// subscribe, unsubscribe); `None` for other methods.
     pub target: Option<String>,
 }
 
@@ -76,10 +77,14 @@ fn one(bytes: &[u8]) -> Result<Message, ParseError> {
     if env.method.is_none() && !(is_response && env.id.is_some()) {
         return Err(ParseError::NotJsonRpc);
     }
+    // What `Mcp-Name` mirrors (2026-07-28): the tool or prompt name, or the resource URI.
     let target = env.params.and_then(|p| {
-        p.name
-            .or(p.uri)
-            .and_then(|v| v.as_str().map(str::to_string))
+        let field = match env.method.as_deref()? {
+            "tools/call" | "prompts/get" => p.name,
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => p.uri,
+            _ => None,
+        };
+        field.and_then(|v| v.as_str().map(str::to_string))
     });
     Ok(Message {
         id: env.id,
@@ -99,6 +104,8 @@ pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
+/// 2026-07-28 (SEP-2243): an `Mcp-Method`/`Mcp-Name` header disagrees with the body.
+pub const HEADER_MISMATCH: i64 = -32020;
 
 #[cfg(test)]
 mod tests {
