@@ -1,7 +1,5 @@
 //! Header rewriting between client and upstream, as pure functions.
 
-use std::net::IpAddr;
-
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::UpstreamAuth;
@@ -22,8 +20,17 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(name)
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering");
+
 /// Removes hop-by-hop headers, including any that the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most requests have none: one look at the names is cheaper than a removal per name.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -38,9 +45,11 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// What the proxy knows about the client connection, for `X-Forwarded-*`.
 pub struct ClientInfo<'a> {
-    pub ip: IpAddr,
+    /// The peer's IP address as text.
+    pub ip: &'a str,
     pub https: bool,
-    pub host: Option<&'a str>,
+    /// The host the client asked for (`Host`, or the authority of an HTTP/2 request).
+    pub host: Option<HeaderValue>,
 }
 
 /// Turns the client's request headers into the upstream's: connection headers,
@@ -56,19 +65,19 @@ pub fn to_upstream(headers: &mut HeaderMap, client: &ClientInfo, auth: Option<&U
         headers.insert(auth.name.clone(), auth.value.clone());
     }
     // The proxy is the edge: it states what it saw rather than trusting the client.
-    if let Ok(v) = HeaderValue::from_str(&client.ip.to_string()) {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    if let Ok(v) = HeaderValue::from_str(client.ip) {
+        headers.insert(X_FORWARDED_FOR, v);
     }
     headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
+        X_FORWARDED_PROTO,
         HeaderValue::from_static(if client.https { "https" } else { "http" }),
     );
-    match client.host.and_then(|h| HeaderValue::from_str(h).ok()) {
+    match &client.host {
         Some(host) => {
-            headers.insert(HeaderName::from_static("x-forwarded-host"), host);
+            headers.insert(X_FORWARDED_HOST, host.clone());
         }
         None => {
-            headers.remove(HeaderName::from_static("x-forwarded-host"));
+            headers.remove(X_FORWARDED_HOST);
         }
     }
 }
@@ -91,10 +100,7 @@ pub fn to_client(headers: &mut HeaderMap) {
     strip_hop_by_hop(headers);
     headers.remove(header::SET_COOKIE);
     if is_event_stream(headers) {
-        headers.insert(
-            HeaderName::from_static("x-accel-buffering"),
-            HeaderValue::from_static("no"),
-        );
+        headers.insert(X_ACCEL_BUFFERING, HeaderValue::from_static("no"));
         headers.remove(header::CONTENT_LENGTH);
     }
 }
@@ -115,9 +121,9 @@ mod tests {
 
     fn client() -> ClientInfo<'static> {
         ClientInfo {
-            ip: "10.1.2.3".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            ip: "10.1.2.3",
             https: true,
-            host: Some("mcp.example.com"),
+            host: Some(HeaderValue::from_static("mcp.example.com")),
         }
     }
 

@@ -66,6 +66,56 @@ pub enum ServeError {
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub https: bool,
+    /// `peer`'s IP address as text (access log, `X-Forwarded-For`), formatted once per connection.
+    pub peer_ip: IpText,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, https: bool) -> Self {
+        Self {
+            peer,
+            https,
+            peer_ip: IpText::new(peer.ip()),
+        }
+    }
+}
+
+/// An IP address as text, held inline so that [`ConnInfo`] stays `Copy`.
+#[derive(Clone, Copy)]
+pub struct IpText {
+    len: u8,
+    /// Long enough for any address `IpAddr` prints (IPv6: at most 39 characters).
+    buf: [u8; 45],
+}
+
+impl IpText {
+    pub fn new(ip: std::net::IpAddr) -> Self {
+        use std::io::Write;
+        let mut buf = [0u8; 45];
+        let mut rest = &mut buf[..];
+        let _ = write!(rest, "{ip}");
+        let len = 45 - rest.len();
+        Self {
+            len: len as u8,
+            buf,
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Display for IpText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for IpText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 /// Serves until SIGTERM or SIGINT, then drains for the configured grace period.
@@ -135,7 +185,7 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
                     tracing::warn!(peer = %peer, "connection limit reached: refused");
                     continue;
                 };
-                let conn = ConnInfo { peer, https: acceptor.is_some() };
+                let conn = ConnInfo::new(peer, acceptor.is_some());
                 spawn_connection(tcp, conn, acceptor.clone(), state.clone(), &graceful, permit);
             }
             _ = sighup.recv() => reload(&config_path, &state, certs.as_deref()),
@@ -202,22 +252,41 @@ fn spawn_connection(
                 Some(proto) => serve_io(tcp, proto, conn, state, &settings, watcher).await,
                 None => tracing::debug!(peer = %conn.peer, "no request before the header timeout"),
             },
-            Some(acceptor) => match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => {
-                    let proto = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                        Proto::Http2
-                    } else {
-                        Proto::Http1
-                    };
-                    serve_io(tls, proto, conn, state, &settings, watcher).await
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed")
-                }
-                Err(_) => tracing::debug!(peer = %conn.peer, "TLS handshake timed out"),
-            },
+            // Boxed: a TLS connection's futures are several times the size of a plain
+            // one's, and inline every connection's task would be allocated at that size.
+            Some(acceptor) => {
+                Box::pin(serve_tls(
+                    tcp, acceptor, deadline, conn, state, &settings, watcher,
+                ))
+                .await
+            }
         }
     });
+}
+
+async fn serve_tls(
+    tcp: tokio::net::TcpStream,
+    acceptor: TlsAcceptor,
+    deadline: tokio::time::Instant,
+    conn: ConnInfo,
+    state: Arc<AppState>,
+    settings: &crate::config::ServerSettings,
+    watcher: hyper_util::server::graceful::Watcher,
+) {
+    match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => {
+            let proto = if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                Proto::Http2
+            } else {
+                Proto::Http1
+            };
+            serve_io(tls, proto, conn, state, settings, watcher).await
+        }
+        Ok(Err(e)) => {
+            tracing::debug!(peer = %conn.peer, error = %e, "TLS handshake failed")
+        }
+        Err(_) => tracing::debug!(peer = %conn.peer, "TLS handshake timed out"),
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,7 +360,9 @@ async fn serve_io<I>(
                 .keep_alive_interval(Some(std::time::Duration::from_secs(30)))
                 .keep_alive_timeout(std::time::Duration::from_secs(20))
                 .serve_connection(io, service);
-            watcher.watch(connection).await
+            // Boxed (HTTP/2 connections are fewer, and their state is larger): the HTTP/1.1
+            // connections' futures need not be as large.
+            Box::pin(watcher.watch(connection)).await
         }
     };
     if let Err(e) = result {
@@ -327,5 +398,27 @@ fn notify_systemd(state: sd_notify::NotifyState) {
     // Without NOTIFY_SOCKET (not under systemd) this does nothing.
     if let Err(e) = sd_notify::notify(&[state]) {
         tracing::debug!(error = %e, "sd_notify failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peer_addresses_print_as_ip_addr_does() {
+        for ip in [
+            "10.1.2.3",
+            "255.255.255.255",
+            "::1",
+            "::ffff:192.0.2.1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "2001:db8::8a2e:370:7334",
+        ] {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            let conn = ConnInfo::new(SocketAddr::new(ip, 443), true);
+            assert_eq!(conn.peer_ip.as_str(), ip.to_string());
+            assert_eq!(conn.peer_ip.to_string(), ip.to_string());
+        }
     }
 }

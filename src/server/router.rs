@@ -34,7 +34,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) ->
         route = %info.route.as_deref().unwrap_or("-"),
         user = %info.user.as_deref().unwrap_or("-"),
         client = %info.client.as_deref().unwrap_or("-"),
-        peer = %conn.peer.ip(),
+        peer = %conn.peer_ip,
     );
     response
 }
@@ -51,14 +51,27 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> R
             _ => web::method_not_allowed(&[Method::GET, Method::HEAD]),
         };
     }
+    // Handlers' futures are boxed: hyper keeps each connection's request future (this
+    // one) for the connection's life, and moves it; inline, it would have the size of
+    // the largest handler.
     if let Some(route) = config.route_by_path(path) {
         let route = route.clone();
-        return mcp::route(state, &config, &route, req, conn).await;
+        return Box::pin(mcp::route(state, &config, &route, req, conn)).await;
     }
     if let Some(route) = mcp::legacy_route_for(&config, path) {
         let route = route.clone();
-        return mcp::legacy_message(state, &config, &route, req, conn).await;
+        return Box::pin(mcp::legacy_message(state, &config, &route, req, conn)).await;
     }
+    Box::pin(own_endpoint(state, &config, req, conn)).await
+}
+
+async fn own_endpoint(
+    state: &AppState,
+    config: &Config,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<Body> {
+    let path = req.uri().path();
     let authority = &state.authority;
     if req.method() == Method::OPTIONS
         && (path.starts_with(paths::WELL_KNOWN) || path.starts_with(paths::OAUTH_PREFIX))
@@ -69,13 +82,13 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> R
         paths::REGISTER | "/register" => {
             oauth_api::register(authority, &state.registrations, req, conn).await
         }
-        paths::TOKEN | "/token" => oauth_api::token(state, &config, req).await,
-        paths::REVOKE => oauth_api::revoke(state, &config, req).await,
+        paths::TOKEN | "/token" => oauth_api::token(state, config, req).await,
+        paths::REVOKE => oauth_api::revoke(state, config, req).await,
         paths::JWKS => oauth_api::document(&req, authority.jwks()),
-        paths::AUTHORIZE | "/authorize" => browser::authorize(state, &config, req).await,
-        paths::LOGIN => browser::login(state, &config, req, conn).await,
-        paths::CONSENT => browser::consent(state, &config, req).await,
-        _ => well_known(&config, req).await,
+        paths::AUTHORIZE | "/authorize" => browser::authorize(state, config, req).await,
+        paths::LOGIN => browser::login(state, config, req, conn).await,
+        paths::CONSENT => browser::consent(state, config, req).await,
+        _ => well_known(config, req).await,
     }
 }
 

@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, header};
+use http::{
+    HeaderMap, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, header,
+};
 use hyper::body::Incoming;
 
 use super::AccessInfo;
@@ -25,6 +27,10 @@ use crate::server::{AppState, ConnInfo};
 pub const MAX_MCP_BODY: usize = 16 * 1024 * 1024;
 /// The largest JSON `tools/list` answer held for filtering.
 const MAX_FILTERED_JSON: usize = 64 * 1024 * 1024;
+
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
+const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
 
 fn access(route: &Route, claims: Option<&Claims>) -> AccessInfo {
     AccessInfo {
@@ -242,14 +248,17 @@ fn strip_query(mut req: Request<Incoming>) -> Request<Incoming> {
     req
 }
 
-fn client_info<'a>(req: &'a Request<Incoming>, conn: ConnInfo) -> ClientInfo<'a> {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+fn client_info<'c, B>(req: &Request<B>, conn: &'c ConnInfo) -> ClientInfo<'c> {
+    // The `Host` header if it is text, else the authority of an HTTP/2 request.
+    let host = match req.headers().get(header::HOST) {
+        Some(h) if h.to_str().is_ok() => Some(h.clone()),
+        _ => req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok()),
+    };
     ClientInfo {
-        ip: conn.peer.ip(),
+        ip: conn.peer_ip.as_str(),
         https: conn.https,
         host,
     }
@@ -269,17 +278,12 @@ async fn exchange(
     inject: Option<&tokio::sync::mpsc::UnboundedSender<Bytes>>,
 ) -> Response<Body> {
     let policy = ToolPolicy::new(route.scopes.as_deref(), &claims.scope);
-    let owned_host = client_info(&req, conn).host.map(str::to_string);
-    let client = ClientInfo {
-        ip: conn.peer.ip(),
-        https: conn.https,
-        host: owned_host.as_deref(),
-    };
+    let client = client_info(&req, &conn);
 
     let (parts, body) = req.into_parts();
     let session = parts
         .headers
-        .get("mcp-session-id")
+        .get(MCP_SESSION_ID)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     if let Some(sid) = &session
@@ -301,11 +305,8 @@ async fn exchange(
             Err(e) => return e.into_response(),
         };
         let mirror = MirrorHeaders {
-            method: parts
-                .headers
-                .get("mcp-method")
-                .and_then(|v| v.to_str().ok()),
-            name: parts.headers.get("mcp-name").and_then(|v| v.to_str().ok()),
+            method: parts.headers.get(MCP_METHOD).and_then(|v| v.to_str().ok()),
+            name: parts.headers.get(MCP_NAME).and_then(|v| v.to_str().ok()),
         };
         match inspect::inspect(
             &bytes,
@@ -354,7 +355,7 @@ async fn exchange(
     };
     if let Some(created) = response
         .headers()
-        .get("mcp-session-id")
+        .get(MCP_SESSION_ID)
         .and_then(|v| v.to_str().ok())
     {
         state
@@ -417,12 +418,7 @@ async fn legacy_stream(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Response<Body> {
-    let owned_host = client_info(&req, conn).host.map(str::to_string);
-    let client = ClientInfo {
-        ip: conn.peer.ip(),
-        https: conn.https,
-        host: owned_host.as_deref(),
-    };
+    let client = client_info(&req, &conn);
     let request = req.map(super::boxed);
     let response = match state
         .upstream
