@@ -37,10 +37,6 @@ fn unauthorized(config: &Config, route: &Route, error: Option<(&str, &str)>) -> 
     if let Ok(v) = HeaderValue::from_str(&header_value) {
         res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
     }
-    res.headers_mut().insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static("www-authenticate"),
-    );
     res
 }
 
