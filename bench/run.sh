@@ -2,7 +2,7 @@
 # Benchmark: mcp-oauth-proxy against a plain nginx proxy_pass, both in front of the same
 # fast nginx upstream, on one machine. See bench/README.md for what is measured and how.
 #
-#   bench/run.sh                       # everything (~6 minutes on 2 cores)
+#   bench/run.sh                       # everything (~5 minutes on 2 cores; ROUNDS=2: ~8)
 #   PHASES="call list" bench/run.sh    # only some phases: call list cache sse
 #
 # Knobs (environment): DURATION (s per wrk run, 10), CONCURRENCY ("1 16 64"), ROUNDS (1;
