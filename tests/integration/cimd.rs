@@ -130,17 +130,7 @@ async fn a_metadata_document_client_signs_in_without_registering() {
         page.contains("Doc Client") && page.contains("127.0.0.1"),
         "consent names the client and its redirect host"
     );
-    let res = browser
-        .post_form(
-            &proxy.url("/oauth/consent"),
-            &[
-                ("csrf", &hidden(&page, "csrf")),
-                ("ticket", &hidden(&page, "ticket")),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
-    let q = query_of(&location(&res));
+    let q = decide(&mut browser, &proxy, &page, "allow").await;
     let (s, body) = exchange(&proxy, &client_id, &q["code"]).await;
     assert_eq!(s, 200, "{body}");
     let (s, _) = refresh(&proxy, &client_id, body["refresh_token"].as_str().unwrap()).await;

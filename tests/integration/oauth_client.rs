@@ -185,6 +185,27 @@ pub async fn login(
     browser.get(&proxy.url(&location(&res))).await
 }
 
+/// Answers a consent page with `decision`; returns the query of the redirect to the client.
+pub async fn decide(
+    browser: &mut Browser,
+    proxy: &Proxy,
+    page: &str,
+    decision: &str,
+) -> HashMap<String, String> {
+    let res = browser
+        .post_form(
+            &proxy.url("/oauth/consent"),
+            &[
+                ("csrf", &hidden(page, "csrf")),
+                ("ticket", &hidden(page, "ticket")),
+                ("decision", decision),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 303);
+    query_of(&location(&res))
+}
+
 /// The whole browser part: login, consent with `decision`; returns the redirect's query.
 pub async fn consent(
     proxy: &Proxy,
@@ -203,18 +224,7 @@ pub async fn consent(
     .await;
     assert_eq!(res.status(), 200);
     let page = res.text().await.unwrap();
-    let res = browser
-        .post_form(
-            &proxy.url("/oauth/consent"),
-            &[
-                ("csrf", &hidden(&page, "csrf")),
-                ("ticket", &hidden(&page, "ticket")),
-                ("decision", decision),
-            ],
-        )
-        .await;
-    assert_eq!(res.status(), 303);
-    query_of(&location(&res))
+    decide(&mut browser, proxy, &page, decision).await
 }
 
 pub async fn token_request(proxy: &Proxy, form: &[(&str, &str)]) -> (reqwest::StatusCode, Value) {

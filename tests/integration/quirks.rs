@@ -120,17 +120,7 @@ async fn the_2025_03_26_fallback_endpoints_work() {
     let res = login(&mut browser, &proxy, &url, USER, PASSWORD).await;
     assert_eq!(res.status(), 200, "the consent page, via /authorize");
     let page = res.text().await.unwrap();
-    let res = browser
-        .post_form(
-            &proxy.url("/oauth/consent"),
-            &[
-                ("csrf", &hidden(&page, "csrf")),
-                ("ticket", &hidden(&page, "ticket")),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
-    let q = query_of(&location(&res));
+    let q = decide(&mut browser, &proxy, &page, "allow").await;
     let res = http()
         .post(proxy.url("/token"))
         .form(&[
