@@ -6,7 +6,7 @@
 #   PHASES="call list" bench/run.sh    # only some phases: call list cache sse
 #
 # Knobs (environment): DURATION (s per wrk run, 10), CONCURRENCY ("1 16 64"), ROUNDS (1;
-# more: the median per cell), PHASES ("call list cache sse"), SSE_STREAMS (10000),
+# more: the median per cell), PHASES ("call list cache sse"; also "profile"), SSE_STREAMS (10000),
 # SSE_PROTOS ("h1 h2"), PROXY_BIN (target/release/mcp-oauth-proxy), SKIP_BUILD (0),
 # OUT (bench/out/<time>), MAX_RUNTIME (1800 s), QUIET_MAX_BUSY (20 %), QUIET_WAIT (900 s),
 # OTHERS_MAX (10 % of a CPU used by other processes during a block of runs: repeat it),
@@ -46,7 +46,7 @@ for tool in nginx wrk taskset curl python3; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install nginx wrk util-linux curl python3)"
 done
 if has_phase sse; then command -v cargo >/dev/null || die "cargo is missing (the SSE phase builds bench/sse-bench)"; fi
-if has_phase cache; then command -v valgrind >/dev/null || die "valgrind is missing (apt-get install valgrind)"; fi
+if has_phase cache || has_phase profile; then command -v valgrind >/dev/null || die "valgrind is missing (apt-get install valgrind)"; fi
 
 # ---------------------------------------------------------------- cleanup and time bound
 PIDS=()
@@ -352,6 +352,29 @@ if has_phase cache; then
       *fresh-tokens*) python3 "$BENCH/callgrind-summary.py" "$f" "$VERIFY_RE" >"$OUT/results/cache-fresh.txt" ;;
     esac
   done
+  start_proxy
+fi
+
+# ---------------------------------------------------------------- instructions per request
+# Not in the default PHASES: callgrind counts the proxy's user-space instructions for
+# PROFILE_REQUESTS tools/call requests on one keep-alive connection (stable on a noisy
+# machine: what to compare before and after a change) and the top functions, inclusive.
+if has_phase profile; then
+  n=${PROFILE_REQUESTS:-2000}
+  log "profile: $n tools/call requests on one connection, proxy under callgrind"
+  stop "$PROXY_PID"
+  start_proxy "valgrind --tool=callgrind --callgrind-out-file=$OUT/results/profile.out --dump-instr=no"
+  CG_PID=$PROXY_PID
+  printf '%s\n' "$TOKEN_CALL" | python3 "$BENCH/send.py" 127.0.0.1 "$PROXY_PORT" /bench/mcp >/dev/null
+  callgrind_control --zero "$CG_PID" >/dev/null 2>&1
+  for _ in $(seq "$n"); do printf '%s\n' "$TOKEN_CALL"; done | python3 "$BENCH/send.py" 127.0.0.1 "$PROXY_PORT" /bench/mcp >/dev/null
+  callgrind_control --dump=profile "$CG_PID" >/dev/null 2>&1
+  sleep 1
+  stop "$CG_PID"
+  f=$(ls "$OUT"/results/profile.out.* | head -1)
+  total=$(python3 "$BENCH/callgrind-summary.py" "$f" '^$' | sed -n 's/^total_Ir=//p')
+  callgrind_annotate --inclusive=yes --threshold=99 "$f" 2>/dev/null | head -80 >"$OUT/results/profile.txt"
+  log "profile: $((total / n)) instructions per request (top functions: $OUT/results/profile.txt)"
   start_proxy
 fi
 

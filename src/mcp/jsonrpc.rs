@@ -36,8 +36,56 @@ fn raw_present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawV
 
 #[derive(Deserialize)]
 struct Params {
-    name: Option<serde_json::Value>,
-    uri: Option<serde_json::Value>,
+    #[serde(default)]
+    name: Text,
+    #[serde(default)]
+    uri: Text,
+}
+
+/// A JSON string's value; any other JSON value is skipped (it is the upstream's to refuse).
+#[derive(Default)]
+struct Text(Option<String>);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Text;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text, E> {
+                Ok(Text(Some(v.to_string())))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_unit<E>(self) -> Result<Text, E> {
+                Ok(Text(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Text, A::Error> {
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Text(None))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Text, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Text(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -50,6 +98,8 @@ pub enum ParseError {
 
 /// The messages of a request body, and whether it was a batch.
 pub fn parse(body: &[u8]) -> Result<(Vec<Message>, bool), ParseError> {
+    // Fields the proxy skips are not checked for UTF-8 by the envelope's reader.
+    std::str::from_utf8(body).map_err(|_| ParseError::Json)?;
     let trimmed = body.trim_ascii_start();
     if trimmed.first() == Some(&b'[') {
         let items: Vec<&RawValue> = serde_json::from_slice(body).map_err(|_| ParseError::Json)?;
@@ -62,9 +112,15 @@ pub fn parse(body: &[u8]) -> Result<(Vec<Message>, bool), ParseError> {
             .collect::<Result<Vec<_>, _>>()?;
         Ok((msgs, true))
     } else {
-        // Distinguish "not JSON" from "JSON but not JSON-RPC".
-        let _: &RawValue = serde_json::from_slice(body).map_err(|_| ParseError::Json)?;
-        Ok((vec![one(body)?], false))
+        // One pass when it is a message; a second one tells "not JSON" from
+        // "JSON but not JSON-RPC" when it is not.
+        match one(body) {
+            Ok(message) => Ok((vec![message], false)),
+            Err(e) => {
+                let _: &RawValue = serde_json::from_slice(body).map_err(|_| ParseError::Json)?;
+                Err(e)
+            }
+        }
     }
 }
 
@@ -82,9 +138,9 @@ fn one(bytes: &[u8]) -> Result<Message, ParseError> {
         let field = match env.method.as_deref()? {
             "tools/call" | "prompts/get" => p.name,
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => p.uri,
-            _ => None,
+            _ => Text(None),
         };
-        field.and_then(|v| v.as_str().map(str::to_string))
+        field.0
     });
     Ok(Message {
         id: env.id,
@@ -159,6 +215,43 @@ mod tests {
         assert_eq!(
             parse(br#"[{"jsonrpc":"2.0","method":"a"}, 5]"#).unwrap_err(),
             ParseError::NotJsonRpc
+        );
+    }
+
+    #[test]
+    fn names_that_are_not_strings_are_no_names() {
+        for params in [
+            r#"{"name":7}"#,
+            r#"{"name":{"a":[1,{"b":null}]}}"#,
+            r#"{"name":[true]}"#,
+            r#"{"name":null}"#,
+            "{}",
+        ] {
+            let body =
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{params}}}"#);
+            let (m, _) = parse(body.as_bytes()).unwrap();
+            assert_eq!(m[0].target, None, "{params}");
+        }
+        let (m, _) = parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a\u0062\"c"}}"#,
+        )
+        .unwrap();
+        assert_eq!(m[0].target.as_deref(), Some("ab\"c"));
+    }
+
+    #[test]
+    fn skipped_fields_are_still_checked() {
+        // Invalid UTF-8 or a broken escape in a field the proxy does not read is not JSON.
+        let mut bad = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","arguments":{"a":"#.to_vec();
+        bad.extend_from_slice(b"\"\xff\"}}}");
+        assert_eq!(parse(&bad).unwrap_err(), ParseError::Json);
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"y":"\q"}}"#).unwrap_err(),
+            ParseError::Json
+        );
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"x"} {}"#).unwrap_err(),
+            ParseError::Json
         );
     }
 

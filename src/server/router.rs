@@ -10,14 +10,14 @@ use super::{AppState, ConnInfo};
 use crate::config::Config;
 use crate::oauth::metadata;
 use crate::paths;
+use crate::telemetry::{self, Access};
 use crate::web::{self, AccessInfo, Body};
 use crate::web::{browser, mcp, oauth_api};
 
 pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
     let started = Instant::now();
     let method = req.method().clone();
-    // The path only: query strings carry codes and state that must not be logged.
-    let path = req.uri().path().to_string();
+    let uri = req.uri().clone();
 
     let mut response = dispatch(state, req, conn).await;
 
@@ -25,17 +25,16 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) ->
         .extensions_mut()
         .remove::<AccessInfo>()
         .unwrap_or_default();
-    tracing::info!(
-        target: "access",
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        route = %info.route.as_deref().unwrap_or("-"),
-        user = %info.user.as_deref().unwrap_or("-"),
-        client = %info.client.as_deref().unwrap_or("-"),
-        peer = %conn.peer_ip,
-    );
+    telemetry::access(&Access {
+        method: method.as_str(),
+        path: uri.path(),
+        status: response.status().as_u16(),
+        latency: started.elapsed(),
+        route: info.route.as_deref(),
+        user: info.user.as_deref(),
+        client: info.client.as_deref(),
+        peer: conn.peer_ip.as_str(),
+    });
     response
 }
 
