@@ -24,6 +24,18 @@ const CODE_MEMORY: u64 = 600;
 const UNUSED_CLIENT_TTL: u64 = 86_400;
 /// Verified access tokens kept in memory for the hot path.
 const VERIFIED_CACHE_MAX: usize = 10_000;
+const CACHE_KEY_LEN: usize = 32;
+
+/// The verified-token cache's key: the token's last bytes, which are its signature's.
+/// Hashing them costs a fifth of hashing the whole token; a hit still needs the whole
+/// token to match, and only tokens whose signature was checked are ever stored.
+fn cache_key(token: &str) -> [u8; CACHE_KEY_LEN] {
+    let b = token.as_bytes();
+    let tail = &b[b.len().saturating_sub(CACHE_KEY_LEN)..];
+    let mut key = [0u8; CACHE_KEY_LEN];
+    key[..tail.len()].copy_from_slice(tail);
+    key
+}
 
 pub fn now() -> u64 {
     SystemTime::now()
@@ -105,8 +117,9 @@ pub struct Authority {
     pub signer: seal::Signer,
     /// Revoked access tokens (jti → exp), until they expire.
     denied: DashMap<String, u64>,
-    /// Verified access tokens: the hot path skips the signature check for these.
-    verified: DashMap<Box<str>, Arc<Claims>>,
+    /// Verified access tokens (expired ones too, until the sweep): the hot path
+    /// skips the signature check for these. See [`cache_key`].
+    verified: DashMap<[u8; CACHE_KEY_LEN], (Box<str>, Arc<Claims>)>,
     /// Client assertion ids seen (jti → exp), so that none is accepted twice.
     assertions: DashMap<String, u64>,
 }
@@ -519,7 +532,7 @@ impl Authority {
             if let Err(e) = self.records.put(Namespace::Denied, &a.jti, &a, a.exp) {
                 tracing::error!(error = %e, "cannot persist a revoked access token");
             }
-            self.verified.retain(|_, c| c.jti != a.jti);
+            self.verified.retain(|_, (_, c)| c.jti != a.jti);
             self.denied.insert(a.jti, a.exp);
         }
     }
@@ -559,28 +572,31 @@ impl Authority {
         token: &str,
     ) -> Result<Arc<Claims>, TokenError> {
         let t = self.now();
-        let claims = match self.verified.get(token) {
-            Some(c) => c.clone(),
+        let key = cache_key(token);
+        let cached = self
+            .verified
+            .get(&key)
+            .filter(|e| *e.0 == *token)
+            .map(|e| e.1.clone());
+        let claims = match cached {
+            Some(c) => c,
             None => {
                 let c = Arc::new(self.signing.verify_signature(token)?);
-                if c.iss == config.public_url.as_str() && c.exp > t {
+                // Expired tokens are kept too: clients retry with them, and each retry
+                // would cost a signature check. `check` refuses them below.
+                if c.iss == config.public_url.as_str() {
                     if self.verified.len() >= VERIFIED_CACHE_MAX {
-                        self.verified.retain(|_, c| c.exp > t);
+                        self.verified.retain(|_, (_, c)| c.exp > t);
                         if self.verified.len() >= VERIFIED_CACHE_MAX {
                             self.verified.clear();
                         }
                     }
-                    self.verified.insert(token.into(), c.clone());
+                    self.verified.insert(key, (token.into(), c.clone()));
                 }
                 c
             }
         };
-        if let Err(e) = claims.check(config.public_url.as_str(), &route.resource, t) {
-            if e == TokenError::Expired {
-                self.verified.remove(token);
-            }
-            return Err(e);
-        }
+        claims.check(config.public_url.as_str(), &route.resource, t)?;
         if !self.denied.is_empty() && self.denied.contains_key(&claims.jti) {
             return Err(TokenError::Revoked);
         }
@@ -592,7 +608,7 @@ impl Authority {
         let t = self.now();
         self.denied.retain(|_, exp| *exp > t);
         self.assertions.retain(|_, exp| *exp > t);
-        self.verified.retain(|_, c| c.exp > t);
+        self.verified.retain(|_, (_, c)| c.exp > t);
         match self.records.sweep(t) {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "store sweep"),
             Ok(_) => {}

@@ -81,15 +81,20 @@ fn format_access(buf: &mut Vec<u8>, now: SystemTime, line: &Access) {
 /// A value as it is, but control characters, spaces and backslashes escaped, so
 /// that a line stays one line and its fields stay apart.
 fn text(buf: &mut Vec<u8>, s: &str) {
-    for &b in s.as_bytes() {
-        if b <= b' ' || b == 0x7f || b == b'\\' {
-            buf.extend_from_slice(b"\\x");
-            buf.push(HEX[usize::from(b >> 4)]);
-            buf.push(HEX[usize::from(b & 0xf)]);
-        } else {
-            buf.push(b);
-        }
+    let plain = |b: &u8| *b > b' ' && *b != 0x7f && *b != b'\\';
+    let mut rest = s.as_bytes();
+    while let Some(i) = rest.iter().position(|b| !plain(b)) {
+        let b = rest[i];
+        buf.extend_from_slice(&rest[..i]);
+        buf.extend_from_slice(&[
+            b'\\',
+            b'x',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 0xf)],
+        ]);
+        rest = &rest[i + 1..];
     }
+    buf.extend_from_slice(rest);
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

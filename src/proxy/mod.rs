@@ -2,19 +2,19 @@
 //! credential instead of the client's, and the response streams back frame by
 //! frame as it arrives (SSE included), never buffered.
 
+pub mod client;
+pub mod h1;
 pub mod headers;
 
-use std::time::Duration;
-
+use http::request::Parts;
 use http::uri::PathAndQuery;
-use http::{Request, Response, StatusCode, Uri, Version};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use http::{Response, StatusCode, Uri};
+use hyper_rustls::ConfigBuilderExt;
 
 use crate::config::Route;
 use crate::web::{self, Body};
 
+use client::{Client, Outgoing, SendError};
 use headers::ClientInfo;
 
 /// Why the upstream gave no response.
@@ -44,30 +44,28 @@ impl ProxyError {
     }
 }
 
-type HttpsConnector = hyper_rustls::HttpsConnector<HttpConnector>;
-
-/// A pooled client for every upstream (http, or https through rustls).
-#[derive(Clone)]
+/// The client for every upstream (http, or https through rustls).
 pub struct Upstream {
-    client: Client<HttpsConnector, Body>,
+    client: Client,
 }
 
 impl Upstream {
     pub fn new() -> Result<Self, rustls::Error> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_secs(10)));
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())?
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
-            .build(connector);
-        Ok(Self { client })
+        let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_webpki_roots()
+        .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(Self {
+            client: Client::new(tls),
+        })
+    }
+
+    /// Drops idle upstream connections past their time.
+    pub fn sweep(&self) {
+        self.client.sweep();
     }
 
     /// Sends the client's request to `upstream` (with the route's credential) and returns its
@@ -76,19 +74,16 @@ impl Upstream {
         &self,
         route: &Route,
         upstream: &Uri,
-        req: Request<Body>,
+        mut parts: Parts,
+        body: Outgoing,
         client: &ClientInfo<'_>,
     ) -> Result<Response<Body>, ProxyError> {
-        let (mut parts, body) = req.into_parts();
-        parts.uri = upstream_uri(upstream, parts.uri.query());
-        parts.version = Version::HTTP_11;
+        let uri = upstream_uri(upstream, parts.uri.query());
         headers::to_upstream(&mut parts.headers, client, route.upstream_auth.as_ref());
-        let request = Request::from_parts(parts, body);
-
-        let response = match tokio::time::timeout(route.timeout, self.client.request(request)).await
-        {
+        let sent = self.client.send(&uri, &parts.method, &parts.headers, body);
+        let response = match tokio::time::timeout(route.timeout, sent).await {
             Err(_) => return Err(ProxyError::Timeout),
-            Ok(Err(e)) if e.is_connect() => {
+            Ok(Err(e @ (SendError::Connect(_) | SendError::Url))) => {
                 tracing::warn!(route = %route.name, error = %e, "upstream unreachable");
                 return Err(ProxyError::Unreachable);
             }

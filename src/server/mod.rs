@@ -229,6 +229,7 @@ fn spawn_sweeper(state: Arc<AppState>) {
             let now = s.authority.now();
             s.used_tickets.retain(|_, exp| *exp > now);
             s.mcp_sessions.sweep();
+            s.upstream.sweep();
             let _ = tokio::task::spawn_blocking(move || s.authority.sweep()).await;
         }
     });

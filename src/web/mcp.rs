@@ -20,6 +20,7 @@ use crate::mcp::policy::ToolPolicy;
 use crate::mcp::stream::EventStream;
 use crate::oauth::jwt::Claims;
 use crate::oauth::metadata;
+use crate::proxy::client::Outgoing;
 use crate::proxy::headers::{self, ClientInfo};
 use crate::server::{AppState, ConnInfo};
 
@@ -339,15 +340,14 @@ async fn exchange(
                 return jsonrpc_response(StatusCode::OK, body);
             }
         }
-        super::full(bytes)
+        Outgoing::Full(bytes)
     } else {
-        super::boxed(body)
+        Outgoing::Stream(super::boxed(body))
     };
 
-    let request = Request::from_parts(parts, body);
     let response = match state
         .upstream
-        .forward(route, upstream, request, &client)
+        .forward(route, upstream, parts, body, &client)
         .await
     {
         Ok(r) => r,
@@ -419,10 +419,11 @@ async fn legacy_stream(
     conn: ConnInfo,
 ) -> Response<Body> {
     let client = client_info(&req, &conn);
-    let request = req.map(super::boxed);
+    let (parts, body) = req.into_parts();
+    let body = Outgoing::Stream(super::boxed(body));
     let response = match state
         .upstream
-        .forward(route, &route.upstream, request, &client)
+        .forward(route, &route.upstream, parts, body, &client)
         .await
     {
         Ok(r) => r,

@@ -14,3 +14,4 @@ mod oauth_client;
 mod policy;
 mod quirks;
 mod tls;
+mod upstream_pool;
