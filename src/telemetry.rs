@@ -83,6 +83,10 @@ fn format_access(buf: &mut Vec<u8>, now: SystemTime, line: &Access) {
 fn text(buf: &mut Vec<u8>, s: &str) {
     let plain = |b: &u8| *b > b' ' && *b != 0x7f && *b != b'\\';
     let mut rest = s.as_bytes();
+    if rest.iter().all(plain) {
+        buf.extend_from_slice(rest);
+        return;
+    }
     while let Some(i) = rest.iter().position(|b| !plain(b)) {
         let b = rest[i];
         buf.extend_from_slice(&rest[..i]);

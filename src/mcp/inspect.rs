@@ -51,7 +51,7 @@ pub fn inspect(
     };
     if let Some(err) = check_mirror_headers(&messages, batch, headers) {
         return Verdict::BadRequest(jsonrpc::error_response(
-            messages.first().and_then(|m| m.id.as_deref()),
+            messages.first().and_then(|m| m.id),
             jsonrpc::HEADER_MISMATCH,
             err,
         ));
@@ -84,7 +84,7 @@ pub fn inspect(
     if !unknown.is_empty() {
         let tools = unknown
             .iter()
-            .map(|m| m.target.clone().unwrap_or_default())
+            .map(|m| m.target.as_deref().unwrap_or_default().to_string())
             .collect();
         return Verdict::Refuse {
             body: refusal(&messages, &unknown, batch),
@@ -147,7 +147,7 @@ fn refusal(messages: &[Message], unknown: &[&Message], batch: bool) -> String {
     let unknown_error = |m: &Message| {
         let tool = m.target.as_deref().unwrap_or("");
         jsonrpc::error_response(
-            m.id.as_deref(),
+            m.id,
             INVALID_PARAMS,
             &format!("Unknown tool: {tool}"),
         )
@@ -166,7 +166,7 @@ fn refusal(messages: &[Message], unknown: &[&Message], batch: bool) -> String {
                 unknown_error(m)
             } else {
                 jsonrpc::error_response(
-                    m.id.as_deref(),
+                    m.id,
                     INVALID_REQUEST,
                     "batch refused: it calls a tool that does not exist",
                 )

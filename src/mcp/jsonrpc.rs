@@ -1,28 +1,33 @@
 //! The JSON-RPC envelope of MCP messages, read without re-encoding: only the
 //! fields the proxy decides on are parsed; everything else stays raw.
 
+use std::borrow::Cow;
+
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 /// What a client message is, as far as the policy cares.
 #[derive(Debug)]
-pub struct Message {
+pub struct Message<'a> {
     /// The request id, raw (number or string); `None` for notifications.
-    pub id: Option<Box<RawValue>>,
+    pub id: Option<&'a RawValue>,
     /// `None` for a response (client answering a server request).
-    pub method: Option<String>,
+    pub method: Option<Cow<'a, str>>,
     /// `params.name` (tools/call, prompts/get) or `params.uri` (resources/read,
     /// subscribe, unsubscribe); `None` for other methods.
-    pub target: Option<String>,
+    pub target: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    jsonrpc: Option<&'a str>,
-    #[serde(default, deserialize_with = "raw_present")]
-    id: Option<Box<RawValue>>,
-    method: Option<String>,
-    params: Option<Params>,
+    #[serde(borrow)]
+    jsonrpc: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "raw_present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    method: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    params: Option<Params<'a>>,
     #[serde(borrow)]
     result: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -30,53 +35,64 @@ struct Envelope<'a> {
 }
 
 /// Keeps `"id": null` as a present id (JSON `null`), unlike `Option`'s default.
-fn raw_present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Box<RawValue>>, D::Error> {
-    Box::<RawValue>::deserialize(d).map(Some)
+fn raw_present<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<&'a RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 #[derive(Deserialize)]
-struct Params {
-    #[serde(default)]
-    name: Text,
-    #[serde(default)]
-    uri: Text,
+struct Params<'a> {
+    #[serde(default, borrow)]
+    name: Text<'a>,
+    #[serde(default, borrow)]
+    uri: Text<'a>,
 }
 
 /// A JSON string's value; any other JSON value is skipped (it is the upstream's to refuse).
 #[derive(Default)]
-struct Text(Option<String>);
+struct Text<'a>(Option<Cow<'a, str>>);
 
-impl<'de> Deserialize<'de> for Text {
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> serde::de::Visitor<'de> for V {
-            type Value = Text;
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_str<E>(self, v: &str) -> Result<Text, E> {
-                Ok(Text(Some(v.to_string())))
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'a>, E> {
+                Ok(Text(Some(Cow::Borrowed(v))))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Text, E> {
+            fn visit_str<E>(self, v: &str) -> Result<Text<'a>, E> {
+                Ok(Text(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Text<'a>, E> {
                 Ok(Text(None))
             }
-            fn visit_i64<E>(self, _: i64) -> Result<Text, E> {
+            fn visit_i64<E>(self, _: i64) -> Result<Text<'a>, E> {
                 Ok(Text(None))
             }
-            fn visit_u64<E>(self, _: u64) -> Result<Text, E> {
+            fn visit_u64<E>(self, _: u64) -> Result<Text<'a>, E> {
                 Ok(Text(None))
             }
-            fn visit_f64<E>(self, _: f64) -> Result<Text, E> {
+            fn visit_f64<E>(self, _: f64) -> Result<Text<'a>, E> {
                 Ok(Text(None))
             }
-            fn visit_unit<E>(self) -> Result<Text, E> {
+            fn visit_unit<E>(self) -> Result<Text<'a>, E> {
                 Ok(Text(None))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Text, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Text<'a>, A::Error> {
                 while a.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Text(None))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Text, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Text<'a>, A::Error> {
                 while a
                     .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
                     .is_some()
@@ -84,7 +100,7 @@ impl<'de> Deserialize<'de> for Text {
                 Ok(Text(None))
             }
         }
-        d.deserialize_any(V)
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
@@ -97,7 +113,7 @@ pub enum ParseError {
 }
 
 /// The messages of a request body, and whether it was a batch.
-pub fn parse(body: &[u8]) -> Result<(Vec<Message>, bool), ParseError> {
+pub fn parse(body: &[u8]) -> Result<(Vec<Message<'_>>, bool), ParseError> {
     // Fields the proxy skips are not checked for UTF-8 by the envelope's reader.
     std::str::from_utf8(body).map_err(|_| ParseError::Json)?;
     let trimmed = body.trim_ascii_start();
@@ -124,9 +140,9 @@ pub fn parse(body: &[u8]) -> Result<(Vec<Message>, bool), ParseError> {
     }
 }
 
-fn one(bytes: &[u8]) -> Result<Message, ParseError> {
+fn one(bytes: &[u8]) -> Result<Message<'_>, ParseError> {
     let env: Envelope = serde_json::from_slice(bytes).map_err(|_| ParseError::NotJsonRpc)?;
-    if env.jsonrpc != Some("2.0") {
+    if env.jsonrpc.as_deref() != Some("2.0") {
         return Err(ParseError::NotJsonRpc);
     }
     let is_response = env.result.is_some() || env.error.is_some();
@@ -258,7 +274,7 @@ mod tests {
     #[test]
     fn error_responses_keep_the_raw_id() {
         let (m, _) = parse(br#"{"jsonrpc":"2.0","id":"abc","method":"x"}"#).unwrap();
-        let e = error_response(m[0].id.as_deref(), INVALID_PARAMS, "Unknown tool: \"x\"");
+        let e = error_response(m[0].id, INVALID_PARAMS, "Unknown tool: \"x\"");
         let v: serde_json::Value = serde_json::from_str(&e).unwrap();
         assert_eq!(v["id"], "abc");
         assert_eq!(v["error"]["code"], -32602);

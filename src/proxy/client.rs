@@ -149,7 +149,8 @@ impl Client {
             attempt += 1;
             let (mut conn, reused) = match self.pool.checkout(&key) {
                 Some(conn) => (conn, true),
-                None => (self.connect(&key).await?, false),
+                // Boxed: connecting is rare, and the request's future need not have room for it.
+                None => (Box::pin(self.connect(&key)).await?, false),
             };
             match conn.exchange(&wire, &mut body, framing, method).await {
                 Ok(head) => {

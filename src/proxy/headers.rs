@@ -32,8 +32,14 @@ const X_ACCEL_BUFFERING: HeaderName = HeaderName::from_static("x-accel-buffering
 
 /// Removes hop-by-hop headers, including any that the `Connection` header names.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most requests have none: one look at the names is cheaper than a removal per name.
-    if !headers.keys().any(is_hop_by_hop) {
+    // Usually none (requests) or one or two (`Connection: keep-alive` in responses):
+    // only those present are removed, by name already parsed.
+    let present: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    if present.is_empty() {
         return;
     }
     let named: Vec<HeaderName> = headers
@@ -41,12 +47,11 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .map(str::trim)
+        .filter(|n| !n.eq_ignore_ascii_case("keep-alive") && !n.eq_ignore_ascii_case("close"))
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
         .collect();
-    for name in &named {
-        headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
+    for name in present.iter().chain(&named) {
         headers.remove(name);
     }
 }

@@ -19,12 +19,8 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) ->
     let method = req.method().clone();
     let uri = req.uri().clone();
 
-    let mut response = dispatch(state, req, conn).await;
+    let (response, info) = dispatch(state, req, conn).await;
 
-    let info = response
-        .extensions_mut()
-        .remove::<AccessInfo>()
-        .unwrap_or_default();
     telemetry::access(&Access {
         method: method.as_str(),
         path: uri.path(),
@@ -38,17 +34,20 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) ->
     response
 }
 
-async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+/// The response, and what the access log says of it: MCP routes return it, the
+/// proxy's own endpoints put it in the response's extensions.
+async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> mcp::Logged {
     let config = state.config.load_full();
     let path = req.uri().path();
 
     if path == paths::HEALTHZ {
-        return match *req.method() {
+        let res = match *req.method() {
             Method::GET | Method::HEAD => {
                 web::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
             }
             _ => web::method_not_allowed(&[Method::GET, Method::HEAD]),
         };
+        return (res, AccessInfo::default());
     }
     // Handlers' futures are boxed: hyper keeps each connection's request future (this
     // one) for the connection's life, and moves it; inline, it would have the size of
@@ -61,7 +60,12 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> R
         let route = route.clone();
         return Box::pin(mcp::legacy_message(state, &config, &route, req, conn)).await;
     }
-    Box::pin(own_endpoint(state, &config, req, conn)).await
+    let mut res = Box::pin(own_endpoint(state, &config, req, conn)).await;
+    let info = res
+        .extensions_mut()
+        .remove::<AccessInfo>()
+        .unwrap_or_default();
+    (res, info)
 }
 
 async fn own_endpoint(

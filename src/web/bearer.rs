@@ -65,8 +65,9 @@ pub fn authenticate(
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Err(unauthorized(config, route, None));
     };
-    let token = value
-        .to_str()
+    // UTF-8 rather than `to_str`'s byte-by-byte check: this runs on every MCP request,
+    // and the token's characters are checked when it is decoded.
+    let token = std::str::from_utf8(value.as_bytes())
         .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))

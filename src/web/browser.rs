@@ -537,9 +537,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
                     "Your account is not allowed to use this MCP server.",
                 );
             }
-            code = match tokio::task::block_in_place(|| {
-                state.authority.create_code(&request, &user)
-            }) {
+            code = match super::blocking(|| state.authority.create_code(&request, &user)) {
                 Ok(c) => c,
                 Err(e) => {
                     return message(

@@ -41,10 +41,8 @@ fn access(route: &Route, claims: Option<&Claims>) -> AccessInfo {
     }
 }
 
-fn with_access(mut res: Response<Body>, info: AccessInfo) -> Response<Body> {
-    res.extensions_mut().insert(info);
-    res
-}
+/// A response with what the access log says of it.
+pub type Logged = (Response<Body>, AccessInfo);
 
 fn jsonrpc_response(status: StatusCode, body: String) -> Response<Body> {
     let mut res = Response::new(full(body));
@@ -94,7 +92,8 @@ fn with_cors(mut res: Response<Body>, origin: Option<HeaderValue>) -> Response<B
 }
 
 /// The origin check, CORS, preflight and bearer authentication around an MCP
-/// endpoint's handler, which gets the verified claims.
+/// endpoint's handler, which gets the verified claims; the response comes back with
+/// what the access log says of it.
 async fn guarded<F, Fut>(
     state: &AppState,
     config: &Config,
@@ -102,7 +101,7 @@ async fn guarded<F, Fut>(
     req: Request<Incoming>,
     methods: &[Method],
     inner: F,
-) -> Response<Body>
+) -> Logged
 where
     F: FnOnce(Request<Incoming>, Arc<Claims>) -> Fut,
     Fut: std::future::Future<Output = Response<Body>>,
@@ -113,7 +112,7 @@ where
             "invalid_origin",
             "this Origin may not use this MCP server",
         );
-        return with_access(res, access(route, None));
+        return (res, access(route, None));
     };
     if *req.method() == Method::OPTIONS && origin.is_some() {
         let mut res = Response::new(super::empty());
@@ -135,21 +134,19 @@ where
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static("600"),
         );
-        return with_access(with_cors(res, origin), access(route, None));
+        return (with_cors(res, origin), access(route, None));
     }
     if !methods.contains(req.method()) {
-        return with_cors(
-            with_access(super::method_not_allowed(methods), access(route, None)),
-            origin,
-        );
+        let res = with_cors(super::method_not_allowed(methods), origin);
+        return (res, access(route, None));
     }
     let claims =
         match bearer::authenticate(&state.authority, config, route, req.headers(), req.uri()) {
             Ok(c) => c,
-            Err(res) => return with_cors(with_access(res, access(route, None)), origin),
+            Err(res) => return (with_cors(res, origin), access(route, None)),
         };
     let info = access(route, Some(&claims));
-    with_cors(with_access(inner(req, claims).await, info), origin)
+    (with_cors(inner(req, claims).await, origin), info)
 }
 
 /// `<route path>`: Streamable HTTP (POST, GET, DELETE), or the event stream of a legacy route (GET).
@@ -159,7 +156,7 @@ pub async fn route(
     route: &Arc<Route>,
     req: Request<Incoming>,
     conn: ConnInfo,
-) -> Response<Body> {
+) -> Logged {
     let methods = [Method::GET, Method::POST, Method::DELETE];
     guarded(
         state,
@@ -200,7 +197,7 @@ pub async fn legacy_message(
     route: &Arc<Route>,
     req: Request<Incoming>,
     conn: ConnInfo,
-) -> Response<Body> {
+) -> Logged {
     guarded(
         state,
         config,
@@ -383,7 +380,7 @@ async fn filter_response(
         // Upstream errors pass unchanged: clients read them to tell protocol eras apart.
         return response;
     }
-    let (mut parts, body) = response.into_parts();
+    let (parts, body) = response.into_parts();
     if headers::is_event_stream(&parts.headers) {
         let stream = EventStream::new(body, Some(policy), config.server.sse_keepalive);
         return Response::from_parts(parts, super::boxed(stream));
@@ -391,6 +388,16 @@ async fn filter_response(
     if !tools_list || policy.is_unrestricted() {
         return Response::from_parts(parts, body);
     }
+    // Boxed: most answers are not tool lists, and their requests' futures need not
+    // have room for reading one.
+    Box::pin(filter_tool_list(policy, parts, body)).await
+}
+
+async fn filter_tool_list(
+    policy: ToolPolicy,
+    mut parts: http::response::Parts,
+    body: Body,
+) -> Response<Body> {
     let bytes = match read_body(&parts.headers, body, MAX_FILTERED_JSON).await {
         Ok(b) => b,
         Err(_) => {
