@@ -146,11 +146,7 @@ fn decode_mirrored(value: &str) -> Option<String> {
 fn refusal(messages: &[Message], unknown: &[&Message], batch: bool) -> String {
     let unknown_error = |m: &Message| {
         let tool = m.target.as_deref().unwrap_or("");
-        jsonrpc::error_response(
-            m.id,
-            INVALID_PARAMS,
-            &format!("Unknown tool: {tool}"),
-        )
+        jsonrpc::error_response(m.id, INVALID_PARAMS, &format!("Unknown tool: {tool}"))
     };
     if !batch {
         return unknown

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use http::uri::{Authority, Scheme};
-use http::{HeaderMap, Method, Response, Uri};
+use http::{Method, Response, Uri};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
@@ -116,11 +116,13 @@ impl Client {
     /// Sends a request to `upstream` and returns the response head, its body
     /// streaming from the connection (which goes back to the pool when the body
     /// has been read to its end).
+    /// `fields` writes the request's header lines (`h1::header_line`); `Host` and the
+    /// framing are written here.
     pub async fn send(
         &self,
         upstream: &Uri,
         method: &Method,
-        headers: &HeaderMap,
+        fields: impl FnOnce(&mut Vec<u8>),
         body: Outgoing,
     ) -> Result<Response<UpstreamBody>, SendError> {
         let key = Key::of(upstream).ok_or(SendError::Url)?;
@@ -133,7 +135,9 @@ impl Client {
         };
         let framing = body.framing(method);
         let mut wire = Vec::with_capacity(512);
-        h1::encode_head(&mut wire, method, target, host, headers, framing);
+        h1::request_line(&mut wire, method, target, host);
+        fields(&mut wire);
+        h1::end_head(&mut wire, framing);
         let mut body = match body {
             Outgoing::Full(b) if b.len() <= COALESCE => {
                 wire.extend_from_slice(&b);

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+
+use super::headers::is_hop_by_hop;
 use http::{Method, StatusCode};
 
 /// A response head larger than this is refused.
@@ -38,31 +40,27 @@ pub enum RequestFraming {
     Chunked,
 }
 
-/// The request line and headers. `headers` must already be the upstream's (no
-/// hop-by-hop headers); `Host` and the framing header are written here.
-pub fn encode_head(
-    out: &mut Vec<u8>,
-    method: &Method,
-    target: &str,
-    host: &str,
-    headers: &HeaderMap,
-    framing: RequestFraming,
-) {
+/// The request line and `Host`; header lines follow ([`header_line`]), then [`end_head`].
+pub fn request_line(out: &mut Vec<u8>, method: &Method, target: &str, host: &str) {
     out.extend_from_slice(method.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(target.as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\nhost: ");
     out.extend_from_slice(host.as_bytes());
     out.extend_from_slice(b"\r\n");
-    for (name, value) in headers {
-        if name == header::HOST || name == header::CONTENT_LENGTH {
-            continue;
-        }
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
+}
+
+/// One header line. The caller passes end-to-end headers only; `Host` and the
+/// framing headers are written here.
+pub fn header_line(out: &mut Vec<u8>, name: &str, value: &[u8]) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The body's framing header and the end of the head.
+pub fn end_head(out: &mut Vec<u8>, framing: RequestFraming) {
     match framing {
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
@@ -138,14 +136,71 @@ pub fn parse_response(
             })
             .collect();
         let head = buf.split_to(len).freeze();
+        // Connection headers are read here and not passed on.
+        let mut hop = Hop::default();
         let mut headers = HeaderMap::with_capacity(offsets.len());
         for (name, value) in offsets {
             let name = HeaderName::from_bytes(&head[name]).map_err(|_| H1Error::Head)?;
+            if is_hop_by_hop(&name) {
+                let text = std::str::from_utf8(&head[value]).map_err(|_| H1Error::Head)?;
+                hop.read(&name, text);
+                continue;
+            }
             let value =
                 HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| H1Error::Head)?;
             headers.append(name, value);
         }
-        return head_from(status, headers, http10, method).map(Some);
+        for named in &hop.named {
+            if let Ok(name) = HeaderName::from_bytes(named.as_bytes()) {
+                headers.remove(name);
+            }
+        }
+        return head_from(status, headers, http10, hop, method).map(Some);
+    }
+}
+
+/// What the connection headers of a response say.
+#[derive(Default)]
+struct Hop {
+    close: bool,
+    keep_alive: bool,
+    /// `Keep-Alive: timeout=N`.
+    idle_timeout: Option<Duration>,
+    /// Whether there is a `Transfer-Encoding`, and its last coding.
+    transfer_encoding: Option<String>,
+    /// Other headers `Connection` names: connection-specific too.
+    named: Vec<String>,
+}
+
+impl Hop {
+    fn read(&mut self, name: &HeaderName, value: &str) {
+        let mut items = value.split(',').map(str::trim).filter(|t| !t.is_empty());
+        match name.as_str() {
+            "connection" => {
+                for token in items {
+                    if token.eq_ignore_ascii_case("close") {
+                        self.close = true;
+                    } else if token.eq_ignore_ascii_case("keep-alive") {
+                        self.keep_alive = true;
+                    } else {
+                        self.named.push(token.to_string());
+                    }
+                }
+            }
+            "keep-alive" => {
+                self.idle_timeout = items
+                    .filter_map(|p| p.split_once('='))
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("timeout"))
+                    .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+                    .map(Duration::from_secs)
+                    .or(self.idle_timeout);
+            }
+            "transfer-encoding" => {
+                let last = items.next_back().unwrap_or_default().to_ascii_lowercase();
+                self.transfer_encoding = Some(last);
+            }
+            _ => {}
+        }
     }
 }
 
@@ -153,35 +208,22 @@ fn head_from(
     status: StatusCode,
     headers: HeaderMap,
     http10: bool,
+    hop: Hop,
     method: &Method,
 ) -> Result<ResponseHead, H1Error> {
-    let mut keep_alive = !http10;
-    for token in list(&headers, &header::CONNECTION) {
-        if token.eq_ignore_ascii_case("close") {
-            keep_alive = false;
-        } else if token.eq_ignore_ascii_case("keep-alive") && http10 {
-            keep_alive = true;
-        }
-    }
-    let idle_timeout = list(&headers, &HeaderName::from_static("keep-alive"))
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("timeout"))
-        .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-
+    let mut keep_alive = !hop.close && (hop.keep_alive || !http10);
     let no_body = *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
     let body = if no_body {
         Decoder::done()
-    } else if headers.contains_key(header::TRANSFER_ENCODING) {
+    } else if let Some(last) = &hop.transfer_encoding {
         // RFC 9112 §6.3: chunked only if it is the final coding; a Content-Length
         // beside it is ignored, and the connection must not be reused.
         if headers.contains_key(header::CONTENT_LENGTH) {
             keep_alive = false;
         }
-        let last = list(&headers, &header::TRANSFER_ENCODING).last();
-        if last.is_some_and(|c| c.eq_ignore_ascii_case("chunked")) {
+        if last == "chunked" {
             Decoder::chunked()
         } else {
             keep_alive = false;
@@ -198,29 +240,23 @@ fn head_from(
         headers,
         body,
         keep_alive,
-        idle_timeout,
+        idle_timeout: hop.idle_timeout,
     })
-}
-
-/// The comma-separated elements of every `name` header.
-fn list<'h>(headers: &'h HeaderMap, name: &HeaderName) -> impl Iterator<Item = &'h str> {
-    headers
-        .get_all(name)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
 }
 
 /// One length, possibly repeated (`5, 5`); differing or malformed values are an error.
 fn content_length(headers: &HeaderMap) -> Result<u64, H1Error> {
     let mut found = None;
-    for v in list(headers, &header::CONTENT_LENGTH) {
-        if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+    let values = headers.get_all(header::CONTENT_LENGTH).iter();
+    for v in values.flat_map(|v| v.as_bytes().split(|b| *b == b',')) {
+        let v = v.trim_ascii();
+        if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
             return Err(H1Error::ContentLength);
         }
-        let n: u64 = v.parse().map_err(|_| H1Error::ContentLength)?;
+        let n: u64 = std::str::from_utf8(v)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .ok_or(H1Error::ContentLength)?;
         if found.is_some_and(|f| f != n) {
             return Err(H1Error::ContentLength);
         }
@@ -434,43 +470,44 @@ mod tests {
 
     #[test]
     fn request_heads() {
-        let mut h = HeaderMap::new();
-        h.insert("content-type", HeaderValue::from_static("application/json"));
-        h.insert(header::HOST, HeaderValue::from_static("client.example"));
-        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("999"));
-        h.append("x-a", HeaderValue::from_static("1"));
-        h.append("x-a", HeaderValue::from_static("2"));
         let mut out = Vec::new();
-        encode_head(
-            &mut out,
-            &Method::POST,
-            "/mcp?a=1",
-            "127.0.0.1:3001",
-            &h,
-            RequestFraming::Length(12),
-        );
+        request_line(&mut out, &Method::POST, "/mcp?a=1", "127.0.0.1:3001");
+        header_line(&mut out, "content-type", b"application/json");
+        header_line(&mut out, "x-a", b"1");
+        end_head(&mut out, RequestFraming::Length(12));
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "POST /mcp?a=1 HTTP/1.1\r\nhost: 127.0.0.1:3001\r\ncontent-type: application/json\r\n\
-             x-a: 1\r\nx-a: 2\r\ncontent-length: 12\r\n\r\n"
+             x-a: 1\r\ncontent-length: 12\r\n\r\n"
         );
         let mut out = Vec::new();
-        encode_head(
-            &mut out,
-            &Method::GET,
-            "/sse",
-            "up",
-            &HeaderMap::new(),
-            RequestFraming::Chunked,
-        );
+        request_line(&mut out, &Method::GET, "/sse", "up");
+        end_head(&mut out, RequestFraming::Chunked);
         assert_eq!(
             out,
             b"GET /sse HTTP/1.1\r\nhost: up\r\ntransfer-encoding: chunked\r\n\r\n"
         );
         let mut out = Vec::new();
+        request_line(&mut out, &Method::DELETE, "/", "up");
+        end_head(&mut out, RequestFraming::None);
+        assert_eq!(out, b"DELETE / HTTP/1.1\r\nhost: up\r\n\r\n");
+        let mut out = Vec::new();
         encode_chunk(&mut out, b"0123456789abcdefg");
         encode_chunk(&mut out, b"");
         assert_eq!(out, b"11\r\n0123456789abcdefg\r\n");
+    }
+
+    #[test]
+    fn connection_headers_are_read_not_passed() {
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=7\r\nTransfer-Encoding: chunked\r\nX-End: 2\r\n\r\n"[..],
+        );
+        let h = parse_response(&mut buf, &Method::GET).unwrap().unwrap();
+        assert_eq!(h.headers.len(), 1, "{:?}", h.headers);
+        assert_eq!(h.headers["x-end"], "2");
+        assert_eq!(h.body, Decoder::chunked());
+        assert_eq!(h.idle_timeout, Some(Duration::from_secs(7)));
+        assert!(h.keep_alive);
     }
 
     #[test]

@@ -42,15 +42,7 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if present.is_empty() {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|n| !n.eq_ignore_ascii_case("keep-alive") && !n.eq_ignore_ascii_case("close"))
-        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-        .collect();
+    let named = connection_named(headers);
     for name in present.iter().chain(&named) {
         headers.remove(name);
     }
@@ -65,34 +57,60 @@ pub struct ClientInfo<'a> {
     pub host: Option<HeaderValue>,
 }
 
-/// Turns the client's request headers into the upstream's: connection headers,
-/// the client's credentials and cookies go; the route's own credential and
-/// `X-Forwarded-*` come in. Everything else (MCP headers included) passes.
-pub fn to_upstream(headers: &mut HeaderMap, client: &ClientInfo, auth: Option<&UpstreamAuth>) {
-    strip_hop_by_hop(headers);
-    headers.remove(header::AUTHORIZATION);
-    headers.remove(header::COOKIE);
-    headers.remove(header::HOST);
-    headers.remove(header::FORWARDED);
+/// The client's request headers as the upstream gets them, passed to `emit` one by
+/// one: connection headers, the client's credentials and cookies go; the route's own
+/// credential and `X-Forwarded-*` come in. Everything else (MCP headers included)
+/// passes. `Host` and the body's framing are the transport's to write. Nothing is
+/// copied: the headers are written as they are read.
+pub fn to_upstream(
+    headers: &HeaderMap,
+    client: &ClientInfo,
+    auth: Option<&UpstreamAuth>,
+    mut emit: impl FnMut(&HeaderName, &[u8]),
+) {
+    // Headers the `Connection` header names are connection-specific too (rare in requests).
+    let named: Vec<HeaderName> = match headers.get(header::CONNECTION) {
+        None => Vec::new(),
+        Some(_) => connection_named(headers),
+    };
+    for (name, value) in headers {
+        let dropped = is_hop_by_hop(name)
+            || *name == header::AUTHORIZATION
+            || *name == header::COOKIE
+            || *name == header::HOST
+            || *name == header::CONTENT_LENGTH
+            || *name == header::FORWARDED
+            || *name == X_FORWARDED_FOR
+            || *name == X_FORWARDED_PROTO
+            || *name == X_FORWARDED_HOST
+            || auth.is_some_and(|a| a.name == name)
+            || named.contains(name);
+        if !dropped {
+            emit(name, value.as_bytes());
+        }
+    }
     if let Some(auth) = auth {
-        headers.insert(auth.name.clone(), auth.value.clone());
+        emit(&auth.name, auth.value.as_bytes());
     }
     // The proxy is the edge: it states what it saw rather than trusting the client.
-    if let Ok(v) = HeaderValue::from_str(client.ip) {
-        headers.insert(X_FORWARDED_FOR, v);
+    emit(&X_FORWARDED_FOR, client.ip.as_bytes());
+    let proto: &[u8] = if client.https { b"https" } else { b"http" };
+    emit(&X_FORWARDED_PROTO, proto);
+    if let Some(host) = &client.host {
+        emit(&X_FORWARDED_HOST, host.as_bytes());
     }
-    headers.insert(
-        X_FORWARDED_PROTO,
-        HeaderValue::from_static(if client.https { "https" } else { "http" }),
-    );
-    match &client.host {
-        Some(host) => {
-            headers.insert(X_FORWARDED_HOST, host.clone());
-        }
-        None => {
-            headers.remove(X_FORWARDED_HOST);
-        }
-    }
+}
+
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.eq_ignore_ascii_case("keep-alive") && !n.eq_ignore_ascii_case("close"))
+        .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect()
 }
 
 /// Whether a response is an event stream, judged by its content type.
@@ -132,6 +150,15 @@ mod tests {
         }
     }
 
+    /// What `to_upstream` emits, as a map.
+    fn upstream(h: &HeaderMap, auth: Option<&UpstreamAuth>) -> HeaderMap {
+        let mut out = HeaderMap::new();
+        to_upstream(h, &client(), auth, |n, v| {
+            out.append(n.clone(), HeaderValue::from_bytes(v).unwrap());
+        });
+        out
+    }
+
     fn client() -> ClientInfo<'static> {
         ClientInfo {
             ip: "10.1.2.3",
@@ -156,7 +183,12 @@ mod tests {
         h.insert("last-event-id", HeaderValue::from_static("42"));
         h.insert("mcp-param-foo", HeaderValue::from_static("bar"));
         h.insert("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
-        to_upstream(&mut h, &client(), Some(&auth()));
+        h.insert(header::HOST, HeaderValue::from_static("proxy.example"));
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("12"));
+        h.insert(header::CONNECTION, HeaderValue::from_static("x-hop"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        let h = upstream(&h, Some(&auth()));
         assert_eq!(h[header::AUTHORIZATION], "Bearer upstream-secret");
         assert!(h.get(header::COOKIE).is_none());
         for kept in [
@@ -170,6 +202,24 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "mcp.example.com");
+        for gone in ["host", "content-length", "connection", "x-hop", "te"] {
+            assert!(!h.contains_key(gone), "{gone} must not pass");
+        }
+        assert_eq!(h.len(), 8, "{h:?}");
+    }
+
+    #[test]
+    fn a_credential_header_of_the_clients_own_is_replaced() {
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", HeaderValue::from_static("client-guess"));
+        let key = UpstreamAuth {
+            name: HeaderName::from_static("x-api-key"),
+            value: HeaderValue::from_static("upstream-key"),
+            kind: "header",
+        };
+        let h = upstream(&h, Some(&key));
+        let values: Vec<_> = h.get_all("x-api-key").iter().collect();
+        assert_eq!(values, ["upstream-key"]);
     }
 
     #[test]
@@ -179,7 +229,7 @@ mod tests {
             header::AUTHORIZATION,
             HeaderValue::from_static("Bearer client-token"),
         );
-        to_upstream(&mut h, &client(), None);
+        let h = upstream(&h, None);
         assert!(h.get(header::AUTHORIZATION).is_none());
     }
 

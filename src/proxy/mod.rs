@@ -74,13 +74,18 @@ impl Upstream {
         &self,
         route: &Route,
         upstream: &Uri,
-        mut parts: Parts,
+        parts: Parts,
         body: Outgoing,
         client: &ClientInfo<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let uri = upstream_uri(upstream, parts.uri.query());
-        headers::to_upstream(&mut parts.headers, client, route.upstream_auth.as_ref());
-        let sent = self.client.send(&uri, &parts.method, &parts.headers, body);
+        let fields = |out: &mut Vec<u8>| {
+            let auth = route.upstream_auth.as_ref();
+            headers::to_upstream(&parts.headers, client, auth, |name, value| {
+                h1::header_line(out, name.as_str(), value);
+            });
+        };
+        let sent = self.client.send(&uri, &parts.method, fields, body);
         let response = match tokio::time::timeout(route.timeout, sent).await {
             Err(_) => return Err(ProxyError::Timeout),
             Ok(Err(e @ (SendError::Connect(_) | SendError::Url))) => {
