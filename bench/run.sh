@@ -363,7 +363,7 @@ if has_phase profile; then
   n=${PROFILE_REQUESTS:-2000}
   log "profile: $n tools/call requests on one connection, proxy under callgrind"
   stop "$PROXY_PID"
-  start_proxy "valgrind --tool=callgrind --callgrind-out-file=$OUT/results/profile.out --dump-instr=no"
+  start_proxy "valgrind --tool=callgrind --callgrind-out-file=$OUT/results/profile.out --dump-instr=${PROFILE_DUMP_INSTR:-no}"
   CG_PID=$PROXY_PID
   printf '%s\n' "$TOKEN_CALL" | python3 "$BENCH/send.py" 127.0.0.1 "$PROXY_PORT" /bench/mcp >/dev/null
   callgrind_control --zero "$CG_PID" >/dev/null 2>&1

@@ -16,7 +16,10 @@ fn main() -> ExitCode {
                 Err(code) => return code,
             };
             telemetry::init();
-            let runtime = match runtime_builder().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("cannot start the async runtime: {e}");
@@ -31,19 +34,5 @@ fn main() -> ExitCode {
                 }
             }
         }
-    }
-}
-
-/// One worker thread (`TOKIO_WORKER_THREADS=1`, or one CPU): everything on the main
-/// thread, without the work-stealing scheduler's hand-offs. Otherwise a worker per CPU.
-fn runtime_builder() -> tokio::runtime::Builder {
-    let one = match std::env::var("TOKIO_WORKER_THREADS") {
-        Ok(n) => n.trim() == "1",
-        Err(_) => std::thread::available_parallelism().is_ok_and(|n| n.get() == 1),
-    };
-    if one {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
     }
 }

@@ -537,7 +537,9 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
                     "Your account is not allowed to use this MCP server.",
                 );
             }
-            code = match super::blocking(|| state.authority.create_code(&request, &user)) {
+            code = match tokio::task::block_in_place(|| {
+                state.authority.create_code(&request, &user)
+            }) {
                 Ok(c) => c,
                 Err(e) => {
                     return message(

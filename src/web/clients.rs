@@ -31,7 +31,7 @@ pub async fn resolve(
             }
         };
     }
-    super::blocking(|| state.authority.client(client_id))
+    tokio::task::block_in_place(|| state.authority.client(client_id))
 }
 
 /// Authenticates the client of a token or revocation request: a secret (Basic

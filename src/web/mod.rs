@@ -22,17 +22,6 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 /// Bodies of the proxy's own endpoints (forms, registration, token requests) stay under this.
 pub const MAX_FORM_BODY: usize = 1024 * 1024;
 
-/// Runs synchronous store I/O (redb commits fsync). On the multi-threaded runtime the
-/// worker's other tasks move to another thread meanwhile; on the single-threaded one
-/// (one CPU) there is no other thread to move them to, and it runs in place.
-pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
-    use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
-}
-
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())
         .map_err(|e| match e {})

@@ -120,7 +120,7 @@ pub async fn register(
             .map_err(|e| {
                 OAuthError::invalid_client_metadata(format!("invalid client metadata: {e}"))
             })
-            .and_then(|r| super::blocking(|| authority.register(r)))
+            .and_then(|r| tokio::task::block_in_place(|| authority.register(r)))
     };
     let res = match result {
         Ok(doc) => {
@@ -172,7 +172,7 @@ pub async fn token(state: &AppState, config: &Config, req: Request<Incoming>) ->
     let result = match clients::authenticate(state, config, &parts.headers, &form).await {
         Err(e) => Err(e),
         // The store is synchronous (fsync): let the runtime move other tasks off this thread.
-        Ok(client) => super::blocking(|| {
+        Ok(client) => tokio::task::block_in_place(|| {
             let authority = &state.authority;
             let params = TokenParams {
                 code: get("code"),
@@ -225,7 +225,7 @@ pub async fn revoke(state: &AppState, config: &Config, req: Request<Incoming>) -
     };
     let result = match clients::authenticate(state, config, &parts.headers, &form).await {
         Err(e) => Err(e),
-        Ok(client) => super::blocking(|| {
+        Ok(client) => tokio::task::block_in_place(|| {
             let token = form
                 .get("token")
                 .filter(|t| !t.is_empty())
