@@ -21,11 +21,11 @@ pub struct Message<'a> {
 #[derive(Deserialize)]
 struct Envelope<'a> {
     #[serde(borrow)]
-    jsonrpc: Option<Cow<'a, str>>,
+    jsonrpc: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "raw_present")]
     id: Option<&'a RawValue>,
     #[serde(borrow)]
-    method: Option<Cow<'a, str>>,
+    method: Option<Str<'a>>,
     #[serde(borrow)]
     params: Option<Params<'a>>,
     #[serde(borrow)]
@@ -47,6 +47,29 @@ struct Params<'a> {
     name: Text<'a>,
     #[serde(default, borrow)]
     uri: Text<'a>,
+}
+
+/// A JSON string, borrowed from the body unless it has escapes. (`serde(borrow)`
+/// does not borrow through `Option<Cow<str>>`: it would allocate every time.)
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = Str<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'a>, E> {
+                Ok(Str(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V(std::marker::PhantomData))
+    }
 }
 
 /// A JSON string's value; any other JSON value is skipped (it is the upstream's to refuse).
@@ -142,16 +165,17 @@ pub fn parse(body: &[u8]) -> Result<(Vec<Message<'_>>, bool), ParseError> {
 
 fn one(bytes: &[u8]) -> Result<Message<'_>, ParseError> {
     let env: Envelope = serde_json::from_slice(bytes).map_err(|_| ParseError::NotJsonRpc)?;
-    if env.jsonrpc.as_deref() != Some("2.0") {
+    if env.jsonrpc.as_ref().map(|s| &*s.0) != Some("2.0") {
         return Err(ParseError::NotJsonRpc);
     }
     let is_response = env.result.is_some() || env.error.is_some();
-    if env.method.is_none() && !(is_response && env.id.is_some()) {
+    let method = env.method.map(|m| m.0);
+    if method.is_none() && !(is_response && env.id.is_some()) {
         return Err(ParseError::NotJsonRpc);
     }
     // What `Mcp-Name` mirrors (2026-07-28): the tool or prompt name, or the resource URI.
     let target = env.params.and_then(|p| {
-        let field = match env.method.as_deref()? {
+        let field = match method.as_deref()? {
             "tools/call" | "prompts/get" => p.name,
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => p.uri,
             _ => Text(None),
@@ -160,7 +184,7 @@ fn one(bytes: &[u8]) -> Result<Message<'_>, ParseError> {
     });
     Ok(Message {
         id: env.id,
-        method: env.method,
+        method,
         target,
     })
 }
@@ -228,6 +252,24 @@ mod tests {
             parse(br#"{"jsonrpc":"2.0","id":1}"#).unwrap_err(),
             ParseError::NotJsonRpc
         );
+        assert_eq!(
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":5,"result":{}}"#).unwrap_err(),
+            ParseError::NotJsonRpc,
+            "a method must be a string"
+        );
+        assert_eq!(
+            parse(br#"{"jsonrpc":2.0,"id":1,"method":"x"}"#).unwrap_err(),
+            ParseError::NotJsonRpc
+        );
+        let (m, _) =
+            parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools\/call","params":{"name":"x"}}"#)
+                .unwrap();
+        assert_eq!(
+            m[0].method.as_deref(),
+            Some("tools/call"),
+            "escapes are read"
+        );
+        assert_eq!(m[0].target.as_deref(), Some("x"));
         assert_eq!(
             parse(br#"[{"jsonrpc":"2.0","method":"a"}, 5]"#).unwrap_err(),
             ParseError::NotJsonRpc

@@ -115,14 +115,16 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
 
 /// Whether a response is an event stream, judged by its content type.
 pub fn is_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| {
-            v.split(';')
-                .next()
-                .is_some_and(|t| t.trim().eq_ignore_ascii_case("text/event-stream"))
-        })
+    headers.get(header::CONTENT_TYPE).is_some_and(|v| {
+        let essence = v
+            .as_bytes()
+            .split(|b| *b == b';')
+            .next()
+            .unwrap_or_default();
+        essence
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"text/event-stream")
+    })
 }
 
 /// Turns the upstream's response headers into the client's. Cookies stay
