@@ -140,6 +140,7 @@ if has_phase sse; then
   cargo build --release --quiet --manifest-path "$BENCH/sse-bench/Cargo.toml"
 fi
 mkdir -p "$OUT"/{data,tmp,run,logs,state,results}
+OUT=$(cd "$OUT" && pwd) # absolute: nginx and the proxy run with other working directories
 RESULTS=$OUT/results/runs.tsv
 printf 'phase\ttarget\tconc\tround\trps\tp50_us\tp99_us\tbytes\terrors\tnon2xx\tcpu_proxy\tcpu_load\tcpu_others\n' >"$RESULTS"
 
