@@ -4,7 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use bytes::BytesMut;
+use http::Method;
 use mcp_oauth_proxy::mcp::{filter, jsonrpc, sse};
+use mcp_oauth_proxy::proxy::h1;
 use proptest::prelude::*;
 
 fn decode_all(chunks: &[&[u8]]) -> (Vec<Vec<u8>>, Vec<u8>) {
@@ -96,6 +99,63 @@ proptest! {
         for b in [&bytes, &with_tools] {
             if let filter::Filtered::Rewritten(out) = filter::filter(b, &|_| false) {
                 prop_assert!(serde_json::from_slice::<serde_json::Value>(&out).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn chunked_bodies_do_not_depend_on_read_boundaries(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..40), 0..6),
+        ext in proptest::option::of("[a-z]{1,5}=[a-z0-9]{0,5}"),
+        trailers in proptest::collection::vec("[a-z]{1,6}: [a-z]{0,6}", 0..3),
+        cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+    ) {
+        let mut wire = Vec::new();
+        for c in &chunks {
+            let ext = ext.as_deref().map(|e| format!(";{e}")).unwrap_or_default();
+            wire.extend_from_slice(format!("{:X}{ext}\r\n", c.len()).as_bytes());
+            wire.extend_from_slice(c);
+            wire.extend_from_slice(b"\r\n");
+        }
+        wire.extend_from_slice(b"0\r\n");
+        for t in &trailers {
+            wire.extend_from_slice(format!("{t}\r\n").as_bytes());
+        }
+        wire.extend_from_slice(b"\r\nNEXT");
+        let mut at: Vec<usize> = cuts.iter().map(|i| i.index(wire.len() + 1)).collect();
+        at.sort_unstable();
+        at.push(wire.len());
+        let mut d = h1::Decoder::chunked();
+        let mut buf = BytesMut::new();
+        let mut body = Vec::new();
+        let mut from = 0;
+        for to in at {
+            buf.extend_from_slice(&wire[from..to]);
+            from = to;
+            while let Some(data) = d.decode(&mut buf).unwrap() {
+                prop_assert!(!data.is_empty());
+                body.extend_from_slice(&data);
+            }
+        }
+        prop_assert!(d.is_done());
+        prop_assert_eq!(body, chunks.concat());
+        prop_assert_eq!(&buf[..], b"NEXT");
+    }
+
+    #[test]
+    fn response_reader_takes_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..300), cut in any::<prop::sample::Index>()) {
+        let cut = cut.index(bytes.len() + 1);
+        let mut buf = BytesMut::from(&bytes[..cut]);
+        let mut head = h1::parse_response(&mut buf, &Method::GET);
+        if let Ok(None) = head {
+            buf.extend_from_slice(&bytes[cut..]);
+            head = h1::parse_response(&mut buf, &Method::GET);
+        }
+        if let Ok(Some(mut head)) = head {
+            let mut n = 0;
+            while let Ok(Some(data)) = head.body.decode(&mut buf) {
+                n += data.len();
+                prop_assert!(n <= bytes.len());
             }
         }
     }
