@@ -24,10 +24,13 @@ pub type EventHook = Box<dyn FnMut(Bytes, &sse::Fields) -> Bytes + Send>;
 const KEEPALIVE: &[u8] = b": keepalive\n\n";
 
 pub struct EventStream {
+    // Fields drop in this order: the hook (a legacy session ends) before the upstream
+    // body (its connection closes), so that the proxy stops taking messages for the
+    // session before the upstream forgets it.
+    hook: Option<EventHook>,
     inner: Body,
     decoder: Decoder,
     policy: Option<ToolPolicy>,
-    hook: Option<EventHook>,
     injected: Option<mpsc::UnboundedReceiver<Bytes>>,
     out: VecDeque<Bytes>,
     keepalive: Duration,
@@ -39,10 +42,10 @@ impl EventStream {
     /// `policy`: filter tool lists with it (`None` for a route without scopes).
     pub fn new(inner: Body, policy: Option<ToolPolicy>, keepalive: Duration) -> Self {
         Self {
+            hook: None,
             inner,
             decoder: Decoder::default(),
             policy: policy.filter(|p| !p.is_unrestricted()),
-            hook: None,
             injected: None,
             out: VecDeque::new(),
             keepalive,
