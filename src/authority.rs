@@ -6,6 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
 use crate::config::{Config, Route};
 use crate::login::users;
@@ -576,7 +577,7 @@ impl Authority {
         let cached = self
             .verified
             .get(&key)
-            .filter(|e| *e.0 == *token)
+            .filter(|e| bool::from(e.0.as_bytes().ct_eq(token.as_bytes())))
             .map(|e| e.1.clone());
         let claims = match cached {
             Some(c) => c,

@@ -15,7 +15,7 @@ use http::uri::{Authority, Scheme};
 use http::{Method, Response, Uri};
 use http_body::{Body as _, Frame, SizeHint};
 use http_body_util::BodyExt;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -145,13 +145,20 @@ impl Client {
             }
             other => other,
         };
-        // A request goes again on a fresh connection only when a reused one turns out
-        // to be closed: on a failed write, or before any answer for an idempotent method.
+        // A request goes again on a new connection only when a reused one turns out to be
+        // closed: before any byte of it went out, or, for an idempotent method, before
+        // any byte of an answer came.
         let replayable = matches!(body, Outgoing::Full(_));
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (mut conn, reused) = match self.pool.checkout(&key) {
+            // The retry takes a new connection: another pooled one may be as stale.
+            let pooled = if attempt == 1 {
+                self.pool.checkout(&key)
+            } else {
+                None
+            };
+            let (mut conn, reused) = match pooled {
                 Some(conn) => (conn, true),
                 // Boxed: connecting is rare, and the request's future need not have room for it.
                 None => (Box::pin(self.connect(&key)).await?, false),
@@ -176,7 +183,7 @@ impl Client {
                         && attempt == 1
                         && replayable
                         && match retry {
-                            Retry::Written => true,
+                            Retry::NothingSent => true,
                             Retry::Unanswered => method.is_idempotent(),
                             Retry::No => false,
                         };
@@ -321,11 +328,17 @@ struct Failure {
 }
 
 enum Retry {
-    /// Writing the request failed: the upstream cannot have acted on it.
-    Written,
+    /// No byte of the request went out: the upstream cannot have acted on it.
+    NothingSent,
     /// The connection ended before any byte of an answer.
     Unanswered,
     No,
+}
+
+enum Wrote {
+    All,
+    /// The upstream answered (a final response) before it had the whole request.
+    Answered(h1::ResponseHead),
 }
 
 impl Conn {
@@ -339,6 +352,10 @@ impl Conn {
             .is_pending()
     }
 
+    /// Writes the request and reads the response head. While writing, the connection
+    /// is watched: an upstream that answers before taking the whole request (an early
+    /// 4xx) gets no more of it, and its answer is returned (the connection is then
+    /// not reused).
     async fn exchange(
         &mut self,
         wire: &[u8],
@@ -346,20 +363,31 @@ impl Conn {
         framing: RequestFraming,
         method: &Method,
     ) -> Result<h1::ResponseHead, Failure> {
-        let written = |e: io::Error| Failure {
-            error: SendError::Io(e),
-            retry: Retry::Written,
-        };
-        self.io.write_all(wire).await.map_err(written)?;
-        match body {
-            Outgoing::Full(b) => self.io.write_all(b).await.map_err(written)?,
-            Outgoing::Stream(stream) => {
-                self.write_stream(stream, framing == RequestFraming::Chunked)
-                    .await?;
+        let mut sent = 0u64;
+        match self
+            .write_request(wire, body, framing, method, &mut sent)
+            .await
+        {
+            Ok(Wrote::All) => {}
+            Ok(Wrote::Answered(mut head)) => {
+                head.keep_alive = false;
+                return Ok(head);
+            }
+            Err(error) => {
+                // It may have answered before it closed (e.g. 400 with `Connection: close`).
+                if let Some(mut head) = self.answer_already_sent(method) {
+                    head.keep_alive = false;
+                    return Ok(head);
+                }
+                // Nothing of the request went out: the upstream cannot have acted on it.
+                let retry = if sent == 0 {
+                    Retry::NothingSent
+                } else {
+                    Retry::No
+                };
+                return Err(Failure { error, retry });
             }
         }
-        self.io.flush().await.map_err(written)?;
-
         loop {
             match h1::parse_response(&mut self.buf, method) {
                 Ok(Some(head)) => return Ok(head),
@@ -394,33 +422,127 @@ impl Conn {
         }
     }
 
-    /// A streaming request body: as it comes, chunked unless its length is known.
-    async fn write_stream(&mut self, body: &mut Body, chunked: bool) -> Result<(), Failure> {
-        let failed = |error| Failure {
-            error,
-            retry: Retry::No,
+    async fn write_request(
+        &mut self,
+        wire: &[u8],
+        body: &mut Outgoing,
+        framing: RequestFraming,
+        method: &Method,
+        sent: &mut u64,
+    ) -> Result<Wrote, SendError> {
+        if let Wrote::Answered(head) = self.write_watching(wire, method, sent).await? {
+            return Ok(Wrote::Answered(head));
+        }
+        match body {
+            Outgoing::Full(b) => self.write_watching(b, method, sent).await,
+            Outgoing::Stream(stream) => self.write_stream(stream, framing, method, sent).await,
+        }
+    }
+
+    /// A streaming request body, as it comes: chunked, or exactly the length announced.
+    async fn write_stream(
+        &mut self,
+        body: &mut Body,
+        framing: RequestFraming,
+        method: &Method,
+        sent: &mut u64,
+    ) -> Result<Wrote, SendError> {
+        let mut total = 0u64;
+        let wrong_length = || {
+            SendError::Io(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the request body does not have its announced length",
+            ))
         };
         while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| failed(SendError::Io(io::Error::other(e))))?;
+            let frame = frame.map_err(|e| SendError::Io(io::Error::other(e)))?;
             let Ok(data) = frame.into_data() else {
                 continue; // trailers are not forwarded
             };
-            if chunked {
-                let mut out = Vec::with_capacity(data.len() + 16);
-                h1::encode_chunk(&mut out, &data);
-                self.io.write_all(&out).await
-            } else {
-                self.io.write_all(&data).await
+            total += data.len() as u64;
+            let wrote = match framing {
+                RequestFraming::Chunked => {
+                    let mut out = Vec::with_capacity(data.len() + 16);
+                    h1::encode_chunk(&mut out, &data);
+                    self.write_watching(&out, method, sent).await?
+                }
+                RequestFraming::Length(n) if total > n => return Err(wrong_length()),
+                RequestFraming::None if total > 0 => return Err(wrong_length()),
+                _ => self.write_watching(&data, method, sent).await?,
+            };
+            if let Wrote::Answered(head) = wrote {
+                return Ok(Wrote::Answered(head));
             }
-            .map_err(|e| failed(SendError::Io(e)))?;
         }
-        if chunked {
-            self.io
-                .write_all(h1::LAST_CHUNK)
-                .await
-                .map_err(|e| failed(SendError::Io(e)))?;
+        match framing {
+            RequestFraming::Chunked => self.write_watching(h1::LAST_CHUNK, method, sent).await,
+            RequestFraming::Length(n) if total != n => Err(wrong_length()),
+            _ => Ok(Wrote::All),
         }
-        Ok(())
+    }
+
+    /// Writes (and flushes) `data`. While the upstream takes no more, what it sends is
+    /// read: a final response stops the writing (interim 1xx ones do not).
+    async fn write_watching(
+        &mut self,
+        data: &[u8],
+        method: &Method,
+        sent: &mut u64,
+    ) -> Result<Wrote, SendError> {
+        let mut off = 0;
+        std::future::poll_fn(|cx| {
+            loop {
+                let step = if off < data.len() {
+                    match Pin::new(&mut self.io).poll_write(cx, &data[off..]) {
+                        Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                        Poll::Ready(Ok(n)) => {
+                            off += n;
+                            *sent += n as u64;
+                            continue;
+                        }
+                        other => other.map_ok(|_| ()),
+                    }
+                } else {
+                    Pin::new(&mut self.io).poll_flush(cx)
+                };
+                match step {
+                    Poll::Ready(Ok(())) => return Poll::Ready(Ok(Wrote::All)),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(SendError::Io(e))),
+                    Poll::Pending => {}
+                }
+                match self.poll_fill(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(0)) => {
+                        let e = io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            "the upstream closed the connection during the request",
+                        );
+                        return Poll::Ready(Err(SendError::Io(e)));
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(SendError::Io(e))),
+                    Poll::Ready(Ok(_)) => match h1::parse_response(&mut self.buf, method) {
+                        Ok(Some(head)) => return Poll::Ready(Ok(Wrote::Answered(head))),
+                        Ok(None) => {} // not yet a final answer: keep writing
+                        Err(e) => return Poll::Ready(Err(e.into())),
+                    },
+                }
+            }
+        })
+        .await
+    }
+
+    /// A complete response head the upstream sent before the connection failed, if any.
+    fn answer_already_sent(&mut self, method: &Method) -> Option<h1::ResponseHead> {
+        let mut cx = Context::from_waker(Waker::noop());
+        loop {
+            if let Ok(Some(head)) = h1::parse_response(&mut self.buf, method) {
+                return Some(head);
+            }
+            match self.poll_fill(&mut cx) {
+                Poll::Ready(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+        }
     }
 
     /// Reads what the upstream has sent into `buf`; `Ok(0)` at its end.

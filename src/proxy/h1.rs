@@ -26,6 +26,8 @@ pub enum H1Error {
     ContentLength,
     #[error("malformed chunked body")]
     Chunked,
+    #[error("unsupported Transfer-Encoding (only chunked is passed on)")]
+    TransferCoding,
     #[error("the connection closed before the body ended")]
     Truncated,
     #[error("unexpected 101 Switching Protocols")]
@@ -150,8 +152,11 @@ pub fn parse_response(
                 HeaderValue::from_maybe_shared(head.slice(value)).map_err(|_| H1Error::Head)?;
             headers.append(name, value);
         }
+        // `Connection` may name end-to-end headers but not take away the framing.
         for named in &hop.named {
-            if let Ok(name) = HeaderName::from_bytes(named.as_bytes()) {
+            if let Ok(name) = HeaderName::from_bytes(named.as_bytes())
+                && name != header::CONTENT_LENGTH
+            {
                 headers.remove(name);
             }
         }
@@ -166,15 +171,15 @@ struct Hop {
     keep_alive: bool,
     /// `Keep-Alive: timeout=N`.
     idle_timeout: Option<Duration>,
-    /// Whether there is a `Transfer-Encoding`, and its last coding.
-    transfer_encoding: Option<String>,
+    /// The codings of every `Transfer-Encoding` header, in order (`None`: no header).
+    transfer_encoding: Option<Vec<String>>,
     /// Other headers `Connection` names: connection-specific too.
     named: Vec<String>,
 }
 
 impl Hop {
     fn read(&mut self, name: &HeaderName, value: &str) {
-        let mut items = value.split(',').map(str::trim).filter(|t| !t.is_empty());
+        let items = value.split(',').map(str::trim).filter(|t| !t.is_empty());
         match name.as_str() {
             "connection" => {
                 for token in items {
@@ -196,8 +201,8 @@ impl Hop {
                     .or(self.idle_timeout);
             }
             "transfer-encoding" => {
-                let last = items.next_back().unwrap_or_default().to_ascii_lowercase();
-                self.transfer_encoding = Some(last);
+                let codings = self.transfer_encoding.get_or_insert_with(Vec::new);
+                codings.extend(items.map(str::to_ascii_lowercase));
             }
             _ => {}
         }
@@ -206,7 +211,7 @@ impl Hop {
 
 fn head_from(
     status: StatusCode,
-    headers: HeaderMap,
+    mut headers: HeaderMap,
     http10: bool,
     hop: Hop,
     method: &Method,
@@ -215,20 +220,23 @@ fn head_from(
     let no_body = *method == Method::HEAD
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
+    if hop.transfer_encoding.is_some() {
+        // RFC 9112 §6.3: a Content-Length beside Transfer-Encoding is ignored, must not
+        // be passed on, and the connection must not be reused.
+        if headers.remove(header::CONTENT_LENGTH).is_some() {
+            keep_alive = false;
+        }
+    }
     let body = if no_body {
         Decoder::done()
-    } else if let Some(last) = &hop.transfer_encoding {
-        // RFC 9112 §6.3: chunked only if it is the final coding; a Content-Length
-        // beside it is ignored, and the connection must not be reused.
-        if headers.contains_key(header::CONTENT_LENGTH) {
-            keep_alive = false;
+    } else if let Some(codings) = &hop.transfer_encoding {
+        // Only plain chunked: another coding (gzip, …) would reach the client as bytes
+        // nobody labels, and an HTTP/1.0 message with Transfer-Encoding is faulty
+        // framing (RFC 9112 §6.1). nginx refuses both too.
+        if http10 || codings.len() != 1 || codings[0] != "chunked" {
+            return Err(H1Error::TransferCoding);
         }
-        if last == "chunked" {
-            Decoder::chunked()
-        } else {
-            keep_alive = false;
-            Decoder::until_close()
-        }
+        Decoder::chunked()
     } else if headers.contains_key(header::CONTENT_LENGTH) {
         Decoder::length(content_length(&headers)?)
     } else {
@@ -283,7 +291,9 @@ enum Chunk {
     Size {
         digits: u8,
     },
-    /// After the size: `;` extensions (or whitespace) up to CR.
+    /// Whitespace after the size: more of it, `;` or CR.
+    SizeSpace,
+    /// `;` extensions up to CR.
     Extension,
     SizeLf,
     Data,
@@ -388,10 +398,15 @@ fn chunked(state: &mut Chunk, size: &mut u64, buf: &mut BytesMut) -> Result<Step
                     *size = *size * 16 + u64::from(d);
                     *state = Chunk::Size { digits: digits + 1 };
                 }
-                None if digits > 0 && matches!(b, b';' | b' ' | b'\t') => {
-                    *state = Chunk::Extension;
-                }
+                None if digits > 0 && b == b';' => *state = Chunk::Extension,
+                None if digits > 0 && matches!(b, b' ' | b'\t') => *state = Chunk::SizeSpace,
                 None if digits > 0 && b == b'\r' => *state = Chunk::SizeLf,
+                _ => return Err(H1Error::Chunked),
+            },
+            Chunk::SizeSpace => match b {
+                b' ' | b'\t' => {}
+                b';' => *state = Chunk::Extension,
+                b'\r' => *state = Chunk::SizeLf,
                 _ => return Err(H1Error::Chunked),
             },
             Chunk::Extension => {
@@ -559,25 +574,47 @@ mod tests {
         };
         assert_eq!(
             frame(
-                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+                "HTTP/1.1 200 OK\r\ntransfer-encoding: Chunked\r\n\r\n",
                 &Method::GET
             ),
             (Decoder::chunked(), true)
         );
-        assert_eq!(
-            frame(
-                "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n",
-                &Method::GET
-            ),
-            (Decoder::chunked(), false)
+        let both = head(
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-length: 5\r\n\r\n",
+            &Method::GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((both.body, both.keep_alive), (Decoder::chunked(), false));
+        assert!(
+            both.headers.get("content-length").is_none(),
+            "not passed on beside Transfer-Encoding"
         );
+        for faulty in [
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ntransfer-encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked, chunked\r\n\r\n",
+            "HTTP/1.0 200 OK\r\ntransfer-encoding: chunked\r\n\r\n",
+        ] {
+            assert_eq!(
+                head(faulty.as_bytes(), &Method::GET).unwrap_err(),
+                H1Error::TransferCoding,
+                "{faulty:?}"
+            );
+        }
+        let named = head(
+            b"HTTP/1.1 200 OK\r\nconnection: content-length, x-a\r\ncontent-length: 2\r\nx-a: 1\r\n\r\n",
+            &Method::GET,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
-            frame(
-                "HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n",
-                &Method::GET
-            ),
-            (Decoder::until_close(), false)
+            named.body,
+            Decoder::length(2),
+            "Connection cannot take the framing away"
         );
+        assert!(named.headers.get("x-a").is_none());
         assert_eq!(
             frame("HTTP/1.1 200 OK\r\n\r\n", &Method::GET),
             (Decoder::until_close(), false)
@@ -634,7 +671,7 @@ mod tests {
 
     #[test]
     fn chunked_bodies_decode_at_every_split() {
-        let wire = b"5;name=v\r\nhello\r\n1a\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
+        let wire = b"5 ;name=v\r\nhello\r\n1a\t\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
         let want = b"helloabcdefghijklmnopqrstuvwxyz";
         for a in 0..=wire.len() {
             for b in a..=wire.len() {
@@ -656,6 +693,8 @@ mod tests {
             b"5\nhello",
             b"\r\n",
             b"11111111111111111\r\n",
+            b"5 6\r\nhello\r\n",
+            b" 5\r\n",
             b"5;ext\n",
         ] {
             assert_eq!(

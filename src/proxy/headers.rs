@@ -60,8 +60,9 @@ pub struct ClientInfo<'a> {
 /// The client's request headers as the upstream gets them, passed to `emit` one by
 /// one: connection headers, the client's credentials and cookies go; the route's own
 /// credential and `X-Forwarded-*` come in. Everything else (MCP headers included)
-/// passes. `Host` and the body's framing are the transport's to write. Nothing is
-/// copied: the headers are written as they are read.
+/// passes. `Host` and the body's framing are the transport's to write; `Expect` was
+/// the proxy's to answer (the body is read or streamed without waiting for the
+/// upstream). Nothing is copied: the headers are written as they are read.
 pub fn to_upstream(
     headers: &HeaderMap,
     client: &ClientInfo,
@@ -79,6 +80,7 @@ pub fn to_upstream(
             || *name == header::COOKIE
             || *name == header::HOST
             || *name == header::CONTENT_LENGTH
+            || *name == header::EXPECT
             || *name == header::FORWARDED
             || *name == X_FORWARDED_FOR
             || *name == X_FORWARDED_PROTO
@@ -190,6 +192,7 @@ mod tests {
         h.insert(header::CONNECTION, HeaderValue::from_static("x-hop"));
         h.insert("x-hop", HeaderValue::from_static("1"));
         h.insert(header::TE, HeaderValue::from_static("trailers"));
+        h.insert(header::EXPECT, HeaderValue::from_static("100-continue"));
         let h = upstream(&h, Some(&auth()));
         assert_eq!(h[header::AUTHORIZATION], "Bearer upstream-secret");
         assert!(h.get(header::COOKIE).is_none());
@@ -204,7 +207,14 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "10.1.2.3");
         assert_eq!(h["x-forwarded-proto"], "https");
         assert_eq!(h["x-forwarded-host"], "mcp.example.com");
-        for gone in ["host", "content-length", "connection", "x-hop", "te"] {
+        for gone in [
+            "host",
+            "content-length",
+            "connection",
+            "x-hop",
+            "te",
+            "expect",
+        ] {
             assert!(!h.contains_key(gone), "{gone} must not pass");
         }
         assert_eq!(h.len(), 8, "{h:?}");

@@ -71,7 +71,7 @@ pub fn authenticate(
         .ok()
         .and_then(|v| v.split_once(' '))
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
+        .map(|(_, t)| t.trim_ascii())
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
         return Err(unauthorized(

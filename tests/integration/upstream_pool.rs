@@ -24,6 +24,9 @@ enum Act {
     /// Write these bytes as they are, in pieces, then keep the connection (or close it).
     Raw(Vec<&'static str>),
     RawThenClose(Vec<&'static str>),
+    /// Answer right after the request's head, without reading its body; then close,
+    /// or hold the connection without reading.
+    EarlyAnswer(&'static str, bool),
 }
 
 /// A request as the upstream read it: which connection, the request line and body.
@@ -66,16 +69,29 @@ impl Upstream {
     async fn serve(self, mut s: TcpStream, conn: usize) {
         let mut buf = Vec::new();
         loop {
-            let Some((line, body)) = read_request(&mut s, &mut buf).await else {
+            let Some(head) = read_head(&mut s, &mut buf).await else {
                 return;
             };
-            self.seen.lock().unwrap().push(Seen { conn, line, body });
             let act = self
                 .script
                 .lock()
                 .unwrap()
                 .pop_front()
                 .unwrap_or(Act::Answer);
+            let line = head.lines().next().unwrap_or("").to_string();
+            if let Act::EarlyAnswer(answer, close) = act {
+                let body = format!("(unread, {} bytes of it here)", buf.len());
+                self.seen.lock().unwrap().push(Seen { conn, line, body });
+                s.write_all(answer.as_bytes()).await.unwrap();
+                if !close {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                }
+                return;
+            }
+            let Some(body) = read_body(&mut s, &mut buf, &head).await else {
+                return;
+            };
+            self.seen.lock().unwrap().push(Seen { conn, line, body });
             let answer = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANSWER}",
                 ANSWER.len()
@@ -98,34 +114,41 @@ impl Upstream {
                         return;
                     }
                 }
+                Act::EarlyAnswer(..) => unreachable!(),
             }
         }
     }
 }
 
-/// Reads one request (head and Content-Length body); `None` when the peer closed.
-async fn read_request(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(String, String)> {
+/// Reads a request head (removed from `buf`); `None` when the peer closed.
+async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
     loop {
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let len = head
-                .lines()
-                .filter_map(|l| l.split_once(':'))
-                .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                .map_or(0, |(_, v)| v.trim().parse::<usize>().unwrap());
-            while buf.len() < end + 4 + len {
-                let mut chunk = [0u8; 4096];
-                let n = s.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let body = String::from_utf8_lossy(&buf[end + 4..end + 4 + len]).to_string();
-            buf.drain(..end + 4 + len);
-            return Some((head.lines().next().unwrap_or("").to_string(), body));
+            buf.drain(..end + 4);
+            return Some(head);
         }
         let mut chunk = [0u8; 4096];
         let n = s.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Reads the Content-Length body of a request whose head was read.
+async fn read_body(s: &mut TcpStream, buf: &mut Vec<u8>, head: &str) -> Option<String> {
+    let len = head
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .map_or(0, |(_, v)| v.trim().parse::<usize>().unwrap());
+    while buf.len() < len {
+        let mut chunk = [0u8; 65536];
+        let n = s.read(&mut chunk).await.ok().filter(|n| *n > 0)?;
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[..len]).to_string();
+    buf.drain(..len);
+    Some(body)
 }
 
 async fn proxy_for(port: u16) -> (Proxy, reqwest::Client) {
@@ -236,28 +259,105 @@ async fn malformed_and_truncated_answers() {
     let (_up, port) = Upstream::start(vec![
         Act::Raw(vec!["HTTP/1.1 200 OK\r\ncontent-length: 5, 6\r\n\r\nhello"]),
         Act::Raw(vec!["NOT HTTP\r\n\r\n"]),
-        Act::RawThenClose(vec!["HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"trunc"]),
+        Act::Raw(vec!["HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\r\n0\r\n\r\n"]),
+        // Cut off inside a chunk: only the proxy can tell the body is incomplete.
+        Act::RawThenClose(vec![
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+            "40\r\n{\"trunc",
+        ]),
     ])
     .await;
     let (proxy, client) = proxy_for(port).await;
     assert_eq!(post(&proxy, &client, 1).await.0, 502, "conflicting lengths");
     assert_eq!(post(&proxy, &client, 2).await.0, 502, "not HTTP");
-    // The head was fine: the client gets it, then a body that breaks off.
+    assert_eq!(
+        post(&proxy, &client, 3).await.0,
+        502,
+        "a coding the proxy cannot label"
+    );
     let res = client
         .post(proxy.url("/notes/mcp"))
-        .json(&call(3))
+        .json(&call(4))
         .timeout(Duration::from_secs(5))
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200);
+    assert_eq!(res.status(), 200, "the head was fine");
+    let body = res.bytes().await;
     assert!(
-        res.bytes().await.is_err(),
-        "a truncated body is not passed as complete"
+        body.is_err(),
+        "a truncated body is not passed on as complete: {body:?}"
     );
     assert_eq!(
-        post(&proxy, &client, 4).await.0,
+        post(&proxy, &client, 5).await.0,
         200,
         "the proxy carries on"
+    );
+}
+
+#[tokio::test]
+async fn a_length_beside_chunked_is_not_passed_on() {
+    let (_up, port) = Upstream::start(vec![Act::Raw(vec![
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n",
+        "24\r\n{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\r\n0\r\n\r\n",
+    ])])
+    .await;
+    let (proxy, client) = proxy_for(port).await;
+    assert_eq!(post(&proxy, &client, 1).await, (200, ANSWER.to_string()));
+}
+
+/// A request body bigger than the sockets' buffers, so that writing it blocks
+/// until the upstream reads.
+fn big_call(id: u32) -> serde_json::Value {
+    let filler = "x".repeat(12 * 1024 * 1024);
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": "t", "arguments": {"text": filler}}})
+}
+
+#[tokio::test]
+async fn an_early_answer_stops_the_request_and_is_passed_on() {
+    // 413 without reading the body, connection kept (but never read again).
+    let too_big = "HTTP/1.1 413 Content Too Large\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+    // 400 with Connection: close, on a pooled connection: the call must not be sent twice.
+    let refused = "HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+    let (up, port) = Upstream::start(vec![
+        Act::EarlyAnswer(too_big, false),
+        Act::Answer,
+        Act::EarlyAnswer(refused, true),
+    ])
+    .await;
+    let (proxy, client) = proxy_for(port).await;
+    let started = std::time::Instant::now();
+    let res = client
+        .post(proxy.url("/notes/mcp"))
+        .json(&big_call(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413, "the upstream's early answer");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "not the route timeout"
+    );
+    assert_eq!(post(&proxy, &client, 2).await.0, 200, "on a new connection");
+    let res = client
+        .post(proxy.url("/notes/mcp"))
+        .json(&big_call(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let seen = up.seen();
+    assert_eq!(
+        seen.len(),
+        3,
+        "each request reached the upstream once: {seen:?}"
+    );
+    assert_ne!(
+        seen[0].conn, seen[1].conn,
+        "the connection with an unread body is not reused"
+    );
+    assert_eq!(
+        seen[1].conn, seen[2].conn,
+        "the big call went on the pooled connection"
     );
 }
