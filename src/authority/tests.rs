@@ -224,3 +224,12 @@ fn token_responses_do_not_print_their_tokens() {
     let printed = format!("{tokens:?}");
     assert!(!printed.contains(&tokens.access_token) && !printed.contains(&tokens.refresh_token));
 }
+
+#[test]
+fn cached_tokens_are_compared_whole() {
+    assert!(super::same_bytes(b"abc.def.sig", b"abc.def.sig"));
+    assert!(!super::same_bytes(b"abc.def.sig", b"abd.def.sig"));
+    assert!(!super::same_bytes(b"abc.def.sig", b"abc.def.si"));
+    assert!(!super::same_bytes(b"", b"x"));
+    assert!(super::same_bytes(b"", b""));
+}
