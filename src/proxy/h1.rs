@@ -615,50 +615,50 @@ mod tests {
             "Connection cannot take the framing away"
         );
         assert!(named.headers.get("x-a").is_none());
-        assert_eq!(
-            frame("HTTP/1.1 200 OK\r\n\r\n", &Method::GET),
-            (Decoder::until_close(), false)
-        );
-        assert_eq!(
-            frame(
+        for (wire, method, want) in [
+            (
+                "HTTP/1.1 200 OK\r\n\r\n",
+                &Method::GET,
+                (Decoder::until_close(), false),
+            ),
+            (
                 "HTTP/1.1 200 OK\r\ncontent-length: 7, 7\r\n\r\n",
-                &Method::GET
+                &Method::GET,
+                (Decoder::length(7), true),
             ),
-            (Decoder::length(7), true)
-        );
-        assert_eq!(
-            frame(
+            (
                 "HTTP/1.1 200 OK\r\ncontent-length: 7\r\n\r\n",
-                &Method::HEAD
+                &Method::HEAD,
+                (Decoder::done(), true),
             ),
-            (Decoder::done(), true)
-        );
-        assert_eq!(
-            frame("HTTP/1.1 204 No Content\r\n\r\n", &Method::DELETE),
-            (Decoder::done(), true)
-        );
-        assert_eq!(
-            frame("HTTP/1.1 304 Not Modified\r\n\r\n", &Method::GET),
-            (Decoder::done(), true)
-        );
-        assert_eq!(
-            frame(
+            (
+                "HTTP/1.1 204 No Content\r\n\r\n",
+                &Method::DELETE,
+                (Decoder::done(), true),
+            ),
+            (
+                "HTTP/1.1 304 Not Modified\r\n\r\n",
+                &Method::GET,
+                (Decoder::done(), true),
+            ),
+            (
                 "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\n",
-                &Method::GET
+                &Method::GET,
+                (Decoder::length(1), false),
             ),
-            (Decoder::length(1), false)
-        );
-        assert_eq!(
-            frame("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n", &Method::GET),
-            (Decoder::length(1), false)
-        );
-        assert_eq!(
-            frame(
+            (
+                "HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\n",
+                &Method::GET,
+                (Decoder::length(1), false),
+            ),
+            (
                 "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 1\r\n\r\n",
-                &Method::GET
+                &Method::GET,
+                (Decoder::length(1), true),
             ),
-            (Decoder::length(1), true)
-        );
+        ] {
+            assert_eq!(frame(wire, method), want, "{wire:?}");
+        }
         for bad in ["5, 6", "-1", "+5", "0x5", "", "99999999999999999999999"] {
             let s = format!("HTTP/1.1 200 OK\r\ncontent-length: {bad}\r\n\r\n");
             assert_eq!(

@@ -326,26 +326,19 @@ async fn an_early_answer_stops_the_request_and_is_passed_on() {
     ])
     .await;
     let (proxy, client) = proxy_for(port).await;
+    let (url, http) = (proxy.url("/notes/mcp"), client.clone());
+    let big = |id| {
+        let res = http.post(url.clone()).json(&big_call(id)).send();
+        async move { res.await.unwrap().status() }
+    };
     let started = std::time::Instant::now();
-    let res = client
-        .post(proxy.url("/notes/mcp"))
-        .json(&big_call(1))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 413, "the upstream's early answer");
+    assert_eq!(big(1).await, 413, "the upstream's early answer");
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "not the route timeout"
     );
     assert_eq!(post(&proxy, &client, 2).await.0, 200, "on a new connection");
-    let res = client
-        .post(proxy.url("/notes/mcp"))
-        .json(&big_call(3))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
+    assert_eq!(big(3).await, 400);
     let seen = up.seen();
     assert_eq!(
         seen.len(),
