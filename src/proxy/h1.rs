@@ -526,6 +526,21 @@ mod tests {
     }
 
     #[test]
+    fn only_end_to_end_headers_reach_the_client() {
+        // What the client gets is `parse_response` then `headers::to_client`.
+        let mut buf = BytesMut::from(
+            &b"HTTP/1.1 200 OK\r\nConnection: keep-alive, x-secret-hop\r\nx-secret-hop: 1\r\n\
+               Transfer-Encoding: chunked\r\nUpgrade: websocket\r\nTrailer: x-t\r\n\
+               Proxy-Authenticate: Basic\r\nTE: trailers\r\nx-keep: 1\r\n\
+               Set-Cookie: __Host-mcp_csrf=evil\r\n\r\n"[..],
+        );
+        let mut h = parse_response(&mut buf, &Method::GET).unwrap().unwrap();
+        super::super::headers::to_client(&mut h.headers);
+        assert_eq!(h.headers.len(), 1, "{:?}", h.headers);
+        assert!(h.headers.contains_key("x-keep"));
+    }
+
+    #[test]
     fn response_heads() {
         let mut buf = BytesMut::from(
             &b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\nKeep-Alive: timeout=5\r\nX-A: 1\r\nX-A: 2\r\n\r\nhello"[..],
