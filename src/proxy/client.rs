@@ -179,8 +179,8 @@ impl Client {
                     return Ok(res);
                 }
                 Err(Failure { error, retry }) => {
+                    // (A retry is never on a reused connection: this happens once.)
                     let again = reused
-                        && attempt == 1
                         && replayable
                         && match retry {
                             Retry::NothingSent => true,
@@ -388,36 +388,43 @@ impl Conn {
                 return Err(Failure { error, retry });
             }
         }
-        loop {
-            match h1::parse_response(&mut self.buf, method) {
-                Ok(Some(head)) => return Ok(head),
-                Ok(None) => {}
-                Err(e) => {
-                    return Err(Failure {
-                        error: e.into(),
-                        retry: Retry::No,
-                    });
-                }
-            }
-            let answered = !self.buf.is_empty();
-            let unanswered = |error| Failure {
+        std::future::poll_fn(|cx| self.poll_head(cx, method))
+            .await
+            .map_err(|(error, answered)| Failure {
                 error,
                 retry: if answered {
                     Retry::No
                 } else {
                     Retry::Unanswered
                 },
-            };
-            match std::future::poll_fn(|cx| self.poll_fill(cx)).await {
-                Ok(0) => {
+            })
+    }
+
+    /// Reads until `buf` holds a response head. `Err`: the reason, and whether any byte
+    /// of an answer had come.
+    fn poll_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        method: &Method,
+    ) -> Poll<Result<h1::ResponseHead, (SendError, bool)>> {
+        loop {
+            match h1::parse_response(&mut self.buf, method) {
+                Ok(Some(head)) => return Poll::Ready(Ok(head)),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err((e.into(), true))),
+            }
+            let answered = !self.buf.is_empty();
+            match self.poll_fill(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(0)) => {
                     let e = io::Error::new(
                         io::ErrorKind::UnexpectedEof,
                         "connection closed before the response",
                     );
-                    return Err(unanswered(SendError::Io(e)));
+                    return Poll::Ready(Err((SendError::Io(e), answered)));
                 }
-                Ok(_) => {}
-                Err(e) => return Err(unanswered(SendError::Io(e))),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err((SendError::Io(e), answered))),
             }
         }
     }
@@ -533,15 +540,9 @@ impl Conn {
 
     /// A complete response head the upstream sent before the connection failed, if any.
     fn answer_already_sent(&mut self, method: &Method) -> Option<h1::ResponseHead> {
-        let mut cx = Context::from_waker(Waker::noop());
-        loop {
-            if let Ok(Some(head)) = h1::parse_response(&mut self.buf, method) {
-                return Some(head);
-            }
-            match self.poll_fill(&mut cx) {
-                Poll::Ready(Ok(n)) if n > 0 => {}
-                _ => return None,
-            }
+        match self.poll_head(&mut Context::from_waker(Waker::noop()), method) {
+            Poll::Ready(Ok(head)) => Some(head),
+            _ => None,
         }
     }
 
