@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::common::{Proxy, authed, simple_config};
+use crate::common::{Proxy, authed, simple_config, wait_for};
 
 const ANSWER: &str = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
 
@@ -17,8 +17,8 @@ const ANSWER: &str = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
 enum Act {
     /// Answer with `ANSWER` and keep the connection.
     Answer,
-    /// Answer, then close the connection after a while, without saying so.
-    AnswerThenClose(Duration),
+    /// Answer, then close the connection without saying so.
+    AnswerThenClose,
     /// Close the connection without answering.
     HangUp,
     /// Write these bytes as they are, in pieces, then keep the connection (or close it).
@@ -41,6 +41,8 @@ struct Seen {
 struct Upstream {
     script: Arc<Mutex<VecDeque<Act>>>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Connections the upstream closed after answering (`AnswerThenClose`).
+    closed: Arc<Mutex<Vec<usize>>>,
 }
 
 impl Upstream {
@@ -98,9 +100,10 @@ impl Upstream {
             );
             match act.clone() {
                 Act::Answer => s.write_all(answer.as_bytes()).await.unwrap(),
-                Act::AnswerThenClose(after) => {
+                Act::AnswerThenClose => {
                     s.write_all(answer.as_bytes()).await.unwrap();
-                    tokio::time::sleep(after).await;
+                    drop(s);
+                    self.closed.lock().unwrap().push(conn);
                     return;
                 }
                 Act::HangUp => return,
@@ -192,10 +195,19 @@ async fn upstream_connections_are_reused() {
 
 #[tokio::test]
 async fn a_connection_the_upstream_closed_while_idle_is_not_used() {
-    let (up, port) = Upstream::start(vec![Act::AnswerThenClose(Duration::from_millis(10))]).await;
+    let (up, port) = Upstream::start(vec![Act::AnswerThenClose]).await;
     let (proxy, client) = proxy_for(port).await;
     assert_eq!(post(&proxy, &client, 1).await.0, 200);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let closed = up.closed.clone();
+    wait_for(
+        "the upstream to close its connection",
+        Duration::from_secs(5),
+        || {
+            let done = !closed.lock().unwrap().is_empty();
+            async move { done.then_some(()) }
+        },
+    )
+    .await;
     assert_eq!(post(&proxy, &client, 2).await.0, 200);
     let seen = up.seen();
     assert_eq!(seen.len(), 2, "{seen:?}");
