@@ -517,22 +517,12 @@ impl Conn {
                     Poll::Ready(Err(e)) => return Poll::Ready(Err(SendError::Io(e))),
                     Poll::Pending => {}
                 }
-                match self.poll_fill(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(0)) => {
-                        let e = io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the upstream closed the connection during the request",
-                        );
-                        return Poll::Ready(Err(SendError::Io(e)));
-                    }
-                    Poll::Ready(Err(e)) => return Poll::Ready(Err(SendError::Io(e))),
-                    Poll::Ready(Ok(_)) => match h1::parse_response(&mut self.buf, method) {
-                        Ok(Some(head)) => return Poll::Ready(Ok(Wrote::Answered(head))),
-                        Ok(None) => {} // not yet a final answer: keep writing
-                        Err(e) => return Poll::Ready(Err(e.into())),
-                    },
-                }
+                // The upstream takes no more for now: has it answered already?
+                return match self.poll_head(cx, method) {
+                    Poll::Pending => Poll::Pending,
+                    Poll::Ready(Ok(head)) => Poll::Ready(Ok(Wrote::Answered(head))),
+                    Poll::Ready(Err((e, _))) => Poll::Ready(Err(e)),
+                };
             }
         })
         .await
