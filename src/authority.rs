@@ -1,5 +1,5 @@
 //! The authorization server's operations: they combine the pure rules of
-//! `oauth/` with the store, the keys and the clock. HTTP stays in `web/`.
+//! `oauth/` with the store, the keys and the clock. HTTP stays in `handlers/`.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Route};
-use crate::login::users;
+use crate::login::{LoginUser, users};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{self, ClientRecord, RegistrationRequest};
 use crate::oauth::jwt::{Claims, SigningKey, TokenError};
@@ -49,25 +49,6 @@ pub fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
-}
-
-/// Who logged in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LoginUser {
-    pub name: String,
-    pub groups: Vec<String>,
-}
-
-impl LoginUser {
-    /// Whether a route's `allow` lets this user get tokens for it.
-    pub fn allowed_on(&self, route: &Route) -> bool {
-        match &route.allow {
-            None => true,
-            Some(a) => {
-                a.users.contains(&self.name) || a.groups.iter().any(|g| self.groups.contains(g))
-            }
-        }
-    }
 }
 
 /// An authorization code as stored (under the hash of the code).

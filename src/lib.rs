@@ -1,20 +1,40 @@
 //! mcp-oauth-proxy: an OAuth 2.1 authorization server and reverse proxy that
 //! puts per-user login in front of existing MCP servers.
 //!
-//! See `docs/ARCHITECTURE.md` for the request phases and where each lives.
+//! See `docs/ARCHITECTURE.md` for the request phases, the layers and where
+//! each lives. The modules are layered (a module only uses those below it;
+//! `tests/module_layers.rs` fails on a cycle):
+//!
+//! ```text
+//! cli, server                  the binary's commands; listener, router, lifecycle
+//! handlers                     HTTP handlers: OAuth endpoints, browser pages, the MCP pipeline
+//! state                        AppState: what the handlers share
+//! authority, cimd, login, limit, mcp, proxy
+//! oauth, store, config         pure OAuth rules; the store; the typed configuration
+//! wire, tls, telemetry, paths, password, secret    leaves
+//! ```
+//!
+//! The public surface is what the binary, the integration tests and the fuzz
+//! targets use: `cli`, `config` (loading), `server::serve`, and the pure
+//! parsers (`mcp`, `proxy::h1`, `oauth`, `cimd::rules`). Everything else is
+//! `pub(crate)`.
 
-pub mod authority;
+pub(crate) mod authority;
 pub mod cimd;
 pub mod cli;
 pub mod config;
-pub mod login;
+pub(crate) mod handlers;
+pub(crate) mod limit;
+pub(crate) mod login;
 pub mod mcp;
 pub mod oauth;
-pub mod password;
-pub mod paths;
+pub(crate) mod password;
+pub(crate) mod paths;
 pub mod proxy;
-pub mod secret;
+pub(crate) mod secret;
 pub mod server;
-pub mod store;
+pub(crate) mod state;
+pub(crate) mod store;
 pub mod telemetry;
-pub mod web;
+pub(crate) mod tls;
+pub mod wire;

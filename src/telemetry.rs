@@ -20,6 +20,14 @@ pub fn init() {
         .try_init();
 }
 
+/// Facts a handler learned that belong in the access log line.
+#[derive(Clone, Debug, Default)]
+pub struct AccessInfo {
+    pub route: Option<String>,
+    pub user: Option<String>,
+    pub client: Option<String>,
+}
+
 /// One request, as the access log states it.
 pub struct Access<'a> {
     pub method: &'a str,

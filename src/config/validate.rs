@@ -157,7 +157,7 @@ pub fn validate(
     let tls = raw.tls.as_ref().and_then(|t| {
         let cert = c.existing_file(&t.value.cert, "tls.cert")?;
         let key = c.existing_file(&t.value.key, "tls.key")?;
-        match crate::server::tls::load_certified_key(&cert, &key) {
+        match crate::tls::load_certified_key(&cert, &key) {
             Ok(certified) => Some(Tls {
                 cert,
                 key,
@@ -721,7 +721,7 @@ fn upstream_auth(c: &mut Checker, key: &str, a: &S<RawUpstreamAuth>) -> Option<U
             );
             return None;
         };
-        if crate::proxy::headers::is_hop_by_hop(&name) || name == http::header::HOST {
+        if crate::wire::is_hop_by_hop(&name) || name == http::header::HOST {
             c.error(
                 h.value.name.referenced,
                 &nkey,

@@ -5,3 +5,5 @@ pub mod pages;
 pub mod session;
 pub mod throttle;
 pub mod users;
+
+pub use users::LoginUser;

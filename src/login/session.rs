@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderValue, header};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::authority::LoginUser;
+use crate::login::LoginUser;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::seal::{self, Signer};
 

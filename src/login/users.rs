@@ -1,8 +1,29 @@
 //! Local accounts from the config file.
 
-use crate::authority::LoginUser;
+use serde::{Deserialize, Serialize};
+
 use crate::config::Config;
+use crate::config::Route;
 use crate::password;
+
+/// Who logged in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginUser {
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+impl LoginUser {
+    /// Whether a route's `allow` lets this user get tokens for it.
+    pub fn allowed_on(&self, route: &Route) -> bool {
+        match &route.allow {
+            None => true,
+            Some(a) => {
+                a.users.contains(&self.name) || a.groups.iter().any(|g| self.groups.contains(g))
+            }
+        }
+    }
+}
 
 /// A hash of a password nobody has, checked when the user name is unknown so
 /// that an unknown name takes as long as a wrong password.

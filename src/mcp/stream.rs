@@ -16,7 +16,7 @@ use tokio::time::{Instant, Sleep};
 use super::filter::{self, Filtered};
 use super::policy::ToolPolicy;
 use super::sse::{self, Decoder};
-use crate::web::{Body, BoxError};
+use crate::wire::{Body, BoxError};
 
 /// Changes one event on its way (e.g. the legacy `endpoint` event). Returns the bytes to send.
 pub type EventHook = Box<dyn FnMut(Bytes, &sse::Fields) -> Bytes + Send>;

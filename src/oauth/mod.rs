@@ -1,12 +1,12 @@
 //! The authorization server as pure logic: each rule here is a function of its
 //! inputs and the time, unit-tested without a server. I/O lives in `authority`
-//! (store, keys) and `web` (HTTP).
+//! (store, keys) and `handlers` (HTTP).
 
 pub mod assertion;
 pub mod authorize;
-pub mod cimd;
 pub mod client;
 pub mod error;
+pub mod form;
 pub mod jwt;
 pub mod metadata;
 pub mod pkce;

@@ -21,7 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::h1::{self, Decoder, H1Error, RequestFraming};
-use crate::web::Body;
+use crate::wire::Body;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle connection is kept, unless the upstream says less (`Keep-Alive: timeout`).
@@ -714,11 +714,11 @@ mod tests {
             RequestFraming::Length(2)
         );
         assert_eq!(
-            Outgoing::Stream(crate::web::empty()).framing(&Method::GET),
+            Outgoing::Stream(crate::wire::empty()).framing(&Method::GET),
             RequestFraming::None
         );
         let endless = futures_util::stream::pending::<Result<Frame<Bytes>, io::Error>>();
-        let streaming = crate::web::boxed(http_body_util::StreamBody::new(endless));
+        let streaming = crate::wire::boxed(http_body_util::StreamBody::new(endless));
         assert_eq!(
             Outgoing::Stream(streaming).framing(&Method::POST),
             RequestFraming::Chunked

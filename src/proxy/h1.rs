@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-use super::headers::is_hop_by_hop;
+use crate::wire::is_hop_by_hop;
 use http::{Method, StatusCode};
 
 /// A response head larger than this is refused.

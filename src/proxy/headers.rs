@@ -3,27 +3,7 @@
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use crate::config::UpstreamAuth;
-
-/// RFC 9110 §7.6.1 connection-specific headers, never forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
-
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    // By length first: this runs for every header of every request and response.
-    let name = name.as_str();
-    match name.len() {
-        2 | 7 | 10 | 17 | 18 | 19 => HOP_BY_HOP.contains(&name),
-        _ => false,
-    }
-}
+use crate::wire::is_hop_by_hop;
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");

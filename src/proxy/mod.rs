@@ -12,7 +12,7 @@ use http::{Response, StatusCode, Uri};
 use hyper_rustls::ConfigBuilderExt;
 
 use crate::config::Route;
-use crate::web::{self, Body};
+use crate::wire::{self, Body};
 
 use client::{Client, Outgoing, SendError};
 use headers::ClientInfo;
@@ -40,7 +40,7 @@ impl ProxyError {
             ProxyError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "gateway_timeout"),
             ProxyError::UpstreamAuth => (StatusCode::BAD_GATEWAY, "upstream_auth_failed"),
         };
-        web::json_error(status, code, &self.to_string())
+        wire::json_error(status, code, &self.to_string())
     }
 }
 
@@ -117,7 +117,7 @@ impl Upstream {
             tracing::warn!(route = %route_name, error = %e, "upstream response body broke off");
             e
         });
-        Ok(Response::from_parts(parts, web::boxed(body)))
+        Ok(Response::from_parts(parts, wire::boxed(body)))
     }
 }
 

@@ -2,7 +2,6 @@
 //! signals (reload on SIGHUP, drain on SIGTERM/SIGINT) and systemd readiness.
 
 pub mod router;
-pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,27 +22,10 @@ use crate::authority::Authority;
 use crate::config::{Config, StateBackend};
 use crate::login::throttle::Throttle;
 use crate::proxy::Upstream;
+use crate::state::AppState;
 use crate::store::{Embedded, Records};
-
-/// What every request handler shares.
-pub struct AppState {
-    pub config: ArcSwap<Config>,
-    pub upstream: Upstream,
-    pub authority: Authority,
-    pub throttle: Mutex<Throttle>,
-    /// Open legacy HTTP+SSE streams, by the session id the proxy gave the client.
-    pub legacy: Arc<crate::mcp::legacy::Sessions>,
-    /// Password checks running at once (argon2 is memory- and CPU-heavy).
-    pub password_checks: Arc<tokio::sync::Semaphore>,
-    /// Consent tickets already answered (id → expiry).
-    pub used_tickets: dashmap::DashMap<String, u64>,
-    /// Streamable HTTP sessions (`Mcp-Session-Id`) and who opened them.
-    pub mcp_sessions: crate::mcp::sessions::Owners,
-    /// Fetches client ID metadata documents.
-    pub fetcher: crate::cimd::Fetcher,
-    /// Dynamic registrations per client IP.
-    pub registrations: crate::web::limit::RateLimit,
-}
+use crate::tls;
+use crate::wire::ConnInfo;
 
 /// Why the server could not run.
 #[derive(Debug, thiserror::Error)]
@@ -59,63 +41,6 @@ pub enum ServeError {
     Signal(std::io::Error),
     #[error("{0}")]
     State(String),
-}
-
-/// Per-connection facts a handler may need.
-#[derive(Clone, Copy, Debug)]
-pub struct ConnInfo {
-    pub peer: SocketAddr,
-    pub https: bool,
-    /// `peer`'s IP address as text (access log, `X-Forwarded-For`), formatted once per connection.
-    pub peer_ip: IpText,
-}
-
-impl ConnInfo {
-    pub fn new(peer: SocketAddr, https: bool) -> Self {
-        Self {
-            peer,
-            https,
-            peer_ip: IpText::new(peer.ip()),
-        }
-    }
-}
-
-/// An IP address as text, held inline so that [`ConnInfo`] stays `Copy`.
-#[derive(Clone, Copy)]
-pub struct IpText {
-    len: u8,
-    /// Long enough for any address `IpAddr` prints (IPv6: at most 39 characters).
-    buf: [u8; 45],
-}
-
-impl IpText {
-    pub fn new(ip: std::net::IpAddr) -> Self {
-        use std::io::Write;
-        let mut buf = [0u8; 45];
-        let mut rest = &mut buf[..];
-        let _ = write!(rest, "{ip}");
-        let len = 45 - rest.len();
-        Self {
-            len: len as u8,
-            buf,
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..usize::from(self.len)]).unwrap_or_default()
-    }
-}
-
-impl std::fmt::Display for IpText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::fmt::Debug for IpText {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.as_str(), f)
-    }
 }
 
 /// Serves until SIGTERM or SIGINT, then drains for the configured grace period.
@@ -139,7 +64,7 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
         None => None,
     };
 
-    let fetcher = crate::cimd::Fetcher::new(config.cimd.allow_private_networks)?;
+    let fetcher = crate::cimd::fetch::Fetcher::new(config.cimd.allow_private_networks)?;
     let state = Arc::new(AppState {
         upstream: Upstream::new()?,
         fetcher,
@@ -150,7 +75,7 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
         password_checks: Arc::new(tokio::sync::Semaphore::new(
             2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),
-        registrations: crate::web::limit::RateLimit::new(60, std::time::Duration::from_secs(3600)),
+        registrations: crate::limit::RateLimit::new(60, std::time::Duration::from_secs(3600)),
         used_tickets: dashmap::DashMap::new(),
         mcp_sessions: crate::mcp::sessions::Owners::default(),
     });
@@ -399,27 +324,5 @@ fn notify_systemd(state: sd_notify::NotifyState) {
     // Without NOTIFY_SOCKET (not under systemd) this does nothing.
     if let Err(e) = sd_notify::notify(&[state]) {
         tracing::debug!(error = %e, "sd_notify failed");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn peer_addresses_print_as_ip_addr_does() {
-        for ip in [
-            "10.1.2.3",
-            "255.255.255.255",
-            "::1",
-            "::ffff:192.0.2.1",
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
-            "2001:db8::8a2e:370:7334",
-        ] {
-            let ip: std::net::IpAddr = ip.parse().unwrap();
-            let conn = ConnInfo::new(SocketAddr::new(ip, 443), true);
-            assert_eq!(conn.peer_ip.as_str(), ip.to_string());
-            assert_eq!(conn.peer_ip.to_string(), ip.to_string());
-        }
     }
 }

@@ -6,13 +6,14 @@ use std::time::Instant;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use super::{AppState, ConnInfo};
 use crate::config::Config;
+use crate::handlers::{browser, mcp, oauth_api};
 use crate::oauth::metadata;
 use crate::paths;
+use crate::state::AppState;
+use crate::telemetry::AccessInfo;
 use crate::telemetry::{self, Access};
-use crate::web::{self, AccessInfo, Body};
-use crate::web::{browser, mcp, oauth_api};
+use crate::wire::{self, Body, ConnInfo};
 
 pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
     let started = Instant::now();
@@ -43,9 +44,9 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> m
     if path == paths::HEALTHZ {
         let res = match *req.method() {
             Method::GET | Method::HEAD => {
-                web::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+                wire::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
             }
-            _ => web::method_not_allowed(&[Method::GET, Method::HEAD]),
+            _ => wire::method_not_allowed(&[Method::GET, Method::HEAD]),
         };
         return (res, AccessInfo::default());
     }
@@ -131,8 +132,8 @@ async fn well_known(config: &Config, req: Request<Incoming>) -> Response<Body> {
 async fn not_found(req: Request<Incoming>) -> Response<Body> {
     // Read (bounded) what the client sent so that an oversized body gets 413, not 404.
     let (parts, body) = req.into_parts();
-    if let Err(e) = web::read_body(&parts.headers, body, web::MAX_FORM_BODY).await {
+    if let Err(e) = wire::read_body(&parts.headers, body, wire::MAX_FORM_BODY).await {
         return e.into_response();
     }
-    web::json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
+    wire::json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint")
 }

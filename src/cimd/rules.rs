@@ -1,13 +1,13 @@
 //! Client ID metadata documents (draft-ietf-oauth-client-id-metadata-document,
 //! MCP 2025-11-25): a `client_id` that is an https URL names a JSON document
 //! describing the client. These are the rules for the URL and the document;
-//! fetching lives in `crate::cimd`.
+//! fetching lives in `fetch`.
 
 use serde::Deserialize;
 
-use super::client::{AuthMethod, ClientRecord};
-use super::error::OAuthError;
-use super::redirect;
+use crate::oauth::client::{AuthMethod, ClientRecord};
+use crate::oauth::error::OAuthError;
+use crate::oauth::redirect;
 
 /// Whether a `client_id` is a metadata document URL (rather than a registered id).
 /// `allow_http` admits `http://` too (test setups with `cimd.allow_private_networks`).

@@ -5,16 +5,18 @@ use std::collections::HashMap;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use super::AccessInfo;
-use super::{Body, MAX_FORM_BODY, forms, full, read_body};
-use crate::authority::LoginUser;
 use crate::config::Config;
+use crate::login::LoginUser;
 use crate::login::session::{self, CookieNames};
 use crate::login::{pages, users};
 use crate::oauth::authorize::{self, AuthorizeError};
+use crate::oauth::form as forms;
 use crate::oauth::redirect;
 use crate::paths;
-use crate::server::{AppState, ConnInfo};
+use crate::state::AppState;
+use crate::telemetry::AccessInfo;
+use crate::wire::ConnInfo;
+use crate::wire::{self, Body, MAX_FORM_BODY, full, read_body};
 
 const CSP_LOGIN: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 // No form-action: Chromium applies it to the redirect that follows the consent
@@ -52,7 +54,7 @@ fn message(status: StatusCode, title: &str, text: &str) -> Response<Body> {
 }
 
 fn redirect_to(status: StatusCode, location: &str) -> Response<Body> {
-    let mut res = Response::new(super::empty());
+    let mut res = Response::new(wire::empty());
     *res.status_mut() = status;
     match HeaderValue::from_str(location) {
         Ok(v) => {
@@ -121,7 +123,7 @@ async fn params(
 
 /// The pages' 405 is a page; `Allow` as for the JSON endpoints.
 fn only(req: &Request<Incoming>, methods: &[Method]) -> Option<Response<Body>> {
-    let allow = super::check_method(req, methods)?
+    let allow = wire::check_method(req, methods)?
         .headers()
         .get(header::ALLOW)
         .cloned();

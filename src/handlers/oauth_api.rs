@@ -4,16 +4,17 @@
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use super::AccessInfo;
 use super::clients;
-use super::forms;
-use super::limit::RateLimit;
-use super::{Body, MAX_FORM_BODY, json, read_body};
 use crate::authority::{Authority, TokenParams};
 use crate::config::Config;
+use crate::limit::RateLimit;
 use crate::oauth::client::RegistrationRequest;
+use crate::oauth::form as forms;
 use crate::oauth::{ErrorCode, OAuthError, metadata};
-use crate::server::{AppState, ConnInfo};
+use crate::state::AppState;
+use crate::telemetry::AccessInfo;
+use crate::wire::ConnInfo;
+use crate::wire::{self, Body, MAX_FORM_BODY, json, read_body};
 
 /// The one place an OAuth error becomes a response (RFC 6749 §5.2).
 pub fn error_response(e: &OAuthError) -> Response<Body> {
@@ -65,13 +66,13 @@ pub fn cors(mut res: Response<Body>) -> Response<Body> {
 }
 
 pub fn preflight() -> Response<Body> {
-    let mut res = Response::new(super::empty());
+    let mut res = Response::new(wire::empty());
     *res.status_mut() = StatusCode::NO_CONTENT;
     cors(res)
 }
 
 pub fn document(req: &Request<Incoming>, doc: serde_json::Value) -> Response<Body> {
-    if let Some(res) = super::check_method(req, &[Method::GET, Method::HEAD]) {
+    if let Some(res) = wire::check_method(req, &[Method::GET, Method::HEAD]) {
         return cors(res);
     }
     let mut res = json(StatusCode::OK, &doc);
@@ -92,11 +93,11 @@ pub async fn register(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Response<Body> {
-    if let Some(res) = super::check_method(&req, &[Method::POST]) {
+    if let Some(res) = wire::check_method(&req, &[Method::POST]) {
         return cors(res);
     }
     if let Err(wait) = limit.check(conn.peer.ip(), std::time::Instant::now()) {
-        let mut res = super::json_error(
+        let mut res = wire::json_error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",
             "too many registrations from this address; try later",
@@ -147,7 +148,7 @@ async fn oauth_form(
     ),
     Response<Body>,
 > {
-    if let Some(res) = super::check_method(&req, &[Method::POST]) {
+    if let Some(res) = wire::check_method(&req, &[Method::POST]) {
         return Err(cors(res));
     }
     let (parts, body) = req.into_parts();
@@ -234,5 +235,5 @@ pub async fn revoke(state: &AppState, config: &Config, req: Request<Incoming>) -
             Ok(client.client_id)
         }),
     };
-    answer(result.map(|client| (client, Response::new(super::empty()))))
+    answer(result.map(|client| (client, Response::new(wire::empty()))))
 }

@@ -5,11 +5,11 @@ use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Response, StatusCode, Uri, header};
 
-use super::{Body, json};
 use crate::authority::Authority;
 use crate::config::{Config, Route};
 use crate::oauth::jwt::Claims;
 use crate::oauth::metadata;
+use crate::wire::{Body, json};
 
 /// The `WWW-Authenticate` challenge of a protected route.
 pub fn challenge(prm_url: &str, scope: &str, error: Option<(&str, &str)>) -> String {

@@ -1,19 +1,11 @@
-//! Thin HTTP helpers shared by every handler: the body type, JSON and error
-//! responses, and reading bounded request bodies; and the handlers that
-//! translate HTTP into calls of the authorization server.
-
-pub mod bearer;
-pub mod browser;
-pub mod clients;
-pub mod forms;
-pub mod limit;
-pub mod mcp;
-pub mod oauth_api;
+//! The one body type of the proxy's requests and responses, and bounded reads of request bodies.
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{Response, StatusCode, header};
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
+
+use super::response::json_error;
 
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// The one body type of the proxy's requests and responses.
@@ -39,59 +31,6 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed_unsync()
-}
-
-pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Body> {
-    let mut res = Response::new(full(value.to_string()));
-    *res.status_mut() = status;
-    res.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    res
-}
-
-/// `{"error": code, "error_description": description}`, the shape OAuth uses,
-/// and the one the proxy uses for its own non-OAuth errors too.
-pub fn json_error(status: StatusCode, code: &str, description: &str) -> Response<Body> {
-    json(
-        status,
-        &serde_json::json!({ "error": code, "error_description": description }),
-    )
-}
-
-/// Facts a handler learned that belong in the access log line. Handlers put it
-/// in the response's extensions; the router takes it out before sending.
-#[derive(Clone, Debug, Default)]
-pub struct AccessInfo {
-    pub route: Option<String>,
-    pub user: Option<String>,
-    pub client: Option<String>,
-}
-
-/// `None` if the request's method is one of `allowed`, else the 405 (JSON, with `Allow`).
-pub fn check_method<B>(req: &http::Request<B>, allowed: &[http::Method]) -> Option<Response<Body>> {
-    if allowed.contains(req.method()) {
-        return None;
-    }
-    Some(method_not_allowed(allowed))
-}
-
-pub fn method_not_allowed(allowed: &[http::Method]) -> Response<Body> {
-    let allow = allowed
-        .iter()
-        .map(http::Method::as_str)
-        .collect::<Vec<_>>()
-        .join(", ");
-    let mut res = json_error(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "method not allowed here",
-    );
-    if let Ok(v) = HeaderValue::from_str(&allow) {
-        res.headers_mut().insert(header::ALLOW, v);
-    }
-    res
 }
 
 /// Why a request body could not be read.
@@ -125,7 +64,7 @@ impl BodyError {
 }
 
 /// Whether a declared `Content-Length` is over `limit`.
-pub fn declared_too_large(headers: &http::HeaderMap, limit: usize) -> bool {
+fn declared_too_large(headers: &http::HeaderMap, limit: usize) -> bool {
     headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())

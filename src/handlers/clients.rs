@@ -5,12 +5,13 @@ use std::collections::HashMap;
 
 use http::HeaderMap;
 
-use super::forms::ClientCredentials;
+use crate::cimd::rules as cimd;
 use crate::config::Config;
 use crate::oauth::client::{self, AuthMethod, ClientRecord};
-use crate::oauth::{OAuthError, assertion, cimd};
+use crate::oauth::form::ClientCredentials;
+use crate::oauth::{OAuthError, assertion};
 use crate::paths;
-use crate::server::AppState;
+use crate::state::AppState;
 
 fn is_document(state: &AppState, config: &Config, client_id: &str) -> bool {
     config.cimd.enabled && cimd::is_document_url(client_id, state.fetcher.allows_http())

@@ -20,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 
-use crate::oauth::cimd;
+use super::rules as cimd;
 use crate::oauth::client::ClientRecord;
 
 const TIMEOUT: Duration = Duration::from_secs(5);

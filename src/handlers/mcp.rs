@@ -9,8 +9,7 @@ use http::{
 };
 use hyper::body::Incoming;
 
-use super::AccessInfo;
-use super::{Body, bearer, full, json, read_body};
+use super::bearer;
 use crate::config::{Config, Route, Transport};
 use crate::mcp::filter::{self, Filtered};
 use crate::mcp::inspect::{self, MirrorHeaders, Verdict};
@@ -22,7 +21,10 @@ use crate::oauth::jwt::Claims;
 use crate::oauth::metadata;
 use crate::proxy::client::Outgoing;
 use crate::proxy::headers::{self, ClientInfo};
-use crate::server::{AppState, ConnInfo};
+use crate::state::AppState;
+use crate::telemetry::AccessInfo;
+use crate::wire::ConnInfo;
+use crate::wire::{self, Body, full, json, read_body};
 
 /// MCP messages can be larger than forms (tool arguments), but not unbounded.
 pub const MAX_MCP_BODY: usize = 16 * 1024 * 1024;
@@ -107,7 +109,7 @@ where
     Fut: std::future::Future<Output = Response<Body>>,
 {
     let Ok(origin) = checked_origin(config, req.headers()) else {
-        let res = super::json_error(
+        let res = wire::json_error(
             StatusCode::FORBIDDEN,
             "invalid_origin",
             "this Origin may not use this MCP server",
@@ -115,7 +117,7 @@ where
         return (res, access(route, None));
     };
     if *req.method() == Method::OPTIONS && origin.is_some() {
-        let mut res = Response::new(super::empty());
+        let mut res = Response::new(wire::empty());
         *res.status_mut() = StatusCode::NO_CONTENT;
         let allow = methods
             .iter()
@@ -137,7 +139,7 @@ where
         return (with_cors(res, origin), access(route, None));
     }
     if !methods.contains(req.method()) {
-        let res = with_cors(super::method_not_allowed(methods), origin);
+        let res = with_cors(wire::method_not_allowed(methods), origin);
         return (res, access(route, None));
     }
     let claims =
@@ -183,7 +185,7 @@ pub async fn route(
                     legacy_stream(state, config, route, &claims, req, conn).await
                 }
                 // A legacy route is only an event stream (clients probing for Streamable HTTP get 405).
-                Transport::Sse => super::method_not_allowed(&[Method::GET]),
+                Transport::Sse => wire::method_not_allowed(&[Method::GET]),
             }
         },
     )
@@ -214,7 +216,7 @@ pub async fn legacy_message(
                 s.route == route.name && s.sub == claims.sub && s.client_id == claims.client_id
             });
             let Some(session) = session else {
-                return super::json_error(
+                return wire::json_error(
                     StatusCode::NOT_FOUND,
                     "unknown_session",
                     "no open event stream with this session",
@@ -330,7 +332,7 @@ async fn exchange(
                 if let Some(tx) = inject {
                     // Legacy transport: the answer belongs on the event stream.
                     let _ = tx.send(crate::mcp::sse::encode(Some("message"), None, &body));
-                    let mut res = Response::new(super::empty());
+                    let mut res = Response::new(wire::empty());
                     *res.status_mut() = StatusCode::ACCEPTED;
                     return res;
                 }
@@ -339,7 +341,7 @@ async fn exchange(
         }
         Outgoing::Full(bytes)
     } else {
-        Outgoing::Stream(super::boxed(body))
+        Outgoing::Stream(wire::boxed(body))
     };
 
     let response = match state
@@ -383,7 +385,7 @@ async fn filter_response(
     let (parts, body) = response.into_parts();
     if headers::is_event_stream(&parts.headers) {
         let stream = EventStream::new(body, Some(policy), config.server.sse_keepalive);
-        return Response::from_parts(parts, super::boxed(stream));
+        return Response::from_parts(parts, wire::boxed(stream));
     }
     if !tools_list || policy.is_unrestricted() {
         return Response::from_parts(parts, body);
@@ -401,7 +403,7 @@ async fn filter_tool_list(
     let bytes = match read_body(&parts.headers, body, MAX_FILTERED_JSON).await {
         Ok(b) => b,
         Err(_) => {
-            return super::json_error(
+            return wire::json_error(
                 StatusCode::BAD_GATEWAY,
                 "bad_gateway",
                 "the upstream's tool list could not be read",
@@ -427,7 +429,7 @@ async fn legacy_stream(
 ) -> Response<Body> {
     let client = client_info(&req, &conn);
     let (parts, body) = req.into_parts();
-    let body = Outgoing::Stream(super::boxed(body));
+    let body = Outgoing::Stream(wire::boxed(body));
     let response = match state
         .upstream
         .forward(route, &route.upstream, parts, body, &client)
@@ -453,7 +455,7 @@ async fn legacy_stream(
     let stream = EventStream::new(body, Some(policy), config.server.sse_keepalive)
         .with_hook(hook)
         .with_injected(rx);
-    Response::from_parts(parts, super::boxed(stream))
+    Response::from_parts(parts, wire::boxed(stream))
 }
 
 fn audit_denied(route: &Route, claims: &Claims, tool: &str, missing: Option<&str>) {

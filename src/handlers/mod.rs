@@ -1,0 +1,9 @@
+//! The HTTP handlers: each translates a request into calls of the
+//! authorization server, the login flow or the MCP pipeline, and renders the
+//! outcome.
+
+pub mod bearer;
+pub mod browser;
+pub mod clients;
+pub mod mcp;
+pub mod oauth_api;

@@ -1,0 +1,31 @@
+//! What every request handler shares: the live config, the authorization
+//! server, the upstream client and the per-instance tables.
+
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
+
+use crate::authority::Authority;
+use crate::config::Config;
+use crate::login::throttle::Throttle;
+use crate::proxy::Upstream;
+
+/// What every request handler shares.
+pub struct AppState {
+    pub config: ArcSwap<Config>,
+    pub upstream: Upstream,
+    pub authority: Authority,
+    pub throttle: Mutex<Throttle>,
+    /// Open legacy HTTP+SSE streams, by the session id the proxy gave the client.
+    pub legacy: Arc<crate::mcp::legacy::Sessions>,
+    /// Password checks running at once (argon2 is memory- and CPU-heavy).
+    pub password_checks: Arc<tokio::sync::Semaphore>,
+    /// Consent tickets already answered (id → expiry).
+    pub used_tickets: dashmap::DashMap<String, u64>,
+    /// Streamable HTTP sessions (`Mcp-Session-Id`) and who opened them.
+    pub mcp_sessions: crate::mcp::sessions::Owners,
+    /// Fetches client ID metadata documents.
+    pub fetcher: crate::cimd::fetch::Fetcher,
+    /// Dynamic registrations per client IP.
+    pub registrations: crate::limit::RateLimit,
+}
