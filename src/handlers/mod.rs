@@ -2,7 +2,6 @@
 //! authorization server, the login flow or the MCP pipeline, and renders the
 //! outcome.
 
-pub mod bearer;
 pub mod browser;
 pub mod clients;
 pub mod mcp;

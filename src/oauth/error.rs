@@ -1,4 +1,4 @@
-//! OAuth errors with their RFC names. Rendering to HTTP lives in `web/oauth_api.rs`.
+//! OAuth errors with their RFC names. Rendering to HTTP lives in `handlers/oauth_api.rs`.
 
 use std::fmt;
 

@@ -53,13 +53,9 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> m
     // Handlers' futures are boxed: hyper keeps each connection's request future (this
     // one) for the connection's life, and moves it; inline, it would have the size of
     // the largest handler.
-    if let Some(route) = config.route_by_path(path) {
+    if let Some((route, endpoint)) = mcp::endpoint_for(&config, path) {
         let route = route.clone();
-        return Box::pin(mcp::route(state, &config, &route, req, conn)).await;
-    }
-    if let Some(route) = mcp::legacy_route_for(&config, path) {
-        let route = route.clone();
-        return Box::pin(mcp::legacy_message(state, &config, &route, req, conn)).await;
+        return Box::pin(mcp::handle(state, &config, &route, endpoint, req, conn)).await;
     }
     let mut res = Box::pin(own_endpoint(state, &config, req, conn)).await;
     let info = res

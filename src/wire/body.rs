@@ -34,32 +34,24 @@ where
 }
 
 /// Why a request body could not be read.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
+    #[error("request body too large")]
     TooLarge,
+    #[error("request body could not be read")]
     Broken,
+    #[error("request body took too long to arrive")]
     TooSlow,
 }
 
 impl BodyError {
     pub fn into_response(self) -> Response<Body> {
-        match self {
-            BodyError::TooLarge => json_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "invalid_request",
-                "request body too large",
-            ),
-            BodyError::Broken => json_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "request body could not be read",
-            ),
-            BodyError::TooSlow => json_error(
-                StatusCode::REQUEST_TIMEOUT,
-                "invalid_request",
-                "request body took too long to arrive",
-            ),
-        }
+        let status = match self {
+            BodyError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyError::Broken => StatusCode::BAD_REQUEST,
+            BodyError::TooSlow => StatusCode::REQUEST_TIMEOUT,
+        };
+        json_error(status, "invalid_request", &self.to_string())
     }
 }
 
