@@ -19,9 +19,35 @@ pub struct ClientInfo<'a> {
     pub host: Option<HeaderValue>,
 }
 
+/// Headers that upstreams behind other auth proxies (oauth2-proxy, Pomerium,
+/// Apache/nginx auth modules) trust to name the caller. Only the proxy may
+/// state who calls, so a client's own are never forwarded: every
+/// `X-Forwarded-*` (the proxy sets `-For`, `-Proto` and `-Host` itself), every
+/// `X-Auth-Request-*` and `X-Pomerium-*`, and these names.
+const IDENTITY_PREFIXES: [&str; 3] = ["x-forwarded-", "x-auth-request-", "x-pomerium-"];
+const IDENTITY_NAMES: [&str; 6] = [
+    "remote-user",
+    "x-remote-user",
+    "x-remote-email",
+    "x-remote-groups",
+    "x-real-ip",
+    "gap-auth",
+];
+
+/// Whether a client-sent header would claim an identity or an address (see [`IDENTITY_PREFIXES`]).
+pub fn is_identity_header(name: &HeaderName) -> bool {
+    let name = name.as_str();
+    (name.starts_with("x-")
+        && IDENTITY_PREFIXES
+            .iter()
+            .any(|prefix| name.starts_with(prefix)))
+        || IDENTITY_NAMES.contains(&name)
+}
+
 /// The client's request headers as the upstream gets them, passed to `emit` one by
-/// one: connection headers, the client's credentials and cookies go; the route's own
-/// credential and `X-Forwarded-*` come in. Everything else (MCP headers included)
+/// one: connection headers, the client's credentials and cookies, and headers that
+/// claim an identity ([`is_identity_header`]) go; the route's own credential and
+/// `X-Forwarded-*` come in. Everything else (MCP headers included)
 /// passes. `Host` and the body's framing are the transport's to write; `Expect` was
 /// the proxy's to answer (the body is read or streamed without waiting for the
 /// upstream). Nothing is copied: the headers are written as they are read.
@@ -44,9 +70,7 @@ pub fn to_upstream(
             || *name == header::CONTENT_LENGTH
             || *name == header::EXPECT
             || *name == header::FORWARDED
-            || *name == X_FORWARDED_FOR
-            || *name == X_FORWARDED_PROTO
-            || *name == X_FORWARDED_HOST
+            || is_identity_header(name)
             || auth.is_some_and(|a| a.name == name)
             || named.contains(name);
         if !dropped {
@@ -180,6 +204,47 @@ mod tests {
             assert!(!h.contains_key(gone), "{gone} must not pass");
         }
         assert_eq!(h.len(), 8, "{h:?}");
+    }
+
+    #[test]
+    fn identity_headers_from_clients_never_reach_the_upstream() {
+        let mut h = HeaderMap::new();
+        for spoof in [
+            "x-forwarded-user",
+            "x-forwarded-email",
+            "x-forwarded-groups",
+            "x-forwarded-preferred-username",
+            "x-forwarded-scopes",
+            "x-forwarded-client-id",
+            "x-forwarded-access-token",
+            "x-forwarded-port",
+            "x-auth-request-user",
+            "x-auth-request-email",
+            "x-auth-request-groups",
+            "x-pomerium-claim-email",
+            "x-pomerium-jwt-assertion",
+            "remote-user",
+            "x-remote-user",
+            "x-real-ip",
+            "gap-auth",
+        ] {
+            h.insert(spoof, HeaderValue::from_static("admin"));
+        }
+        h.insert("x-forwardedness", HeaderValue::from_static("kept"));
+        h.insert("x-user-agent-extra", HeaderValue::from_static("kept"));
+        let h = upstream(&h, None);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "x-forwardedness",
+                "x-user-agent-extra",
+                "x-forwarded-for",
+                "x-forwarded-proto",
+                "x-forwarded-host"
+            ]
+        );
+        assert!(h.values().all(|v| v != "admin"), "{h:?}");
     }
 
     #[test]

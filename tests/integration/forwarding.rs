@@ -72,6 +72,11 @@ async fn upstream_sees_its_own_credential_never_the_clients() {
         .header("mcp-protocol-version", "2025-06-18")
         .header("mcp-param-region", "eu")
         .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-user", "admin")
+        .header("x-forwarded-email", "admin@example.com")
+        .header("x-forwarded-groups", "admins")
+        .header("x-auth-request-user", "admin")
+        .header("remote-user", "admin")
         .json(&initialize_body())
         .send()
         .await
@@ -100,6 +105,18 @@ async fn upstream_sees_its_own_credential_never_the_clients() {
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["x-forwarded-host"], format!("127.0.0.1:{}", proxy.port));
     assert_eq!(mcp[0]["query"], "?trace=1", "the query string passes");
+    for spoofed in [
+        "x-forwarded-user",
+        "x-forwarded-email",
+        "x-forwarded-groups",
+        "x-auth-request-user",
+        "remote-user",
+    ] {
+        assert!(
+            h.get(spoofed).is_none(),
+            "a client's {spoofed} must not reach the upstream: {h}"
+        );
+    }
 
     let logs = proxy.logs();
     for secret in [
