@@ -408,6 +408,20 @@ async fn an_mcp_session_belongs_to_whoever_opened_it() {
         404,
         "another client cannot continue alice's session"
     );
+    // A second copy of the header would reach the upstream unchecked: refused whole.
+    let sessions = [other.session.clone(), alice.session.clone()];
+    let mut req = other.client.post(&other.url).json(&list);
+    for id in sessions.iter().flatten() {
+        req = req.header("mcp-session-id", id);
+    }
+    let before = upstream.requests().await.len();
+    let res = req.send().await.unwrap();
+    assert_eq!(res.status(), 400, "two Mcp-Session-Id headers");
+    assert_eq!(
+        upstream.requests().await.len(),
+        before,
+        "the upstream never saw it"
+    );
 }
 
 #[tokio::test]

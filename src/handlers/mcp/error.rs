@@ -26,6 +26,9 @@ pub enum McpError {
     /// An `Mcp-Session-Id` that is not this user's and client's (or unknown).
     #[error("Session not found")]
     ForeignSession,
+    /// More than one `Mcp-Session-Id` header.
+    #[error("Invalid Request: one Mcp-Session-Id header at most")]
+    RepeatedSession,
     /// A legacy message for no open event stream of this user's.
     #[error("no open event stream with this session")]
     UnknownLegacySession,
@@ -83,6 +86,10 @@ impl McpError {
             McpError::ForeignSession => jsonrpc_response(
                 StatusCode::NOT_FOUND,
                 jsonrpc::error_response(None, -32001, "Session not found"),
+            ),
+            McpError::RepeatedSession => jsonrpc_response(
+                StatusCode::BAD_REQUEST,
+                jsonrpc::error_response(None, jsonrpc::INVALID_REQUEST, &self.to_string()),
             ),
             McpError::UnknownLegacySession => {
                 wire::json_error(StatusCode::NOT_FOUND, "unknown_session", &self.to_string())
@@ -216,6 +223,9 @@ mod tests {
         );
         let (status, _, body) = render(McpError::RefusedOnStream { tools: vec![] });
         assert_eq!((status, body.as_str()), (StatusCode::ACCEPTED, ""));
+        let (status, _, body) = render(McpError::RepeatedSession);
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.contains("-32600"), "{body}");
         let (status, _, body) = render(McpError::ForeignSession);
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(body.contains("-32001"), "{body}");

@@ -45,11 +45,13 @@ pub(super) fn check<B>(
 ) -> Result<Target, McpError> {
     match cx.endpoint {
         Endpoint::Streamable => {
-            let session = req
-                .headers()
-                .get(MCP_SESSION_ID)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
+            // Every copy would be forwarded, but only one can be checked.
+            let mut copies = req.headers().get_all(MCP_SESSION_ID).iter();
+            let first = copies.next();
+            if copies.next().is_some() {
+                return Err(McpError::RepeatedSession);
+            }
+            let session = first.and_then(|v| v.to_str().ok()).map(str::to_string);
             if let Some(sid) = &session
                 && !cx
                     .state
