@@ -29,6 +29,27 @@ pub struct MirrorHeaders<'a> {
     pub name: Option<&'a str>,
 }
 
+/// Tool names longer than this are cut (with `…`) where the proxy repeats them:
+/// refusals, step-up descriptions, audit lines. A client chooses them, up to the
+/// body limit.
+pub const SHOWN_NAME_MAX: usize = 128;
+/// Longer request ids are refused: the proxy echoes ids in its own answers.
+pub const MAX_ID_LEN: usize = 256;
+/// Larger batches are refused (MCP 2025-06-18 dropped batches; older clients send a few).
+pub const MAX_BATCH: usize = 1000;
+
+/// A client-chosen name as the proxy repeats it: at most [`SHOWN_NAME_MAX`] bytes.
+pub fn shown(name: &str) -> String {
+    if name.len() <= SHOWN_NAME_MAX {
+        return name.to_string();
+    }
+    let mut end = SHOWN_NAME_MAX;
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &name[..end])
+}
+
 pub fn inspect(
     body: &[u8],
     headers: &MirrorHeaders,
@@ -49,6 +70,23 @@ pub fn inspect(
             ));
         }
     };
+    if messages.len() > MAX_BATCH {
+        return Verdict::BadRequest(jsonrpc::error_response(
+            None,
+            INVALID_REQUEST,
+            "Invalid Request: batch too large",
+        ));
+    }
+    if messages
+        .iter()
+        .any(|m| m.id.is_some_and(|id| id.get().len() > MAX_ID_LEN))
+    {
+        return Verdict::BadRequest(jsonrpc::error_response(
+            None,
+            INVALID_REQUEST,
+            "Invalid Request: id too long",
+        ));
+    }
     if let Some(err) = check_mirror_headers(&messages, batch, headers) {
         return Verdict::BadRequest(jsonrpc::error_response(
             messages.first().and_then(|m| m.id),
@@ -73,7 +111,7 @@ pub fn inspect(
                     scopes.push(missing);
                 }
                 return Verdict::InsufficientScope {
-                    tool: tool.to_string(),
+                    tool: shown(tool),
                     missing: missing.to_string(),
                     scope: scopes.join(" "),
                 };
@@ -84,7 +122,7 @@ pub fn inspect(
     if !unknown.is_empty() {
         let tools = unknown
             .iter()
-            .map(|m| m.target.as_deref().unwrap_or_default().to_string())
+            .map(|m| shown(m.target.as_deref().unwrap_or_default()))
             .collect();
         return Verdict::Refuse {
             body: refusal(&messages, &unknown, batch),
@@ -146,6 +184,7 @@ fn decode_mirrored(value: &str) -> Option<String> {
 fn refusal(messages: &[Message], unknown: &[&Message], batch: bool) -> String {
     let unknown_error = |m: &Message| {
         let tool = m.target.as_deref().unwrap_or("");
+        let tool = shown(tool);
         jsonrpc::error_response(m.id, INVALID_PARAMS, &format!("Unknown tool: {tool}"))
     };
     if !batch {
@@ -196,6 +235,51 @@ mod tests {
         format!(
             r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#
         )
+    }
+
+    #[test]
+    fn names_the_proxy_repeats_are_cut_at_a_character_boundary() {
+        assert_eq!(shown("read_note"), "read_note");
+        let long = "é".repeat(200);
+        let cut = shown(&long);
+        assert!(
+            cut.len() <= SHOWN_NAME_MAX + '…'.len_utf8(),
+            "{}",
+            cut.len()
+        );
+        assert!(cut.ends_with('…'));
+        let huge = format!("x{}", "y".repeat(1_000_000));
+        match run(&call(1, &huge), MirrorHeaders::default()) {
+            Verdict::Refuse { body, tools } => {
+                assert!(body.len() < 400, "{}", body.len());
+                assert!(tools[0].len() <= SHOWN_NAME_MAX + 3);
+            }
+            other => panic!("{other:?}"),
+        }
+        match run(&call(1, &format!("list_{huge}")), MirrorHeaders::default()) {
+            Verdict::Forward { .. } => {}
+            other => panic!("an allowed long name still passes: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn long_ids_and_huge_batches_are_invalid_requests() {
+        let long_id = format!(
+            r#"{{"jsonrpc":"2.0","id":"{}","method":"ping"}}"#,
+            "i".repeat(300)
+        );
+        assert!(
+            matches!(run(&long_id, MirrorHeaders::default()), Verdict::BadRequest(b) if b.contains("id too long"))
+        );
+        let batch = format!("[{}]", vec![call(1, "read_note"); MAX_BATCH + 1].join(","));
+        assert!(
+            matches!(run(&batch, MirrorHeaders::default()), Verdict::BadRequest(b) if b.contains("batch too large"))
+        );
+        let ok = format!("[{}]", vec![call(1, "read_note"); MAX_BATCH].join(","));
+        assert!(matches!(
+            run(&ok, MirrorHeaders::default()),
+            Verdict::Forward { .. }
+        ));
     }
 
     #[test]

@@ -16,16 +16,35 @@ use crate::oauth::seal;
 /// The suffix of a legacy route's message endpoint: `<route path>/message`.
 pub const MESSAGE_SUFFIX: &str = "/message";
 
+/// Events the proxy may queue on one client stream that is not being read;
+/// one more closes the session (each is one refusal, at most a few hundred
+/// bytes per message of a batch: `inspect` bounds names, ids and batches).
+pub const INJECT_QUEUE: usize = 16;
+
 #[derive(Debug)]
 pub struct Session {
+    /// The id the proxy gave the client.
+    pub id: String,
     pub route: String,
     /// The upstream's message URL, from its `endpoint` event.
     pub upstream: Uri,
     /// Only the user and client that opened the stream may post to it.
     pub sub: String,
     pub client_id: String,
-    /// Events the proxy adds to the client's stream (refusals).
-    pub inject: mpsc::UnboundedSender<Bytes>,
+    /// Events the proxy adds to the client's stream (refusals). The session holds
+    /// the only sender: when it is gone, the client's stream ends.
+    inject: mpsc::Sender<Bytes>,
+}
+
+/// Whether an event reached a session's stream.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Queued,
+    /// The stream is gone.
+    Closed,
+    /// The client stopped reading its stream and the queue is full: the session
+    /// was ended (no more messages are taken for it; the stream ends when next polled).
+    Stalled,
 }
 
 #[derive(Default)]
@@ -44,6 +63,19 @@ impl Sessions {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// Queues an event for the session's client stream, bounded by [`INJECT_QUEUE`].
+    pub fn deliver(&self, session: &Session, event: Bytes) -> Delivery {
+        match session.inject.try_send(event) {
+            Ok(()) => Delivery::Queued,
+            Err(mpsc::error::TrySendError::Closed(_)) => Delivery::Closed,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(route = %session.route, "a legacy client does not read its event stream: session ended");
+                self.map.remove(&session.id);
+                Delivery::Stalled
+            }
+        }
     }
 }
 
@@ -82,8 +114,9 @@ pub struct NewSession {
 }
 
 impl NewSession {
-    pub fn hook(self) -> (EventHook, mpsc::UnboundedReceiver<Bytes>) {
-        let (tx, rx) = mpsc::unbounded_channel();
+    pub fn hook(self) -> (EventHook, mpsc::Receiver<Bytes>) {
+        let (tx, rx) = mpsc::channel(INJECT_QUEUE);
+        let mut tx = Some(tx);
         let mut guard: Option<Guard> = None;
         let hook: EventHook = Box::new(move |raw, fields| {
             if fields.event.as_deref() != Some("endpoint") {
@@ -101,15 +134,19 @@ impl NewSession {
                 tracing::warn!(route = %self.route, "the upstream's endpoint event is not a URL on its own origin: dropped");
                 return Bytes::new();
             };
+            let Some(inject) = tx.take() else {
+                return Bytes::new();
+            };
             let id = seal::random_token(16);
             self.sessions.map.insert(
                 id.clone(),
                 Arc::new(Session {
+                    id: id.clone(),
                     route: self.route.clone(),
                     upstream,
                     sub: self.sub.clone(),
                     client_id: self.client_id.clone(),
-                    inject: tx.clone(),
+                    inject,
                 }),
             );
             guard = Some(Guard {
@@ -181,5 +218,51 @@ mod tests {
         );
         drop(hook);
         assert!(sessions.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stalled_stream_ends_its_session_instead_of_queueing_without_bound() {
+        let sessions = Arc::new(Sessions::default());
+        let (mut hook, mut rx) = NewSession {
+            sessions: sessions.clone(),
+            route: "legacy".into(),
+            route_path: "/legacy/sse".into(),
+            upstream_sse: "http://127.0.0.1:3001/sse".parse().unwrap(),
+            sub: "alice".into(),
+            client_id: "c".into(),
+        }
+        .hook();
+        let raw = Bytes::from_static(b"event: endpoint\ndata: /message?sessionId=up1\n\n");
+        let out = hook(raw.clone(), &sse::fields(&raw));
+        let id = sse::fields(&out)
+            .data
+            .unwrap()
+            .rsplit('=')
+            .next()
+            .unwrap()
+            .to_string();
+        let session = sessions.get(&id).unwrap();
+        for _ in 0..INJECT_QUEUE {
+            assert_eq!(
+                sessions.deliver(&session, Bytes::from_static(b"x")),
+                Delivery::Queued
+            );
+        }
+        assert_eq!(
+            sessions.deliver(&session, Bytes::from_static(b"x")),
+            Delivery::Stalled
+        );
+        assert!(
+            sessions.get(&id).is_none(),
+            "no more messages are taken for it"
+        );
+        drop(session);
+        for _ in 0..INJECT_QUEUE {
+            assert!(rx.recv().await.is_some());
+        }
+        assert!(
+            rx.recv().await.is_none(),
+            "the stream's source of events is closed"
+        );
     }
 }

@@ -31,7 +31,7 @@ pub struct EventStream {
     inner: Body,
     decoder: Decoder,
     policy: Option<ToolPolicy>,
-    injected: Option<mpsc::UnboundedReceiver<Bytes>>,
+    injected: Option<mpsc::Receiver<Bytes>>,
     out: VecDeque<Bytes>,
     keepalive: Duration,
     sleep: Pin<Box<Sleep>>,
@@ -59,8 +59,9 @@ impl EventStream {
         self
     }
 
-    /// Events the proxy itself adds, sent between upstream events.
-    pub fn with_injected(mut self, rx: mpsc::UnboundedReceiver<Bytes>) -> Self {
+    /// Events the proxy itself adds, sent between upstream events. When every
+    /// sender is gone (the session ended), the stream ends.
+    pub fn with_injected(mut self, rx: mpsc::Receiver<Bytes>) -> Self {
         self.injected = Some(rx);
         self
     }
@@ -113,9 +114,12 @@ impl HttpBody for EventStream {
             }
             if this.decoder.at_boundary()
                 && let Some(rx) = this.injected.as_mut()
-                && let Poll::Ready(Some(b)) = rx.poll_recv(cx)
+                && let Poll::Ready(event) = rx.poll_recv(cx)
             {
-                this.out.push_back(b);
+                match event {
+                    Some(b) => this.out.push_back(b),
+                    None => this.done = true,
+                }
                 continue;
             }
             match Pin::new(&mut this.inner).poll_frame(cx) {

@@ -32,6 +32,10 @@ pub enum McpError {
     /// A legacy message for no open event stream of this user's.
     #[error("no open event stream with this session")]
     UnknownLegacySession,
+    /// A legacy client that does not read its event stream, where refusals go:
+    /// its session was ended.
+    #[error("the event stream of this session is not being read: the session was ended")]
+    StalledStream,
     #[error(transparent)]
     Body(#[from] BodyError),
     /// Not a usable JSON-RPC message: 400 with this JSON-RPC error body.
@@ -93,6 +97,9 @@ impl McpError {
             ),
             McpError::UnknownLegacySession => {
                 wire::json_error(StatusCode::NOT_FOUND, "unknown_session", &self.to_string())
+            }
+            McpError::StalledStream => {
+                wire::json_error(StatusCode::NOT_FOUND, "session_ended", &self.to_string())
             }
             McpError::Body(e) => e.into_response(),
             McpError::BadRequest(body) => jsonrpc_response(StatusCode::BAD_REQUEST, body),

@@ -9,6 +9,7 @@ use hyper::body::Incoming;
 use super::session::Target;
 use super::{Context, McpError};
 use crate::mcp::inspect::{self, MirrorHeaders, Verdict};
+use crate::mcp::legacy::Delivery;
 use crate::mcp::policy::ToolPolicy;
 use crate::mcp::sse;
 use crate::oauth::jwt::Claims;
@@ -85,10 +86,12 @@ pub(super) async fn request(
         Verdict::Refuse { body, tools } => {
             if let Target::LegacyMessage(session) = target {
                 // Legacy transport: the answer belongs on the event stream.
-                let _ = session
-                    .inject
-                    .send(sse::encode(Some("message"), None, &body));
-                return Err(McpError::RefusedOnStream { tools });
+                let event = sse::encode(Some("message"), None, &body);
+                return Err(match cx.state.legacy.deliver(session, event) {
+                    Delivery::Queued => McpError::RefusedOnStream { tools },
+                    Delivery::Closed => McpError::UnknownLegacySession,
+                    Delivery::Stalled => McpError::StalledStream,
+                });
             }
             return Err(McpError::Refused { body, tools });
         }
