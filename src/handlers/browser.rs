@@ -7,6 +7,7 @@ use hyper::body::Incoming;
 
 use crate::config::Config;
 use crate::login::LoginUser;
+use crate::login::flow::PageError;
 use crate::login::session::{self, CookieNames};
 use crate::login::{pages, users};
 use crate::oauth::authorize::{self, AuthorizeError};
@@ -23,6 +24,9 @@ const CSP_LOGIN: &str = "default-src 'none'; style-src 'unsafe-inline'; form-act
 // POST, which goes to the client (often another origin or a custom scheme).
 const CSP_CONSENT: &str =
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
+
+const GET_OR_POST: &[Method] = &[Method::GET, Method::POST];
+const POST: &[Method] = &[Method::POST];
 
 fn html(status: StatusCode, body: String, csp: &'static str) -> Response<Body> {
     let mut res = Response::new(full(body));
@@ -49,28 +53,35 @@ fn html(status: StatusCode, body: String, csp: &'static str) -> Response<Body> {
     res
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> Response<Body> {
+/// A page that only says something.
+fn page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
     html(status, pages::message(title, text), CSP_LOGIN)
 }
 
+impl PageError {
+    /// The one renderer of the browser flow's error pages.
+    fn into_response(self) -> Response<Body> {
+        let mut res = page(self.status(), self.title(), &self.text());
+        if let PageError::MethodNotAllowed(methods) = self {
+            let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                res.headers_mut().insert(header::ALLOW, v);
+            }
+        }
+        res
+    }
+}
+
 fn redirect_to(status: StatusCode, location: &str) -> Response<Body> {
+    let Ok(location) = HeaderValue::from_str(location) else {
+        return PageError::BadRedirect.into_response();
+    };
     let mut res = Response::new(wire::empty());
     *res.status_mut() = status;
-    match HeaderValue::from_str(location) {
-        Ok(v) => {
-            res.headers_mut().insert(header::LOCATION, v);
-        }
-        Err(_) => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "Bad redirect",
-                "The redirect address is not valid.",
-            );
-        }
-    }
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut().insert(
+    let h = res.headers_mut();
+    h.insert(header::LOCATION, location);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
@@ -106,36 +117,20 @@ async fn params(
         .map_err(|e| e.into_response())?;
     let text = if parts.method == Method::POST {
         if !forms::is_form(&parts.headers) {
-            return Err(message(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Bad request",
-                "This form must be sent as a web form.",
-            ));
+            return Err(PageError::NotAForm.into_response());
         }
         bytes.to_vec()
     } else {
         parts.uri.query().unwrap_or("").as_bytes().to_vec()
     };
-    let map = forms::parse(&text)
-        .map_err(|e| message(StatusCode::BAD_REQUEST, "Bad request", &e.description))?;
+    let map =
+        forms::parse(&text).map_err(|e| PageError::BadParameters(e.description).into_response())?;
     Ok((parts, map))
 }
 
-/// The pages' 405 is a page; `Allow` as for the JSON endpoints.
-fn only(req: &Request<Incoming>, methods: &[Method]) -> Option<Response<Body>> {
-    let allow = wire::check_method(req, methods)?
-        .headers()
-        .get(header::ALLOW)
-        .cloned();
-    let mut res = message(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "Method not allowed",
-        "This page does not accept that kind of request.",
-    );
-    if let Some(allow) = allow {
-        res.headers_mut().insert(header::ALLOW, allow);
-    }
-    Some(res)
+/// The pages' 405 is a page, with `Allow`.
+fn only(req: &Request<Incoming>, methods: &'static [Method]) -> Option<Response<Body>> {
+    (!methods.contains(req.method())).then(|| PageError::MethodNotAllowed(methods).into_response())
 }
 
 /// `GET|POST /oauth/authorize`: validate, make sure someone is logged in, ask for consent.
@@ -144,7 +139,7 @@ pub async fn authorize(
     config: &Config,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    if let Some(res) = only(&req, &[Method::GET, Method::POST]) {
+    if let Some(res) = only(&req, GET_OR_POST) {
         return res;
     }
     let (parts, params) = match params(req).await {
@@ -155,30 +150,13 @@ pub async fn authorize(
         Some(id) => match super::clients::resolve(state, config, id).await {
             Ok(c) => c,
             // A metadata document that cannot be used, or a store failure: say so, redirect nowhere.
-            Err(e) => {
-                let status = if e.code == crate::oauth::ErrorCode::ServerError {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::BAD_REQUEST
-                };
-                return message(
-                    status,
-                    "This application cannot sign in here",
-                    &e.description,
-                );
-            }
+            Err(e) => return PageError::ClientUnusable(e).into_response(),
         },
         None => None,
     };
     let request = match authorize::validate(&params, client.as_ref(), config) {
         Ok(r) => r,
-        Err(AuthorizeError::Page(text)) => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "This sign-in link is not valid",
-                &text,
-            );
-        }
+        Err(AuthorizeError::Page(text)) => return PageError::InvalidLink(text).into_response(),
         Err(AuthorizeError::Redirect {
             redirect_uri,
             state: st,
@@ -188,11 +166,7 @@ pub async fn authorize(
             // user, an error redirect would make this origin an open redirector
             // (RFC 9700 §4.11.2). Show the error instead.
             if session_user(state, config, &parts.headers).is_none() {
-                return message(
-                    StatusCode::BAD_REQUEST,
-                    "This sign-in link is not valid",
-                    &format!("{}: {}", error.code.as_str(), error.description),
-                );
+                return PageError::InvalidRequest(error).into_response();
             }
             let mut p = vec![
                 ("error", error.code.as_str()),
@@ -209,11 +183,7 @@ pub async fn authorize(
         }
     };
     let Some(client) = client else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "This sign-in link is not valid",
-            "Unknown client.",
-        );
+        return PageError::InvalidLink("Unknown client.".into()).into_response();
     };
 
     let Some(user) = session_user(state, config, &parts.headers) else {
@@ -231,21 +201,14 @@ pub async fn authorize(
         return redirect_to(StatusCode::FOUND, &login);
     };
     let Some(route) = config.routes.iter().find(|r| r.name == request.route) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Unknown server",
-            "This MCP server is not configured.",
-        );
+        return PageError::UnknownRoute.into_response();
     };
     if !user.allowed_on(route) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "Access not allowed",
-            &format!(
-                "Your account {} is not allowed to use {}. Ask the administrator to add you.",
-                user.name, route.name
-            ),
-        );
+        return PageError::NotAllowed {
+            user: user.name,
+            route: route.name.clone(),
+        }
+        .into_response();
     }
 
     let names = cookie_names(config);
@@ -327,7 +290,7 @@ pub async fn login(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Response<Body> {
-    if let Some(res) = only(&req, &[Method::GET, Method::POST]) {
+    if let Some(res) = only(&req, GET_OR_POST) {
         return res;
     }
     let is_post = req.method() == Method::POST;
@@ -445,7 +408,7 @@ pub async fn login(
         session::SESSION_TTL,
     );
     let mut res = if next.is_empty() {
-        message(
+        page(
             StatusCode::OK,
             "Signed in",
             &format!(
@@ -466,7 +429,7 @@ pub async fn login(
 
 /// `POST /oauth/consent`: the person's decision.
 pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) -> Response<Body> {
-    if let Some(res) = only(&req, &[Method::POST]) {
+    if let Some(res) = only(&req, POST) {
         return res;
     }
     let (parts, form) = match params(req).await {
@@ -480,30 +443,18 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
         &names,
         form.get("csrf").map(String::as_str),
     ) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "This page expired",
-            "Go back to your application and connect again.",
-        );
+        return PageError::FormExpired.into_response();
     }
     let now = state.authority.now();
     let Some(ticket) = form
         .get("ticket")
         .and_then(|t| session::verify_ticket(&state.authority.signer, t, now))
     else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "This page expired",
-            "Go back to your application and connect again.",
-        );
+        return PageError::TicketExpired.into_response();
     };
     let Some(user) = session_user(state, config, &parts.headers).filter(|u| u.name == ticket.user)
     else {
-        return message(
-            StatusCode::FORBIDDEN,
-            "Not signed in",
-            "Your session ended. Go back to your application and connect again.",
-        );
+        return PageError::NotSignedIn.into_response();
     };
     // One decision per consent page: a re-posted form must not mint a second code.
     if state
@@ -511,11 +462,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
         .insert(ticket.id.clone(), ticket.exp)
         .is_some()
     {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Already answered",
-            "This request was already answered. Go back to your application.",
-        );
+        return PageError::AlreadyAnswered.into_response();
     }
     let request = ticket.request;
     let access = AccessInfo {
@@ -533,23 +480,13 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
                 .find(|r| r.name == request.route)
                 .is_some_and(|r| user.allowed_on(r));
             if !allowed {
-                return message(
-                    StatusCode::FORBIDDEN,
-                    "Access not allowed",
-                    "Your account is not allowed to use this MCP server.",
-                );
+                return PageError::NoLongerAllowed.into_response();
             }
             code = match tokio::task::block_in_place(|| {
                 state.authority.create_code(&request, &user)
             }) {
                 Ok(c) => c,
-                Err(e) => {
-                    return message(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Something went wrong",
-                        &e.description,
-                    );
-                }
+                Err(e) => return PageError::ServerError(e).into_response(),
             };
             p.push(("code", &code));
             tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent given");
@@ -560,11 +497,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
             tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent denied");
         }
         _ => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "Choose Allow or Deny.",
-            );
+            return PageError::NoDecision.into_response();
         }
     }
     if let Some(s) = &request.state {
