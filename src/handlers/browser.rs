@@ -457,11 +457,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
         return PageError::NotSignedIn.into_response();
     };
     // One decision per consent page: a re-posted form must not mint a second code.
-    if state
-        .used_tickets
-        .insert(ticket.id.clone(), ticket.exp)
-        .is_some()
-    {
+    if !state.used_tickets.first_use(&ticket) {
         return PageError::AlreadyAnswered.into_response();
     }
     let request = ticket.request;

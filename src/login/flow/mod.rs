@@ -3,9 +3,13 @@
 //! (`handlers/browser.rs`) read the request, call these, do what the outcome
 //! asks (check a password, mint a code) and render it.
 
+mod tickets;
+
 use std::borrow::Cow;
 
 use http::{Method, StatusCode};
+
+pub use tickets::UsedTickets;
 
 use crate::oauth::ErrorCode;
 use crate::oauth::error::OAuthError;
