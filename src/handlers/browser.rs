@@ -5,12 +5,12 @@ use std::collections::HashMap;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use crate::config::Config;
-use crate::login::LoginUser;
-use crate::login::flow::PageError;
+use crate::config::{Config, Route};
+use crate::login::flow::{self, AuthorizeInput, AuthorizeOutcome, PageError};
 use crate::login::session::{self, CookieNames};
-use crate::login::{pages, users};
-use crate::oauth::authorize::{self, AuthorizeError};
+use crate::login::{LoginUser, pages, users};
+use crate::oauth::authorize::{self, AuthorizationRequest};
+use crate::oauth::client::ClientRecord;
 use crate::oauth::form as forms;
 use crate::oauth::redirect;
 use crate::paths;
@@ -154,69 +154,44 @@ pub async fn authorize(
         },
         None => None,
     };
-    let request = match authorize::validate(&params, client.as_ref(), config) {
-        Ok(r) => r,
-        Err(AuthorizeError::Page(text)) => return PageError::InvalidLink(text).into_response(),
-        Err(AuthorizeError::Redirect {
-            redirect_uri,
-            state: st,
-            error,
-        }) => {
-            // Anyone can register a client with any redirect URI: without a signed-in
-            // user, an error redirect would make this origin an open redirector
-            // (RFC 9700 §4.11.2). Show the error instead.
-            if session_user(state, config, &parts.headers).is_none() {
-                return PageError::InvalidRequest(error).into_response();
-            }
-            let mut p = vec![
-                ("error", error.code.as_str()),
-                ("error_description", error.description.as_str()),
-            ];
-            if let Some(s) = &st {
-                p.push(("state", s));
-            }
-            p.push(("iss", config.public_url.as_str()));
-            return redirect_to(
-                StatusCode::FOUND,
-                &authorize::redirect_url(&redirect_uri, &p),
-            );
+    let user = session_user(state, config, &parts.headers);
+    let input = AuthorizeInput {
+        params: &params,
+        client: client.as_ref(),
+        user: user.as_ref(),
+        config,
+    };
+    match flow::authorize(&input) {
+        AuthorizeOutcome::ShowConsent {
+            request,
+            client,
+            route,
+            user,
+        } => consent_page(state, config, &parts.headers, &request, client, route, user),
+        AuthorizeOutcome::RedirectToLogin { next } => {
+            redirect_to(StatusCode::FOUND, &flow::login_url(&next))
         }
-    };
-    let Some(client) = client else {
-        return PageError::InvalidLink("Unknown client.".into()).into_response();
-    };
-
-    let Some(user) = session_user(state, config, &parts.headers) else {
-        let query: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter())
-            .finish();
-        let next = format!("{}?{query}", paths::AUTHORIZE);
-        let login = format!(
-            "{}?{}",
-            paths::LOGIN,
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("next", &next)
-                .finish()
-        );
-        return redirect_to(StatusCode::FOUND, &login);
-    };
-    let Some(route) = config.routes.iter().find(|r| r.name == request.route) else {
-        return PageError::UnknownRoute.into_response();
-    };
-    if !user.allowed_on(route) {
-        return PageError::NotAllowed {
-            user: user.name,
-            route: route.name.clone(),
-        }
-        .into_response();
+        AuthorizeOutcome::ErrorRedirect { url } => redirect_to(StatusCode::FOUND, &url),
+        AuthorizeOutcome::Refuse(e) => e.into_response(),
     }
+}
 
+/// The consent page for `request`, with its ticket and the CSRF token.
+fn consent_page(
+    state: &AppState,
+    config: &Config,
+    headers: &http::HeaderMap,
+    request: &AuthorizationRequest,
+    client: &ClientRecord,
+    route: &Route,
+    user: &LoginUser,
+) -> Response<Body> {
     let names = cookie_names(config);
-    let (nonce, new_nonce) = session::csrf_nonce(&parts.headers, &names);
+    let (nonce, new_nonce) = session::csrf_nonce(headers, &names);
     let csrf = session::csrf_token(&state.authority.signer, &nonce);
     let ticket = session::issue_ticket(
         &state.authority.signer,
-        &request,
+        request,
         &user.name,
         state.authority.now(),
     );
@@ -250,8 +225,8 @@ pub async fn authorize(
     }
     res.extensions_mut().insert(AccessInfo {
         route: Some(route.name.clone()),
-        user: Some(user.name),
-        client: Some(client.client_id),
+        user: Some(user.name.clone()),
+        client: Some(client.client_id.clone()),
     });
     res
 }

@@ -3,15 +3,20 @@
 //! (`handlers/browser.rs`) read the request, call these, do what the outcome
 //! asks (check a password, mint a code) and render it.
 
+mod authorize;
+#[cfg(test)]
+mod testing;
 mod tickets;
 
 use std::borrow::Cow;
 
 use http::{Method, StatusCode};
 
+pub use authorize::{AuthorizeInput, AuthorizeOutcome, authorize, login_url};
 pub use tickets::UsedTickets;
 
 use crate::oauth::ErrorCode;
+use crate::oauth::authorize::redirect_url;
 use crate::oauth::error::OAuthError;
 
 /// Every error page of the browser flow. Rendered in one place,
@@ -132,6 +137,23 @@ impl PageError {
             PageError::NoDecision => "Choose Allow or Deny.".into(),
         }
     }
+}
+
+/// Where the browser goes back to the client: its redirect URI with the
+/// answer (`code`, or `error` and `error_description`), `state` if the client
+/// sent one, and `iss` (RFC 9207).
+pub fn back_to_client(
+    redirect_uri: &str,
+    answer: &[(&str, &str)],
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
+    let mut params = answer.to_vec();
+    if let Some(s) = state {
+        params.push(("state", s));
+    }
+    params.push(("iss", issuer));
+    redirect_url(redirect_uri, &params)
 }
 
 #[cfg(test)]
@@ -255,5 +277,21 @@ mod tests {
                 "{error:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_way_back_to_the_client_carries_the_answer_state_and_iss() {
+        let url = back_to_client(
+            "http://127.0.0.1:5555/cb?app=1",
+            &[("code", "c&d")],
+            Some("s t"),
+            "https://proxy.example",
+        );
+        assert_eq!(
+            url,
+            "http://127.0.0.1:5555/cb?app=1&code=c%26d&state=s+t&iss=https%3A%2F%2Fproxy.example"
+        );
+        let url = back_to_client("app:/cb", &[("error", "access_denied")], None, "https://p");
+        assert_eq!(url, "app:/cb?error=access_denied&iss=https%3A%2F%2Fp");
     }
 }
