@@ -6,14 +6,16 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use crate::config::{Config, Route};
-use crate::login::flow::{self, AuthorizeInput, AuthorizeOutcome, PageError};
+use crate::login::flow::{
+    self, AuthorizeInput, AuthorizeOutcome, LoginPost, LoginRefusal, PageError,
+};
 use crate::login::session::{self, CookieNames};
+use crate::login::throttle::Throttle;
 use crate::login::{LoginUser, pages, users};
 use crate::oauth::authorize::{self, AuthorizationRequest};
 use crate::oauth::client::ClientRecord;
 use crate::oauth::form as forms;
 use crate::oauth::redirect;
-use crate::paths;
 use crate::state::AppState;
 use crate::telemetry::AccessInfo;
 use crate::wire::ConnInfo;
@@ -105,6 +107,30 @@ fn session_user(state: &AppState, config: &Config, headers: &http::HeaderMap) ->
     let value = session::cookie(headers, names.session())?;
     let user = session::verify_session(&state.authority.signer, value, state.authority.now())?;
     users::current(config, &user)
+}
+
+/// Whether the form's CSRF token matches this browser's cookie.
+fn csrf_ok(
+    state: &AppState,
+    config: &Config,
+    headers: &http::HeaderMap,
+    form: &HashMap<String, String>,
+) -> bool {
+    session::csrf_ok(
+        &state.authority.signer,
+        headers,
+        &cookie_names(config),
+        form.get("csrf").map(String::as_str),
+    )
+}
+
+/// The login throttle. Nothing panics while holding it; if something did,
+/// the counts are still good to use.
+fn throttle(state: &AppState) -> std::sync::MutexGuard<'_, Throttle> {
+    state
+        .throttle
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Reads the parameters of a GET (query) or POST (form body) request.
@@ -231,13 +257,6 @@ fn consent_page(
     res
 }
 
-/// Only continue to the authorization endpoint after login; anything else is an open redirect.
-fn safe_next(next: Option<&String>) -> Option<&str> {
-    next.map(String::as_str).filter(|n| {
-        n.starts_with(&format!("{}?", paths::AUTHORIZE)) && !n.contains(['\r', '\n', '\\'])
-    })
-}
-
 fn login_form(
     state: &AppState,
     config: &Config,
@@ -273,7 +292,7 @@ pub async fn login(
         Ok(p) => p,
         Err(res) => return res,
     };
-    let next = safe_next(form.get("next")).unwrap_or("");
+    let next = flow::next_after_login(form.get("next").map(String::as_str));
     if !is_post {
         return login_form(
             state,
@@ -285,98 +304,45 @@ pub async fn login(
             None,
         );
     }
-    let names = cookie_names(config);
-    let username = form.get("username").map(|u| u.trim()).unwrap_or("");
-    let password = form.get("password").map(String::as_str).unwrap_or("");
-    if !session::csrf_ok(
-        &state.authority.signer,
-        &parts.headers,
-        &names,
-        form.get("csrf").map(String::as_str),
-    ) {
-        return login_form(
-            state,
-            config,
-            &parts.headers,
-            StatusCode::FORBIDDEN,
-            next,
-            username,
-            Some("This form expired. Please sign in again."),
-        );
-    }
-    if username.is_empty() || password.is_empty() {
-        return login_form(
-            state,
-            config,
-            &parts.headers,
-            StatusCode::BAD_REQUEST,
-            next,
-            username,
-            Some("Enter your username and password."),
-        );
-    }
-    let ip = conn.peer.ip();
-    let now = state.authority.now();
-    // The attempt counts as failed until it succeeds: parallel guesses cannot slip through.
-    let wait = state
-        .throttle
-        .lock()
-        .map(|mut t| {
-            let wait = t.wait(username, ip, now);
-            if wait == 0 {
-                t.failed(username, ip, now);
-            }
-            wait
-        })
-        .unwrap_or(0);
-    if wait > 0 {
-        let msg = format!("Too many failed attempts. Try again in {wait} seconds.");
+    let post = LoginPost::read(&form, csrf_ok(state, config, &parts.headers, &form));
+    let refused = |refusal: LoginRefusal| {
         let mut res = login_form(
             state,
             config,
             &parts.headers,
-            StatusCode::TOO_MANY_REQUESTS,
+            refusal.status(),
             next,
-            username,
-            Some(&msg),
+            post.username,
+            Some(&refusal.message()),
         );
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            res.headers_mut().insert(header::RETRY_AFTER, v);
+        if let Some(seconds) = refusal.retry_after() {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        return res;
-    }
+        res
+    };
+    let ip = conn.peer.ip();
+    let started = flow::login(&post, ip, &mut throttle(state), state.authority.now());
+    let attempt = match started {
+        Ok(a) => a,
+        Err(refusal) => return refused(refusal),
+    };
     // Each check costs 19 MiB and a core for a moment: a few at a time.
     let Ok(_permit) = state.password_checks.clone().try_acquire_owned() else {
-        let mut res = login_form(
-            state,
-            config,
-            &parts.headers,
-            StatusCode::SERVICE_UNAVAILABLE,
-            next,
-            username,
-            Some("The server is busy. Try again in a moment."),
-        );
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-        return res;
+        return refused(LoginRefusal::Busy);
     };
-    let shown: String = username.chars().take(64).collect();
-    let Some(user) = users::check(config, username, password).await else {
-        tracing::info!(target: "audit", user = ?shown, peer = %ip, "login failed");
-        return login_form(
-            state,
-            config,
-            &parts.headers,
-            StatusCode::UNAUTHORIZED,
-            next,
-            username,
-            Some("Wrong username or password."),
-        );
+    let checked = users::check(config, attempt.username, attempt.password).await;
+    let shown: String = attempt.username.chars().take(64).collect();
+    let finished = attempt.finish(checked, &mut throttle(state));
+    let user = match finished {
+        Ok(user) => user,
+        Err(refusal) => {
+            tracing::info!(target: "audit", user = ?shown, peer = %ip, "login failed");
+            return refused(refusal);
+        }
     };
-    if let Ok(mut t) = state.throttle.lock() {
-        t.succeeded(&user.name, ip);
-    }
     tracing::info!(target: "audit", user = %user.name, peer = %ip, "login succeeded");
+    let names = cookie_names(config);
     let cookie = names.set(
         names.session(),
         &session::issue_session(&state.authority.signer, &user, state.authority.now()),
