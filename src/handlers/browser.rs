@@ -7,12 +7,13 @@ use hyper::body::Incoming;
 
 use crate::config::{Config, Route};
 use crate::login::flow::{
-    self, AuthorizeInput, AuthorizeOutcome, LoginPost, LoginRefusal, PageError,
+    self, AuthorizeInput, AuthorizeOutcome, ConsentInput, ConsentOutcome, LoginPost, LoginRefusal,
+    PageError,
 };
 use crate::login::session::{self, CookieNames};
 use crate::login::throttle::Throttle;
 use crate::login::{LoginUser, pages, users};
-use crate::oauth::authorize::{self, AuthorizationRequest};
+use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::ClientRecord;
 use crate::oauth::form as forms;
 use crate::oauth::redirect;
@@ -377,74 +378,44 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
         Ok(p) => p,
         Err(res) => return res,
     };
-    let names = cookie_names(config);
-    if !session::csrf_ok(
-        &state.authority.signer,
-        &parts.headers,
-        &names,
-        form.get("csrf").map(String::as_str),
-    ) {
-        return PageError::FormExpired.into_response();
-    }
-    let now = state.authority.now();
-    let Some(ticket) = form
-        .get("ticket")
-        .and_then(|t| session::verify_ticket(&state.authority.signer, t, now))
-    else {
-        return PageError::TicketExpired.into_response();
+    let user = session_user(state, config, &parts.headers);
+    let input = ConsentInput {
+        csrf_ok: csrf_ok(state, config, &parts.headers, &form),
+        ticket: form.get("ticket").map(String::as_str),
+        decision: form.get("decision").map(String::as_str),
+        user: user.as_ref(),
+        config,
+        signer: &state.authority.signer,
+        now: state.authority.now(),
     };
-    let Some(user) = session_user(state, config, &parts.headers).filter(|u| u.name == ticket.user)
-    else {
-        return PageError::NotSignedIn.into_response();
-    };
-    // One decision per consent page: a re-posted form must not mint a second code.
-    if !state.used_tickets.first_use(&ticket) {
-        return PageError::AlreadyAnswered.into_response();
-    }
-    let request = ticket.request;
-    let access = AccessInfo {
-        route: Some(request.route.clone()),
-        user: Some(user.name.clone()),
-        client: Some(request.client_id.clone()),
-    };
-    let mut p: Vec<(&str, &str)> = Vec::new();
-    let code;
-    match form.get("decision").map(String::as_str) {
-        Some("allow") => {
-            let allowed = config
-                .routes
-                .iter()
-                .find(|r| r.name == request.route)
-                .is_some_and(|r| user.allowed_on(r));
-            if !allowed {
-                return PageError::NoLongerAllowed.into_response();
-            }
-            code = match tokio::task::block_in_place(|| {
-                state.authority.create_code(&request, &user)
-            }) {
+    let (request, user, url) = match flow::consent(&input, &state.used_tickets) {
+        ConsentOutcome::Allow { request, user } => {
+            let created =
+                tokio::task::block_in_place(|| state.authority.create_code(&request, user));
+            let code = match created {
                 Ok(c) => c,
                 Err(e) => return PageError::ServerError(e).into_response(),
             };
-            p.push(("code", &code));
             tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent given");
+            let url = flow::back_to_client(
+                &request.redirect_uri,
+                &[("code", &code)],
+                request.state.as_deref(),
+                config.public_url.as_str(),
+            );
+            (request, user, url)
         }
-        Some("deny") => {
-            p.push(("error", "access_denied"));
-            p.push(("error_description", "the user denied the request"));
+        ConsentOutcome::Deny { request, user, url } => {
             tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent denied");
+            (request, user, url)
         }
-        _ => {
-            return PageError::NoDecision.into_response();
-        }
-    }
-    if let Some(s) = &request.state {
-        p.push(("state", s));
-    }
-    p.push(("iss", config.public_url.as_str()));
-    let mut res = redirect_to(
-        StatusCode::SEE_OTHER,
-        &authorize::redirect_url(&request.redirect_uri, &p),
-    );
-    res.extensions_mut().insert(access);
+        ConsentOutcome::Refuse(e) => return e.into_response(),
+    };
+    let mut res = redirect_to(StatusCode::SEE_OTHER, &url);
+    res.extensions_mut().insert(AccessInfo {
+        route: Some(request.route),
+        user: Some(user.name.clone()),
+        client: Some(request.client_id),
+    });
     res
 }

@@ -4,6 +4,7 @@
 //! asks (check a password, mint a code) and render it.
 
 mod authorize;
+mod consent;
 mod login;
 #[cfg(test)]
 mod testing;
@@ -14,6 +15,7 @@ use std::borrow::Cow;
 use http::{Method, StatusCode};
 
 pub use authorize::{AuthorizeInput, AuthorizeOutcome, authorize, login_url};
+pub use consent::{ConsentInput, ConsentOutcome, consent};
 pub use login::{LoginPost, LoginRefusal, login, next_after_login};
 pub use tickets::UsedTickets;
 
