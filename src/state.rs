@@ -21,7 +21,7 @@ pub struct AppState {
     /// Password checks running at once (argon2 is memory- and CPU-heavy).
     pub password_checks: Arc<tokio::sync::Semaphore>,
     /// Consent tickets already answered (id → expiry).
-    pub used_tickets: dashmap::DashMap<String, u64>,
+    pub used_tickets: crate::login::flow::UsedTickets,
     /// Streamable HTTP sessions (`Mcp-Session-Id`) and who opened them.
     pub mcp_sessions: crate::mcp::sessions::Owners,
     /// Fetches client ID metadata documents.

@@ -5,14 +5,18 @@ use std::collections::HashMap;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use crate::config::Config;
-use crate::login::LoginUser;
+use crate::config::{Config, Route};
+use crate::login::flow::{
+    self, AuthorizeInput, AuthorizeOutcome, ConsentInput, ConsentOutcome, LoginPost, LoginRefusal,
+    PageError,
+};
 use crate::login::session::{self, CookieNames};
-use crate::login::{pages, users};
-use crate::oauth::authorize::{self, AuthorizeError};
+use crate::login::throttle::Throttle;
+use crate::login::{LoginUser, pages, users};
+use crate::oauth::authorize::AuthorizationRequest;
+use crate::oauth::client::ClientRecord;
 use crate::oauth::form as forms;
 use crate::oauth::redirect;
-use crate::paths;
 use crate::state::AppState;
 use crate::telemetry::AccessInfo;
 use crate::wire::ConnInfo;
@@ -23,6 +27,9 @@ const CSP_LOGIN: &str = "default-src 'none'; style-src 'unsafe-inline'; form-act
 // POST, which goes to the client (often another origin or a custom scheme).
 const CSP_CONSENT: &str =
     "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'";
+
+const GET_OR_POST: &[Method] = &[Method::GET, Method::POST];
+const POST: &[Method] = &[Method::POST];
 
 fn html(status: StatusCode, body: String, csp: &'static str) -> Response<Body> {
     let mut res = Response::new(full(body));
@@ -49,28 +56,35 @@ fn html(status: StatusCode, body: String, csp: &'static str) -> Response<Body> {
     res
 }
 
-fn message(status: StatusCode, title: &str, text: &str) -> Response<Body> {
+/// A page that only says something.
+fn page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
     html(status, pages::message(title, text), CSP_LOGIN)
 }
 
+impl PageError {
+    /// The one renderer of the browser flow's error pages.
+    fn into_response(self) -> Response<Body> {
+        let mut res = page(self.status(), self.title(), &self.text());
+        if let PageError::MethodNotAllowed(methods) = self {
+            let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
+            if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
+                res.headers_mut().insert(header::ALLOW, v);
+            }
+        }
+        res
+    }
+}
+
 fn redirect_to(status: StatusCode, location: &str) -> Response<Body> {
+    let Ok(location) = HeaderValue::from_str(location) else {
+        return PageError::BadRedirect.into_response();
+    };
     let mut res = Response::new(wire::empty());
     *res.status_mut() = status;
-    match HeaderValue::from_str(location) {
-        Ok(v) => {
-            res.headers_mut().insert(header::LOCATION, v);
-        }
-        Err(_) => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "Bad redirect",
-                "The redirect address is not valid.",
-            );
-        }
-    }
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res.headers_mut().insert(
+    let h = res.headers_mut();
+    h.insert(header::LOCATION, location);
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
@@ -96,6 +110,30 @@ fn session_user(state: &AppState, config: &Config, headers: &http::HeaderMap) ->
     users::current(config, &user)
 }
 
+/// Whether the form's CSRF token matches this browser's cookie.
+fn csrf_ok(
+    state: &AppState,
+    config: &Config,
+    headers: &http::HeaderMap,
+    form: &HashMap<String, String>,
+) -> bool {
+    session::csrf_ok(
+        &state.authority.signer,
+        headers,
+        &cookie_names(config),
+        form.get("csrf").map(String::as_str),
+    )
+}
+
+/// The login throttle. Nothing panics while holding it; if something did,
+/// the counts are still good to use.
+fn throttle(state: &AppState) -> std::sync::MutexGuard<'_, Throttle> {
+    state
+        .throttle
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Reads the parameters of a GET (query) or POST (form body) request.
 async fn params(
     req: Request<Incoming>,
@@ -106,36 +144,20 @@ async fn params(
         .map_err(|e| e.into_response())?;
     let text = if parts.method == Method::POST {
         if !forms::is_form(&parts.headers) {
-            return Err(message(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "Bad request",
-                "This form must be sent as a web form.",
-            ));
+            return Err(PageError::NotAForm.into_response());
         }
         bytes.to_vec()
     } else {
         parts.uri.query().unwrap_or("").as_bytes().to_vec()
     };
-    let map = forms::parse(&text)
-        .map_err(|e| message(StatusCode::BAD_REQUEST, "Bad request", &e.description))?;
+    let map =
+        forms::parse(&text).map_err(|e| PageError::BadParameters(e.description).into_response())?;
     Ok((parts, map))
 }
 
-/// The pages' 405 is a page; `Allow` as for the JSON endpoints.
-fn only(req: &Request<Incoming>, methods: &[Method]) -> Option<Response<Body>> {
-    let allow = wire::check_method(req, methods)?
-        .headers()
-        .get(header::ALLOW)
-        .cloned();
-    let mut res = message(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "Method not allowed",
-        "This page does not accept that kind of request.",
-    );
-    if let Some(allow) = allow {
-        res.headers_mut().insert(header::ALLOW, allow);
-    }
-    Some(res)
+/// The pages' 405 is a page, with `Allow`.
+fn only(req: &Request<Incoming>, methods: &'static [Method]) -> Option<Response<Body>> {
+    (!methods.contains(req.method())).then(|| PageError::MethodNotAllowed(methods).into_response())
 }
 
 /// `GET|POST /oauth/authorize`: validate, make sure someone is logged in, ask for consent.
@@ -144,7 +166,7 @@ pub async fn authorize(
     config: &Config,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    if let Some(res) = only(&req, &[Method::GET, Method::POST]) {
+    if let Some(res) = only(&req, GET_OR_POST) {
         return res;
     }
     let (parts, params) = match params(req).await {
@@ -155,105 +177,48 @@ pub async fn authorize(
         Some(id) => match super::clients::resolve(state, config, id).await {
             Ok(c) => c,
             // A metadata document that cannot be used, or a store failure: say so, redirect nowhere.
-            Err(e) => {
-                let status = if e.code == crate::oauth::ErrorCode::ServerError {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                } else {
-                    StatusCode::BAD_REQUEST
-                };
-                return message(
-                    status,
-                    "This application cannot sign in here",
-                    &e.description,
-                );
-            }
+            Err(e) => return PageError::ClientUnusable(e).into_response(),
         },
         None => None,
     };
-    let request = match authorize::validate(&params, client.as_ref(), config) {
-        Ok(r) => r,
-        Err(AuthorizeError::Page(text)) => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "This sign-in link is not valid",
-                &text,
-            );
+    let user = session_user(state, config, &parts.headers);
+    let input = AuthorizeInput {
+        params: &params,
+        client: client.as_ref(),
+        user: user.as_ref(),
+        config,
+    };
+    match flow::authorize(&input) {
+        AuthorizeOutcome::ShowConsent {
+            request,
+            client,
+            route,
+            user,
+        } => consent_page(state, config, &parts.headers, &request, client, route, user),
+        AuthorizeOutcome::RedirectToLogin { next } => {
+            redirect_to(StatusCode::FOUND, &flow::login_url(&next))
         }
-        Err(AuthorizeError::Redirect {
-            redirect_uri,
-            state: st,
-            error,
-        }) => {
-            // Anyone can register a client with any redirect URI: without a signed-in
-            // user, an error redirect would make this origin an open redirector
-            // (RFC 9700 §4.11.2). Show the error instead.
-            if session_user(state, config, &parts.headers).is_none() {
-                return message(
-                    StatusCode::BAD_REQUEST,
-                    "This sign-in link is not valid",
-                    &format!("{}: {}", error.code.as_str(), error.description),
-                );
-            }
-            let mut p = vec![
-                ("error", error.code.as_str()),
-                ("error_description", error.description.as_str()),
-            ];
-            if let Some(s) = &st {
-                p.push(("state", s));
-            }
-            p.push(("iss", config.public_url.as_str()));
-            return redirect_to(
-                StatusCode::FOUND,
-                &authorize::redirect_url(&redirect_uri, &p),
-            );
-        }
-    };
-    let Some(client) = client else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "This sign-in link is not valid",
-            "Unknown client.",
-        );
-    };
-
-    let Some(user) = session_user(state, config, &parts.headers) else {
-        let query: String = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(params.iter())
-            .finish();
-        let next = format!("{}?{query}", paths::AUTHORIZE);
-        let login = format!(
-            "{}?{}",
-            paths::LOGIN,
-            url::form_urlencoded::Serializer::new(String::new())
-                .append_pair("next", &next)
-                .finish()
-        );
-        return redirect_to(StatusCode::FOUND, &login);
-    };
-    let Some(route) = config.routes.iter().find(|r| r.name == request.route) else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Unknown server",
-            "This MCP server is not configured.",
-        );
-    };
-    if !user.allowed_on(route) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "Access not allowed",
-            &format!(
-                "Your account {} is not allowed to use {}. Ask the administrator to add you.",
-                user.name, route.name
-            ),
-        );
+        AuthorizeOutcome::ErrorRedirect { url } => redirect_to(StatusCode::FOUND, &url),
+        AuthorizeOutcome::Refuse(e) => e.into_response(),
     }
+}
 
+/// The consent page for `request`, with its ticket and the CSRF token.
+fn consent_page(
+    state: &AppState,
+    config: &Config,
+    headers: &http::HeaderMap,
+    request: &AuthorizationRequest,
+    client: &ClientRecord,
+    route: &Route,
+    user: &LoginUser,
+) -> Response<Body> {
     let names = cookie_names(config);
-    let (nonce, new_nonce) = session::csrf_nonce(&parts.headers, &names);
+    let (nonce, new_nonce) = session::csrf_nonce(headers, &names);
     let csrf = session::csrf_token(&state.authority.signer, &nonce);
     let ticket = session::issue_ticket(
         &state.authority.signer,
-        &request,
+        request,
         &user.name,
         state.authority.now(),
     );
@@ -287,17 +252,10 @@ pub async fn authorize(
     }
     res.extensions_mut().insert(AccessInfo {
         route: Some(route.name.clone()),
-        user: Some(user.name),
-        client: Some(client.client_id),
+        user: Some(user.name.clone()),
+        client: Some(client.client_id.clone()),
     });
     res
-}
-
-/// Only continue to the authorization endpoint after login; anything else is an open redirect.
-fn safe_next(next: Option<&String>) -> Option<&str> {
-    next.map(String::as_str).filter(|n| {
-        n.starts_with(&format!("{}?", paths::AUTHORIZE)) && !n.contains(['\r', '\n', '\\'])
-    })
 }
 
 fn login_form(
@@ -327,7 +285,7 @@ pub async fn login(
     req: Request<Incoming>,
     conn: ConnInfo,
 ) -> Response<Body> {
-    if let Some(res) = only(&req, &[Method::GET, Method::POST]) {
+    if let Some(res) = only(&req, GET_OR_POST) {
         return res;
     }
     let is_post = req.method() == Method::POST;
@@ -335,7 +293,7 @@ pub async fn login(
         Ok(p) => p,
         Err(res) => return res,
     };
-    let next = safe_next(form.get("next")).unwrap_or("");
+    let next = flow::next_after_login(form.get("next").map(String::as_str));
     if !is_post {
         return login_form(
             state,
@@ -347,105 +305,52 @@ pub async fn login(
             None,
         );
     }
-    let names = cookie_names(config);
-    let username = form.get("username").map(|u| u.trim()).unwrap_or("");
-    let password = form.get("password").map(String::as_str).unwrap_or("");
-    if !session::csrf_ok(
-        &state.authority.signer,
-        &parts.headers,
-        &names,
-        form.get("csrf").map(String::as_str),
-    ) {
-        return login_form(
-            state,
-            config,
-            &parts.headers,
-            StatusCode::FORBIDDEN,
-            next,
-            username,
-            Some("This form expired. Please sign in again."),
-        );
-    }
-    if username.is_empty() || password.is_empty() {
-        return login_form(
-            state,
-            config,
-            &parts.headers,
-            StatusCode::BAD_REQUEST,
-            next,
-            username,
-            Some("Enter your username and password."),
-        );
-    }
-    let ip = conn.peer.ip();
-    let now = state.authority.now();
-    // The attempt counts as failed until it succeeds: parallel guesses cannot slip through.
-    let wait = state
-        .throttle
-        .lock()
-        .map(|mut t| {
-            let wait = t.wait(username, ip, now);
-            if wait == 0 {
-                t.failed(username, ip, now);
-            }
-            wait
-        })
-        .unwrap_or(0);
-    if wait > 0 {
-        let msg = format!("Too many failed attempts. Try again in {wait} seconds.");
+    let post = LoginPost::read(&form, csrf_ok(state, config, &parts.headers, &form));
+    let refused = |refusal: LoginRefusal| {
         let mut res = login_form(
             state,
             config,
             &parts.headers,
-            StatusCode::TOO_MANY_REQUESTS,
+            refusal.status(),
             next,
-            username,
-            Some(&msg),
+            post.username,
+            Some(&refusal.message()),
         );
-        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-            res.headers_mut().insert(header::RETRY_AFTER, v);
+        if let Some(seconds) = refusal.retry_after() {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
-        return res;
-    }
+        res
+    };
+    let ip = conn.peer.ip();
+    let started = flow::login(&post, ip, &mut throttle(state), state.authority.now());
+    let attempt = match started {
+        Ok(a) => a,
+        Err(refusal) => return refused(refusal),
+    };
     // Each check costs 19 MiB and a core for a moment: a few at a time.
     let Ok(_permit) = state.password_checks.clone().try_acquire_owned() else {
-        let mut res = login_form(
-            state,
-            config,
-            &parts.headers,
-            StatusCode::SERVICE_UNAVAILABLE,
-            next,
-            username,
-            Some("The server is busy. Try again in a moment."),
-        );
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("2"));
-        return res;
+        return refused(LoginRefusal::Busy);
     };
-    let shown: String = username.chars().take(64).collect();
-    let Some(user) = users::check(config, username, password).await else {
-        tracing::info!(target: "audit", user = ?shown, peer = %ip, "login failed");
-        return login_form(
-            state,
-            config,
-            &parts.headers,
-            StatusCode::UNAUTHORIZED,
-            next,
-            username,
-            Some("Wrong username or password."),
-        );
+    let checked = users::check(config, attempt.username, attempt.password).await;
+    let shown: String = attempt.username.chars().take(64).collect();
+    let finished = attempt.finish(checked, &mut throttle(state));
+    let user = match finished {
+        Ok(user) => user,
+        Err(refusal) => {
+            tracing::info!(target: "audit", user = ?shown, peer = %ip, "login failed");
+            return refused(refusal);
+        }
     };
-    if let Ok(mut t) = state.throttle.lock() {
-        t.succeeded(&user.name, ip);
-    }
     tracing::info!(target: "audit", user = %user.name, peer = %ip, "login succeeded");
+    let names = cookie_names(config);
     let cookie = names.set(
         names.session(),
         &session::issue_session(&state.authority.signer, &user, state.authority.now()),
         session::SESSION_TTL,
     );
     let mut res = if next.is_empty() {
-        message(
+        page(
             StatusCode::OK,
             "Signed in",
             &format!(
@@ -466,115 +371,51 @@ pub async fn login(
 
 /// `POST /oauth/consent`: the person's decision.
 pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) -> Response<Body> {
-    if let Some(res) = only(&req, &[Method::POST]) {
+    if let Some(res) = only(&req, POST) {
         return res;
     }
     let (parts, form) = match params(req).await {
         Ok(p) => p,
         Err(res) => return res,
     };
-    let names = cookie_names(config);
-    if !session::csrf_ok(
-        &state.authority.signer,
-        &parts.headers,
-        &names,
-        form.get("csrf").map(String::as_str),
-    ) {
-        return message(
-            StatusCode::FORBIDDEN,
-            "This page expired",
-            "Go back to your application and connect again.",
-        );
-    }
-    let now = state.authority.now();
-    let Some(ticket) = form
-        .get("ticket")
-        .and_then(|t| session::verify_ticket(&state.authority.signer, t, now))
-    else {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "This page expired",
-            "Go back to your application and connect again.",
-        );
+    let user = session_user(state, config, &parts.headers);
+    let input = ConsentInput {
+        csrf_ok: csrf_ok(state, config, &parts.headers, &form),
+        ticket: form.get("ticket").map(String::as_str),
+        decision: form.get("decision").map(String::as_str),
+        user: user.as_ref(),
+        config,
+        signer: &state.authority.signer,
+        now: state.authority.now(),
     };
-    let Some(user) = session_user(state, config, &parts.headers).filter(|u| u.name == ticket.user)
-    else {
-        return message(
-            StatusCode::FORBIDDEN,
-            "Not signed in",
-            "Your session ended. Go back to your application and connect again.",
-        );
-    };
-    // One decision per consent page: a re-posted form must not mint a second code.
-    if state
-        .used_tickets
-        .insert(ticket.id.clone(), ticket.exp)
-        .is_some()
-    {
-        return message(
-            StatusCode::BAD_REQUEST,
-            "Already answered",
-            "This request was already answered. Go back to your application.",
-        );
-    }
-    let request = ticket.request;
-    let access = AccessInfo {
-        route: Some(request.route.clone()),
-        user: Some(user.name.clone()),
-        client: Some(request.client_id.clone()),
-    };
-    let mut p: Vec<(&str, &str)> = Vec::new();
-    let code;
-    match form.get("decision").map(String::as_str) {
-        Some("allow") => {
-            let allowed = config
-                .routes
-                .iter()
-                .find(|r| r.name == request.route)
-                .is_some_and(|r| user.allowed_on(r));
-            if !allowed {
-                return message(
-                    StatusCode::FORBIDDEN,
-                    "Access not allowed",
-                    "Your account is not allowed to use this MCP server.",
-                );
-            }
-            code = match tokio::task::block_in_place(|| {
-                state.authority.create_code(&request, &user)
-            }) {
+    let (request, user, url) = match flow::consent(&input, &state.used_tickets) {
+        ConsentOutcome::Allow { request, user } => {
+            let created =
+                tokio::task::block_in_place(|| state.authority.create_code(&request, user));
+            let code = match created {
                 Ok(c) => c,
-                Err(e) => {
-                    return message(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "Something went wrong",
-                        &e.description,
-                    );
-                }
+                Err(e) => return PageError::ServerError(e).into_response(),
             };
-            p.push(("code", &code));
             tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent given");
-        }
-        Some("deny") => {
-            p.push(("error", "access_denied"));
-            p.push(("error_description", "the user denied the request"));
-            tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent denied");
-        }
-        _ => {
-            return message(
-                StatusCode::BAD_REQUEST,
-                "Bad request",
-                "Choose Allow or Deny.",
+            let url = flow::back_to_client(
+                &request.redirect_uri,
+                &[("code", &code)],
+                request.state.as_deref(),
+                config.public_url.as_str(),
             );
+            (request, user, url)
         }
-    }
-    if let Some(s) = &request.state {
-        p.push(("state", s));
-    }
-    p.push(("iss", config.public_url.as_str()));
-    let mut res = redirect_to(
-        StatusCode::SEE_OTHER,
-        &authorize::redirect_url(&request.redirect_uri, &p),
-    );
-    res.extensions_mut().insert(access);
+        ConsentOutcome::Deny { request, user, url } => {
+            tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent denied");
+            (request, user, url)
+        }
+        ConsentOutcome::Refuse(e) => return e.into_response(),
+    };
+    let mut res = redirect_to(StatusCode::SEE_OTHER, &url);
+    res.extensions_mut().insert(AccessInfo {
+        route: Some(request.route),
+        user: Some(user.name.clone()),
+        client: Some(request.client_id),
+    });
     res
 }

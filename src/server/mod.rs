@@ -76,7 +76,7 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
             2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),
         registrations: crate::limit::RateLimit::new(60, std::time::Duration::from_secs(3600)),
-        used_tickets: dashmap::DashMap::new(),
+        used_tickets: crate::login::flow::UsedTickets::default(),
         mcp_sessions: crate::mcp::sessions::Owners::default(),
     });
     spawn_sweeper(state.clone());
@@ -152,7 +152,7 @@ fn spawn_sweeper(state: Arc<AppState>) {
             tick.tick().await;
             let s = state.clone();
             let now = s.authority.now();
-            s.used_tickets.retain(|_, exp| *exp > now);
+            s.used_tickets.sweep(now);
             s.mcp_sessions.sweep();
             s.upstream.sweep();
             let _ = tokio::task::spawn_blocking(move || s.authority.sweep()).await;
