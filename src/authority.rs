@@ -2,11 +2,11 @@
 //! `oauth/` with the store, the keys and the clock. HTTP stays in `handlers/`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::config::{Config, Route};
 use crate::login::{LoginUser, users};
 use crate::oauth::authorize::AuthorizationRequest;
@@ -42,13 +42,6 @@ fn cache_key(token: &str) -> [u8; CACHE_KEY_LEN] {
     let mut key = [0u8; CACHE_KEY_LEN];
     key[..tail.len()].copy_from_slice(tail);
     key
-}
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// An authorization code as stored (under the hash of the code).
@@ -95,9 +88,6 @@ fn store_error(e: StoreError) -> OAuthError {
     OAuthError::server_error("the server could not complete the request")
 }
 
-/// The clock, in Unix seconds: the system's, or a test's.
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
 pub struct Authority {
     clock: Clock,
     records: Records,
@@ -135,7 +125,7 @@ impl Authority {
             .map_err(|e| e.to_string())?;
         let denied = DashMap::new();
         for a in records
-            .all::<IssuedAccess>(Namespace::Denied, clock())
+            .all::<IssuedAccess>(Namespace::Denied, clock.unix())
             .map_err(|e| e.to_string())?
         {
             denied.insert(a.jti, a.exp);
@@ -151,13 +141,9 @@ impl Authority {
         })
     }
 
+    /// Wall time in Unix seconds, from the injected clock.
     pub fn now(&self) -> u64 {
-        (self.clock)()
-    }
-
-    /// The system clock.
-    pub fn system_clock() -> Clock {
-        Arc::new(now)
+        self.clock.unix()
     }
 
     pub fn jwks(&self) -> serde_json::Value {

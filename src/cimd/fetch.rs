@@ -21,6 +21,7 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 
 use super::rules as cimd;
+use crate::clock::Clock;
 use crate::oauth::client::ClientRecord;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,11 +106,12 @@ pub struct Fetcher {
     client: Client<Connector, Empty<Bytes>>,
     allow_private: bool,
     documents: DashMap<String, Cached>,
+    clock: Clock,
 }
 
 impl Fetcher {
     /// `allow_private`: test setups only; also admits `http://` URLs.
-    pub fn new(allow_private: bool) -> Result<Self, rustls::Error> {
+    pub fn new(allow_private: bool, clock: Clock) -> Result<Self, rustls::Error> {
         let mut http = HttpConnector::new_with_resolver(PublicResolver { allow_private });
         http.enforce_http(false);
         http.set_connect_timeout(Some(TIMEOUT));
@@ -127,6 +129,7 @@ impl Fetcher {
             client,
             allow_private,
             documents: DashMap::new(),
+            clock,
         })
     }
 
@@ -135,25 +138,25 @@ impl Fetcher {
     }
 
     /// The client a metadata document URL describes, from the cache or fetched now.
-    pub async fn client(&self, client_id: &str, now: u64) -> Result<Arc<ClientRecord>, String> {
+    pub async fn client(&self, client_id: &str) -> Result<Arc<ClientRecord>, String> {
         if let Some(c) = self.documents.get(client_id)
-            && c.until > Instant::now()
+            && c.until > self.clock.instant()
         {
             return c.value.clone();
         }
-        let fetched = self.fetch_document(client_id, now).await;
+        let fetched = self.fetch_document(client_id, self.clock.unix()).await;
         let (value, ttl) = match fetched {
             Ok((record, ttl)) => (Ok(Arc::new(record)), ttl),
             Err(e) => (Err(e), FAILURE_TTL),
         };
+        let t = self.clock.instant();
         if self.documents.len() >= CACHE_MAX {
-            let t = Instant::now();
             self.documents.retain(|_, c| c.until > t);
         }
         self.documents.insert(
             client_id.to_string(),
             Cached {
-                until: Instant::now() + ttl,
+                until: t + ttl,
                 value: value.clone(),
             },
         );
@@ -256,5 +259,79 @@ mod tests {
         for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
+    }
+
+    /// A document server on loopback counting the requests it answers: the
+    /// document with `Cache-Control: max-age=60`, or a 500 if `fail`.
+    async fn document_server(fail: bool) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let url = format!("http://127.0.0.1:{port}/client.json");
+        let doc = format!(r#"{{"client_id":"{url}","redirect_uris":["https://app.example/cb"]}}"#);
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (status, body) = if fail {
+                    ("500 Internal Server Error", "")
+                } else {
+                    ("200 OK", doc.as_str())
+                };
+                let response = format!(
+                    "HTTP/1.1 {status}\r\ncache-control: max-age=60\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(response.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    fn hits(counter: &std::sync::atomic::AtomicUsize) -> usize {
+        counter.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[tokio::test]
+    async fn a_document_is_used_for_its_max_age_then_fetched_again() {
+        let time = crate::clock::ManualClock::new(1_000);
+        let fetcher = Fetcher::new(true, time.clock()).unwrap();
+        let (url, counter) = document_server(false).await;
+        let first = fetcher.client(&url).await.unwrap();
+        assert_eq!((first.issued_at, hits(&counter)), (1_000, 1));
+        time.advance(Duration::from_secs(59));
+        assert!(Arc::ptr_eq(&fetcher.client(&url).await.unwrap(), &first));
+        assert_eq!(hits(&counter), 1, "cached");
+        time.advance(Duration::from_secs(1));
+        let second = fetcher.client(&url).await.unwrap();
+        assert_eq!(
+            (second.issued_at, hits(&counter)),
+            (1_060, 2),
+            "expired: fetched again"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_remembered_for_30_seconds() {
+        let time = crate::clock::ManualClock::new(1_000);
+        let fetcher = Fetcher::new(true, time.clock()).unwrap();
+        let (url, counter) = document_server(true).await;
+        let first = fetcher.client(&url).await.unwrap_err();
+        assert!(first.contains("500"), "{first}");
+        time.advance(FAILURE_TTL - Duration::from_millis(1));
+        assert_eq!(fetcher.client(&url).await.unwrap_err(), first);
+        assert_eq!(hits(&counter), 1, "the failure is cached");
+        time.advance(Duration::from_millis(1));
+        assert!(fetcher.client(&url).await.is_err());
+        assert_eq!(hits(&counter), 2, "tried again after 30 s");
     }
 }

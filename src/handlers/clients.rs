@@ -24,7 +24,7 @@ pub async fn resolve(
     client_id: &str,
 ) -> Result<Option<ClientRecord>, OAuthError> {
     if is_document(state, config, client_id) {
-        return match state.fetcher.client(client_id, state.authority.now()).await {
+        return match state.fetcher.client(client_id).await {
             Ok(c) => Ok(Some((*c).clone())),
             Err(reason) => {
                 tracing::info!(client = %client_id, reason = %reason, "client metadata document refused");

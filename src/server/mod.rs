@@ -19,6 +19,7 @@ use tokio_rustls::TlsAcceptor;
 use std::sync::Mutex;
 
 use crate::authority::Authority;
+use crate::clock::Clock;
 use crate::config::{Config, StateBackend};
 use crate::login::throttle::Throttle;
 use crate::proxy::Upstream;
@@ -46,9 +47,9 @@ pub enum ServeError {
 /// Serves until SIGTERM or SIGINT, then drains for the configured grace period.
 pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     // The store and keys first: a state problem is reported before any port is bound.
+    let clock = Clock::system();
     let records = open_store(&config)?;
-    let authority =
-        Authority::new(records, Authority::system_clock()).map_err(ServeError::State)?;
+    let authority = Authority::new(records, clock.clone()).map_err(ServeError::State)?;
     let addr = config.listen;
     let listener = TcpListener::bind(addr)
         .await
@@ -64,9 +65,10 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
         None => None,
     };
 
-    let fetcher = crate::cimd::fetch::Fetcher::new(config.cimd.allow_private_networks)?;
+    let fetcher =
+        crate::cimd::fetch::Fetcher::new(config.cimd.allow_private_networks, clock.clone())?;
     let state = Arc::new(AppState {
-        upstream: Upstream::new()?,
+        upstream: Upstream::new(clock.clone())?,
         fetcher,
         config: ArcSwap::from_pointee(config),
         authority,
@@ -75,9 +77,13 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
         password_checks: Arc::new(tokio::sync::Semaphore::new(
             2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),
-        registrations: crate::limit::RateLimit::new(60, std::time::Duration::from_secs(3600)),
+        registrations: crate::limit::RateLimit::new(
+            60,
+            std::time::Duration::from_secs(3600),
+            clock.clone(),
+        ),
         used_tickets: dashmap::DashMap::new(),
-        mcp_sessions: crate::mcp::sessions::Owners::default(),
+        mcp_sessions: crate::mcp::sessions::Owners::new(clock),
     });
     spawn_sweeper(state.clone());
 
