@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use http::{Request, StatusCode, Uri, header};
+use http::{HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 
+use super::CimdError;
 use super::rules as cimd;
 use crate::clock::Clock;
 use crate::oauth::client::ClientRecord;
@@ -28,6 +29,26 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_BODY: usize = 64 * 1024;
 const FAILURE_TTL: Duration = Duration::from_secs(30);
 const CACHE_MAX: usize = 10_000;
+
+/// Why a document (or key set) could not be fetched: one variant per failure kind.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("not a valid URL")]
+    NotAUrl,
+    #[error("the URL points at a private or local address")]
+    PrivateAddress,
+    /// No connection or no answer; the innermost cause (e.g. the resolver's refusal).
+    #[error("it could not be fetched ({0})")]
+    Unreachable(String),
+    #[error("its URL redirects; redirects are not followed")]
+    Redirect,
+    #[error("its URL answered {0}")]
+    Status(StatusCode),
+    #[error("it is larger than {} KiB or broke off", MAX_BODY / 1024)]
+    TooLarge,
+    #[error("it did not arrive within {} seconds", TIMEOUT.as_secs())]
+    Timeout,
+}
 
 /// Whether an address is on the public internet.
 pub fn is_public(ip: IpAddr) -> bool {
@@ -99,7 +120,7 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector<PublicResolver>>;
 
 struct Cached {
     until: Instant,
-    value: Result<Arc<ClientRecord>, String>,
+    value: Result<Arc<ClientRecord>, CimdError>,
 }
 
 pub struct Fetcher {
@@ -138,7 +159,7 @@ impl Fetcher {
     }
 
     /// The client a metadata document URL describes, from the cache or fetched now.
-    pub async fn client(&self, client_id: &str) -> Result<Arc<ClientRecord>, String> {
+    pub async fn client(&self, client_id: &str) -> Result<Arc<ClientRecord>, CimdError> {
         if let Some(c) = self.documents.get(client_id)
             && c.until > self.clock.instant()
         {
@@ -167,7 +188,7 @@ impl Fetcher {
         &self,
         client_id: &str,
         now: u64,
-    ) -> Result<(ClientRecord, Duration), String> {
+    ) -> Result<(ClientRecord, Duration), CimdError> {
         cimd::check_url(client_id, self.allow_private)?;
         let (body, cache_control) = self.get(client_id).await?;
         let record = cimd::parse_document(client_id, &body, now)?;
@@ -178,8 +199,8 @@ impl Fetcher {
     }
 
     /// GET a small JSON document: 200 only, no redirects, bounded in size and time.
-    pub async fn get(&self, url: &str) -> Result<(Bytes, Option<String>), String> {
-        let uri: Uri = url.parse().map_err(|_| "not a valid URL".to_string())?;
+    pub async fn get(&self, url: &str) -> Result<(Bytes, Option<String>), FetchError> {
+        let uri: Uri = url.parse().map_err(|_| FetchError::NotAUrl)?;
         let host = uri
             .host()
             .unwrap_or("")
@@ -189,16 +210,16 @@ impl Fetcher {
             && !self.allow_private
             && !is_public(ip)
         {
-            return Err("the URL points at a private or local address".into());
+            return Err(FetchError::PrivateAddress);
         }
-        let request = Request::get(uri)
-            .header(header::ACCEPT, "application/json")
-            .header(
-                header::USER_AGENT,
-                concat!("mcp-oauth-proxy/", env!("CARGO_PKG_VERSION")),
-            )
-            .body(Empty::new())
-            .map_err(|e| e.to_string())?;
+        let mut request = Request::new(Empty::new());
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(
+            header::USER_AGENT,
+            HeaderValue::from_static(concat!("mcp-oauth-proxy/", env!("CARGO_PKG_VERSION"))),
+        );
         let fetch = async {
             let response = self.client.request(request).await.map_err(|e| {
                 // The innermost cause says what happened (e.g. the resolver's refusal).
@@ -206,14 +227,14 @@ impl Fetcher {
                 while let Some(next) = cause.source() {
                     cause = next;
                 }
-                format!("it could not be fetched ({cause})")
+                FetchError::Unreachable(cause.to_string())
             })?;
             let status = response.status();
             if status.is_redirection() {
-                return Err("its URL redirects; redirects are not followed".to_string());
+                return Err(FetchError::Redirect);
             }
             if status != StatusCode::OK {
-                return Err(format!("its URL answered {status}"));
+                return Err(FetchError::Status(status));
             }
             let cache_control = response
                 .headers()
@@ -223,19 +244,50 @@ impl Fetcher {
             let body = Limited::new(response.into_body(), MAX_BODY)
                 .collect()
                 .await
-                .map_err(|_| format!("it is larger than {} KiB or broke off", MAX_BODY / 1024))?
+                .map_err(|_| FetchError::TooLarge)?
                 .to_bytes();
             Ok((body, cache_control))
         };
         tokio::time::timeout(TIMEOUT, fetch)
             .await
-            .map_err(|_| "it did not arrive within 5 seconds".to_string())?
+            .map_err(|_| FetchError::Timeout)?
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetch_errors_read_as_before() {
+        for (e, text) in [
+            (FetchError::NotAUrl, "not a valid URL"),
+            (
+                FetchError::PrivateAddress,
+                "the URL points at a private or local address",
+            ),
+            (
+                FetchError::Unreachable("connection refused".into()),
+                "it could not be fetched (connection refused)",
+            ),
+            (
+                FetchError::Redirect,
+                "its URL redirects; redirects are not followed",
+            ),
+            (
+                FetchError::Status(StatusCode::NOT_FOUND),
+                "its URL answered 404 Not Found",
+            ),
+            (
+                FetchError::TooLarge,
+                "it is larger than 64 KiB or broke off",
+            ),
+            (FetchError::Timeout, "it did not arrive within 5 seconds"),
+        ] {
+            assert_eq!(e.to_string(), text);
+            assert_eq!(CimdError::from(e).to_string(), text, "shown as it is");
+        }
+    }
 
     #[test]
     fn private_and_special_addresses_are_not_public() {
@@ -326,7 +378,14 @@ mod tests {
         let fetcher = Fetcher::new(true, time.clock()).unwrap();
         let (url, counter) = document_server(true).await;
         let first = fetcher.client(&url).await.unwrap_err();
-        assert!(first.contains("500"), "{first}");
+        assert_eq!(
+            first,
+            CimdError::Fetch(FetchError::Status(StatusCode::INTERNAL_SERVER_ERROR))
+        );
+        assert_eq!(
+            first.to_string(),
+            "its URL answered 500 Internal Server Error"
+        );
         time.advance(FAILURE_TTL - Duration::from_millis(1));
         assert_eq!(fetcher.client(&url).await.unwrap_err(), first);
         assert_eq!(hits(&counter), 1, "the failure is cached");

@@ -92,7 +92,7 @@ pub async fn authenticate(
         &audiences,
         state.authority.now(),
     )
-    .map_err(|e| fail(&e))?;
+    .map_err(|e| fail(&e.to_string()))?;
     if !state
         .authority
         .first_use_of_assertion(&verified.jti, verified.exp)
