@@ -83,6 +83,17 @@ pub struct TokenParams<'a> {
     pub resource: Option<&'a str>,
 }
 
+/// Why the stored keys and deny list cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("no randomness to make a signing key")]
+    NoRandomness,
+    #[error("stored signing key is unusable: {0}")]
+    UnusableKey(ring::error::KeyRejected),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 fn store_error(e: StoreError) -> OAuthError {
     tracing::error!(error = %e, "store failure");
     OAuthError::server_error("the server could not complete the request")
@@ -112,22 +123,13 @@ impl std::fmt::Debug for Authority {
 
 impl Authority {
     /// Loads (or creates on first start) the signing and HMAC keys from the store.
-    pub fn new(records: Records, clock: Clock) -> Result<Self, String> {
-        let candidate = SigningKey::generate()
-            .map_err(|_| "no randomness to make a signing key".to_string())?;
-        let der = records
-            .key_material("jwt-ed25519", candidate)
-            .map_err(|e| e.to_string())?;
-        let signing = SigningKey::from_pkcs8(&der)
-            .map_err(|e| format!("stored signing key is unusable: {e}"))?;
-        let hmac = records
-            .key_material("hmac-sha256", seal::random_token(32).into_bytes())
-            .map_err(|e| e.to_string())?;
+    pub fn new(records: Records, clock: Clock) -> Result<Self, StateError> {
+        let candidate = SigningKey::generate().map_err(|_| StateError::NoRandomness)?;
+        let der = records.key_material("jwt-ed25519", candidate)?;
+        let signing = SigningKey::from_pkcs8(&der).map_err(StateError::UnusableKey)?;
+        let hmac = records.key_material("hmac-sha256", seal::random_token(32).into_bytes())?;
         let denied = DashMap::new();
-        for a in records
-            .all::<IssuedAccess>(Namespace::Denied, clock.unix())
-            .map_err(|e| e.to_string())?
-        {
+        for a in records.all::<IssuedAccess>(Namespace::Denied, clock.unix())? {
             denied.insert(a.jti, a.exp);
         }
         Ok(Self {

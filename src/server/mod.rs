@@ -20,7 +20,7 @@ use tokio_rustls::TlsAcceptor;
 
 use std::sync::Mutex;
 
-use crate::authority::Authority;
+use crate::authority::{Authority, StateError};
 use crate::clock::Clock;
 use crate::config::{Config, StateBackend};
 use crate::login::throttle::Throttle;
@@ -42,8 +42,10 @@ pub enum ServeError {
     Tls(#[from] rustls::Error),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
-    #[error("{0}")]
-    State(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("`state.redis` is not supported")]
+    RedisUnsupported,
 }
 
 /// Serves until SIGTERM or SIGINT, then drains for the configured grace period;
@@ -100,7 +102,7 @@ impl Server {
     /// Opens the store, loads the keys and builds what the handlers share.
     fn new(config: Config, clock: Clock) -> Result<Self, ServeError> {
         let records = open_store(&config)?;
-        let authority = Authority::new(records, clock.clone()).map_err(ServeError::State)?;
+        let authority = Authority::new(records, clock.clone())?;
         let certs = config
             .tls
             .as_ref()
@@ -206,9 +208,9 @@ fn open_store(config: &Config) -> Result<Records, ServeError> {
     match &config.state {
         StateBackend::Dir(dir) => Embedded::open(dir)
             .map(|e| Records(Arc::new(e)))
-            .map_err(|e| ServeError::State(e.to_string())),
+            .map_err(|e| StateError::Store(e).into()),
         // Validation refuses it: the backend does not exist yet.
-        StateBackend::Redis(_) => Err(ServeError::State("`state.redis` is not supported".into())),
+        StateBackend::Redis(_) => Err(ServeError::RedisUnsupported),
     }
 }
 
