@@ -2,11 +2,11 @@
 //! `oauth/` with the store, the keys and the clock. HTTP stays in `handlers/`.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Clock;
 use crate::config::{Config, Route};
 use crate::login::{LoginUser, users};
 use crate::oauth::authorize::AuthorizationRequest;
@@ -42,13 +42,6 @@ fn cache_key(token: &str) -> [u8; CACHE_KEY_LEN] {
     let mut key = [0u8; CACHE_KEY_LEN];
     key[..tail.len()].copy_from_slice(tail);
     key
-}
-
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// An authorization code as stored (under the hash of the code).
@@ -90,13 +83,21 @@ pub struct TokenParams<'a> {
     pub resource: Option<&'a str>,
 }
 
+/// Why the stored keys and deny list cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("no randomness to make a signing key")]
+    NoRandomness,
+    #[error("stored signing key is unusable: {0}")]
+    UnusableKey(ring::error::KeyRejected),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 fn store_error(e: StoreError) -> OAuthError {
     tracing::error!(error = %e, "store failure");
     OAuthError::server_error("the server could not complete the request")
 }
-
-/// The clock, in Unix seconds: the system's, or a test's.
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 pub struct Authority {
     clock: Clock,
@@ -122,22 +123,13 @@ impl std::fmt::Debug for Authority {
 
 impl Authority {
     /// Loads (or creates on first start) the signing and HMAC keys from the store.
-    pub fn new(records: Records, clock: Clock) -> Result<Self, String> {
-        let candidate = SigningKey::generate()
-            .map_err(|_| "no randomness to make a signing key".to_string())?;
-        let der = records
-            .key_material("jwt-ed25519", candidate)
-            .map_err(|e| e.to_string())?;
-        let signing = SigningKey::from_pkcs8(&der)
-            .map_err(|e| format!("stored signing key is unusable: {e}"))?;
-        let hmac = records
-            .key_material("hmac-sha256", seal::random_token(32).into_bytes())
-            .map_err(|e| e.to_string())?;
+    pub fn new(records: Records, clock: Clock) -> Result<Self, StateError> {
+        let candidate = SigningKey::generate().map_err(|_| StateError::NoRandomness)?;
+        let der = records.key_material("jwt-ed25519", candidate)?;
+        let signing = SigningKey::from_pkcs8(&der).map_err(StateError::UnusableKey)?;
+        let hmac = records.key_material("hmac-sha256", seal::random_token(32).into_bytes())?;
         let denied = DashMap::new();
-        for a in records
-            .all::<IssuedAccess>(Namespace::Denied, clock())
-            .map_err(|e| e.to_string())?
-        {
+        for a in records.all::<IssuedAccess>(Namespace::Denied, clock.unix())? {
             denied.insert(a.jti, a.exp);
         }
         Ok(Self {
@@ -151,13 +143,9 @@ impl Authority {
         })
     }
 
+    /// Wall time in Unix seconds, from the injected clock.
     pub fn now(&self) -> u64 {
-        (self.clock)()
-    }
-
-    /// The system clock.
-    pub fn system_clock() -> Clock {
-        Arc::new(now)
+        self.clock.unix()
     }
 
     pub fn jwks(&self) -> serde_json::Value {

@@ -11,17 +11,19 @@
 //! state                        AppState: what the handlers share
 //! authority, cimd, login, limit, mcp, proxy
 //! oauth, store, config         pure OAuth rules; the store; the typed configuration
-//! wire, tls, telemetry, paths, password, secret    leaves
+//! wire, tls, telemetry, paths, password, secret, clock    leaves
 //! ```
 //!
 //! The public surface is what the binary, the integration tests and the fuzz
-//! targets use: `cli`, `config` (loading), `server::serve`, and the pure
-//! parsers (`mcp`, `proxy::h1`, `oauth`, `cimd::rules`). Everything else is
+//! targets use: `cli`, `config` (loading), `server::serve` and `server::serve_on`
+//! (in-process, with a `clock::ManualClock` in tests), and the pure parsers
+//! (`mcp`, `proxy::h1`, `oauth`, `cimd::rules`). Everything else is
 //! `pub(crate)`.
 
 pub(crate) mod authority;
 pub mod cimd;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub(crate) mod handlers;
 pub(crate) mod limit;

@@ -5,23 +5,28 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
+use crate::clock::Clock;
+
 pub struct RateLimit {
     max: u32,
     window: Duration,
+    clock: Clock,
     seen: DashMap<IpAddr, (Instant, u32)>,
 }
 
 impl RateLimit {
-    pub fn new(max: u32, window: Duration) -> Self {
+    pub fn new(max: u32, window: Duration, clock: Clock) -> Self {
         Self {
             max,
             window,
+            clock,
             seen: DashMap::new(),
         }
     }
 
     /// Counts one call; `Err(seconds)` when the IP is over its limit for this window.
-    pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), u64> {
+    pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        let now = self.clock.instant();
         if self.seen.len() > 100_000 {
             self.seen
                 .retain(|_, (start, _)| now.duration_since(*start) < self.window);
@@ -43,19 +48,25 @@ impl RateLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     #[test]
     fn limits_per_ip_and_window() {
-        let l = RateLimit::new(2, Duration::from_secs(60));
-        let t = Instant::now();
+        let time = ManualClock::new(0);
+        let l = RateLimit::new(2, Duration::from_secs(60), time.clock());
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
-        assert!(l.check(a, t).is_ok() && l.check(a, t).is_ok());
-        assert_eq!(l.check(a, t + Duration::from_secs(10)), Err(50));
-        assert!(l.check(b, t).is_ok());
-        assert!(
-            l.check(a, t + Duration::from_secs(61)).is_ok(),
-            "a new window"
-        );
+        assert!(l.check(a).is_ok() && l.check(a).is_ok());
+        time.advance(Duration::from_secs(10));
+        assert_eq!(l.check(a), Err(50));
+        assert!(l.check(b).is_ok(), "another IP has its own count");
+        time.advance(Duration::from_secs(49));
+        assert_eq!(l.check(a), Err(1), "a second left");
+        time.advance(Duration::from_secs(1));
+        assert!(l.check(a).is_ok(), "the window rolled over");
+        assert!(l.check(a).is_ok());
+        assert_eq!(l.check(a), Err(60), "a full new window");
+        assert!(l.check(b).is_ok());
+        assert_eq!(l.check(b), Err(10), "b's window started 10 s later");
     }
 }

@@ -5,16 +5,25 @@ use argon2::Argon2;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use ring::rand::{SecureRandom, SystemRandom};
 
-pub fn hash(password: &str) -> Result<String, String> {
+/// Why a password could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    #[error("no randomness available")]
+    NoRandomness,
+    #[error("{0}")]
+    Argon2(argon2::password_hash::Error),
+}
+
+pub fn hash(password: &str) -> Result<String, HashError> {
     let mut salt = [0u8; 16];
     SystemRandom::new()
         .fill(&mut salt)
-        .map_err(|_| "no randomness available".to_string())?;
-    let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+        .map_err(|_| HashError::NoRandomness)?;
+    let salt = SaltString::encode_b64(&salt).map_err(HashError::Argon2)?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
-        .map_err(|e| e.to_string())
+        .map_err(HashError::Argon2)
 }
 
 /// Whether `password` matches the PHC string. CPU-heavy: call from `spawn_blocking`.

@@ -2,9 +2,10 @@
 //! (temporary) embedded store.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use super::*;
+use crate::clock::ManualClock;
 use crate::oauth::ErrorCode;
 use crate::oauth::client::RegistrationRequest;
 use crate::store::Embedded;
@@ -15,7 +16,7 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 struct Fixture {
     _dir: tempfile::TempDir,
-    time: Arc<AtomicU64>,
+    time: ManualClock,
     authority: Authority,
     config: Config,
     client: ClientRecord,
@@ -28,15 +29,14 @@ fn config() -> Config {
     Config::from_yaml(&yaml, Path::new("/"), &|_| None).unwrap()
 }
 
-fn authority_at(dir: &Path, time: &Arc<AtomicU64>) -> Authority {
+fn authority_at(dir: &Path, time: &ManualClock) -> Authority {
     let records = Records(Arc::new(Embedded::open(dir).unwrap()));
-    let t = time.clone();
-    Authority::new(records, Arc::new(move || t.load(Ordering::SeqCst))).unwrap()
+    Authority::new(records, time.clock()).unwrap()
 }
 
 fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let time = Arc::new(AtomicU64::new(1_000_000));
+    let time = ManualClock::new(1_000_000);
     let authority = authority_at(dir.path(), &time);
     let reg = authority
         .register(RegistrationRequest {
@@ -60,7 +60,7 @@ fn fixture() -> Fixture {
 
 impl Fixture {
     fn advance(&self, secs: u64) {
-        self.time.fetch_add(secs, Ordering::SeqCst);
+        self.time.advance(Duration::from_secs(secs));
     }
 
     fn code(&self) -> String {

@@ -3,3 +3,41 @@
 
 pub mod fetch;
 pub mod rules;
+
+use crate::oauth::OAuthError;
+pub use fetch::FetchError;
+
+/// Why a metadata document (or its URL) cannot be used: one variant per rule
+/// broken, and [`Fetch`](CimdError::Fetch) for the network. The texts are shown
+/// to whoever signs in (`rules::unusable`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CimdError {
+    #[error("the client_id is not a valid URL")]
+    NotAUrl,
+    #[error("the client_id URL must use https")]
+    NotHttps,
+    #[error("the client_id URL must have a path")]
+    NoPath,
+    #[error("the client_id URL must not contain a fragment or credentials")]
+    FragmentOrCredentials,
+    #[error("the client_id URL must be in normal form")]
+    NotNormalForm,
+    /// The body is not JSON of the metadata's shape (serde's message).
+    #[error("the document is not valid client metadata JSON ({0})")]
+    NotJson(String),
+    #[error("the document's client_id is not the URL it was fetched from")]
+    OtherClientId,
+    #[error("the document lists no redirect_uris")]
+    NoRedirectUris,
+    #[error("{}", .0.description)]
+    RedirectUri(OAuthError),
+    #[error("private_key_jwt needs jwks or jwks_uri in the document")]
+    NoKeys,
+    #[error("token_endpoint_auth_method {0:?} cannot be used with a metadata document")]
+    AuthMethod(String),
+    #[error("jwks_uri must be a URL")]
+    JwksUriNotAUrl,
+    /// The document could not be fetched: the network's answer, in detail.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use super::CimdError;
 use crate::oauth::client::{AuthMethod, ClientRecord};
 use crate::oauth::error::OAuthError;
 use crate::oauth::redirect;
@@ -16,21 +17,20 @@ pub fn is_document_url(client_id: &str, allow_http: bool) -> bool {
 }
 
 /// The URL must be https with a path, and carry no fragment, credentials or dot segments.
-pub fn check_url(client_id: &str, allow_http: bool) -> Result<url::Url, String> {
-    let url =
-        url::Url::parse(client_id).map_err(|_| "the client_id is not a valid URL".to_string())?;
+pub fn check_url(client_id: &str, allow_http: bool) -> Result<url::Url, CimdError> {
+    let url = url::Url::parse(client_id).map_err(|_| CimdError::NotAUrl)?;
     let scheme_ok = url.scheme() == "https" || (allow_http && url.scheme() == "http");
     if !scheme_ok {
-        return Err("the client_id URL must use https".into());
+        return Err(CimdError::NotHttps);
     }
     if url.path() == "/" || url.path().is_empty() {
-        return Err("the client_id URL must have a path".into());
+        return Err(CimdError::NoPath);
     }
     if url.fragment().is_some() || !url.username().is_empty() || url.password().is_some() {
-        return Err("the client_id URL must not contain a fragment or credentials".into());
+        return Err(CimdError::FragmentOrCredentials);
     }
     if url.as_str() != client_id || client_id.contains("/./") || client_id.contains("/../") {
-        return Err("the client_id URL must be in normal form".into());
+        return Err(CimdError::NotNormalForm);
     }
     Ok(url)
 }
@@ -52,38 +52,34 @@ struct Document {
 }
 
 /// Turns a fetched document into the client it describes.
-pub fn parse_document(client_id: &str, body: &[u8], now: u64) -> Result<ClientRecord, String> {
-    let doc: Document = serde_json::from_slice(body)
-        .map_err(|e| format!("the document is not valid client metadata JSON ({e})"))?;
+pub fn parse_document(client_id: &str, body: &[u8], now: u64) -> Result<ClientRecord, CimdError> {
+    let doc: Document =
+        serde_json::from_slice(body).map_err(|e| CimdError::NotJson(e.to_string()))?;
     if doc.client_id.as_deref() != Some(client_id) {
-        return Err("the document's client_id is not the URL it was fetched from".into());
+        return Err(CimdError::OtherClientId);
     }
     let redirect_uris = doc
         .redirect_uris
         .filter(|r| !r.is_empty())
-        .ok_or("the document lists no redirect_uris")?;
+        .ok_or(CimdError::NoRedirectUris)?;
     for uri in &redirect_uris {
-        redirect::classify(uri).map_err(|e| e.description)?;
+        redirect::classify(uri).map_err(CimdError::RedirectUri)?;
     }
     let auth_method = match doc.token_endpoint_auth_method.as_deref() {
         None | Some("none") => AuthMethod::None,
         Some("private_key_jwt") => {
             if doc.jwks.is_none() && doc.jwks_uri.is_none() {
-                return Err("private_key_jwt needs jwks or jwks_uri in the document".into());
+                return Err(CimdError::NoKeys);
             }
             AuthMethod::PrivateKeyJwt
         }
-        Some(other) => {
-            return Err(format!(
-                "token_endpoint_auth_method {other:?} cannot be used with a metadata document"
-            ));
-        }
+        Some(other) => return Err(CimdError::AuthMethod(other.to_string())),
     };
     if let Some(uri) = &doc.jwks_uri
         && !uri.starts_with("https://")
         && !uri.starts_with("http://")
     {
-        return Err("jwks_uri must be a URL".into());
+        return Err(CimdError::JwksUriNotAUrl);
     }
     let grant_types = doc
         .grant_types
@@ -128,8 +124,9 @@ pub fn cache_seconds(cache_control: Option<&str>) -> u64 {
     max_age.unwrap_or(DEFAULT).clamp(MIN, MAX)
 }
 
-/// The error shown when a document cannot be used.
-pub fn unusable(reason: &str) -> OAuthError {
+/// The error shown when a document cannot be used, with the reason in full (for a
+/// fetch failure too: `CimdError::Fetch` tells those apart).
+pub fn unusable(reason: &CimdError) -> OAuthError {
     OAuthError::invalid_client(format!(
         "the client's metadata document cannot be used: {reason}"
     ))
@@ -154,6 +151,16 @@ mod tests {
         ] {
             assert!(check_url(bad, false).is_err(), "{bad}");
         }
+        assert_eq!(
+            check_url("https://app.example.com/", false),
+            Err(CimdError::NoPath)
+        );
+        assert_eq!(
+            check_url("http://app.example.com/c.json", false)
+                .unwrap_err()
+                .to_string(),
+            "the client_id URL must use https"
+        );
         assert!(check_url("http://127.0.0.1:5000/c.json", true).is_ok());
         assert!(is_document_url(ID, false) && !is_document_url("abc123", false));
     }
@@ -168,25 +175,40 @@ mod tests {
         assert_eq!(c.auth_method, AuthMethod::None);
 
         let other = r#"{"client_id":"https://evil.example/c.json","redirect_uris":["https://app.example.com/cb"]}"#;
-        assert!(
-            parse_document(ID, other.as_bytes(), 1)
-                .unwrap_err()
-                .contains("client_id")
+        assert_eq!(
+            parse_document(ID, other.as_bytes(), 1).unwrap_err(),
+            CimdError::OtherClientId
         );
         let no_redirects = format!(r#"{{"client_id":"{ID}"}}"#);
-        assert!(parse_document(ID, no_redirects.as_bytes(), 1).is_err());
+        assert_eq!(
+            parse_document(ID, no_redirects.as_bytes(), 1).unwrap_err(),
+            CimdError::NoRedirectUris
+        );
         let bad_redirect =
             format!(r#"{{"client_id":"{ID}","redirect_uris":["http://evil.example/cb"]}}"#);
-        assert!(parse_document(ID, bad_redirect.as_bytes(), 1).is_err());
+        assert!(matches!(
+            parse_document(ID, bad_redirect.as_bytes(), 1),
+            Err(CimdError::RedirectUri(_))
+        ));
         let secret = format!(
             r#"{{"client_id":"{ID}","redirect_uris":["https://a/cb"],"token_endpoint_auth_method":"client_secret_basic"}}"#
         );
-        assert!(parse_document(ID, secret.as_bytes(), 1).is_err());
+        let e = parse_document(ID, secret.as_bytes(), 1).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"token_endpoint_auth_method "client_secret_basic" cannot be used with a metadata document"#
+        );
         let pkjwt_no_keys = format!(
             r#"{{"client_id":"{ID}","redirect_uris":["https://a/cb"],"token_endpoint_auth_method":"private_key_jwt"}}"#
         );
-        assert!(parse_document(ID, pkjwt_no_keys.as_bytes(), 1).is_err());
-        assert!(parse_document(ID, b"<html>", 1).is_err());
+        assert_eq!(
+            parse_document(ID, pkjwt_no_keys.as_bytes(), 1).unwrap_err(),
+            CimdError::NoKeys
+        );
+        assert!(matches!(
+            parse_document(ID, b"<html>", 1),
+            Err(CimdError::NotJson(_))
+        ));
     }
 
     #[test]

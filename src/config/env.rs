@@ -1,8 +1,22 @@
 //! `${NAME}` interpolation of environment variables inside config strings.
 
+/// Why a string's `${NAME}`s cannot be replaced.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvError {
+    #[error("unclosed `${{` in string")]
+    Unclosed,
+    #[error("`${{{0}}}` is not a valid environment variable name")]
+    BadName(String),
+    #[error("environment variable {0} is not set")]
+    NotSet(String),
+}
+
 /// Replaces each `${NAME}` in `text` using `lookup`. `$${` stands for a literal `${`.
-/// Fails with a message naming the first variable that is not set, or an unclosed `${`.
-pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Fails on the first variable that is not set, or an unclosed `${`.
+pub fn interpolate(
+    text: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, EnvError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -12,17 +26,12 @@ pub fn interpolate(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Resul
             out.push_str("${");
             rest = after;
         } else if let Some(after) = tail.strip_prefix("${") {
-            let end = after
-                .find('}')
-                .ok_or_else(|| "unclosed `${` in string".to_string())?;
+            let end = after.find('}').ok_or(EnvError::Unclosed)?;
             let name = &after[..end];
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "`${{{name}}}` is not a valid environment variable name"
-                ));
+                return Err(EnvError::BadName(name.to_string()));
             }
-            let value =
-                lookup(name).ok_or_else(|| format!("environment variable {name} is not set"))?;
+            let value = lookup(name).ok_or_else(|| EnvError::NotSet(name.to_string()))?;
             out.push_str(&value);
             rest = &after[end + 1..];
         } else {
@@ -56,8 +65,14 @@ mod tests {
     #[test]
     fn names_the_missing_variable() {
         let err = interpolate("${NOPE}", env).unwrap_err();
-        assert!(err.contains("NOPE"), "{err}");
-        assert!(interpolate("${TOKEN", env).is_err());
-        assert!(interpolate("${A-B}", env).is_err());
+        assert_eq!(err.to_string(), "environment variable NOPE is not set");
+        assert_eq!(
+            interpolate("${TOKEN", env).unwrap_err().to_string(),
+            "unclosed `${` in string"
+        );
+        assert_eq!(
+            interpolate("${A-B}", env).unwrap_err().to_string(),
+            "`${A-B}` is not a valid environment variable name"
+        );
     }
 }

@@ -24,7 +24,7 @@ pub async fn resolve(
     client_id: &str,
 ) -> Result<Option<ClientRecord>, OAuthError> {
     if is_document(state, config, client_id) {
-        return match state.fetcher.client(client_id, state.authority.now()).await {
+        return match state.fetcher.client(client_id).await {
             Ok(c) => Ok(Some((*c).clone())),
             Err(reason) => {
                 tracing::info!(client = %client_id, reason = %reason, "client metadata document refused");
@@ -92,7 +92,7 @@ pub async fn authenticate(
         &audiences,
         state.authority.now(),
     )
-    .map_err(|e| fail(&e))?;
+    .map_err(|e| fail(&e.to_string()))?;
     if !state
         .authority
         .first_use_of_assertion(&verified.jti, verified.exp)

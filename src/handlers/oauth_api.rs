@@ -96,7 +96,7 @@ pub async fn register(
     if let Some(res) = wire::check_method(&req, &[Method::POST]) {
         return cors(res);
     }
-    if let Err(wait) = limit.check(conn.peer.ip(), std::time::Instant::now()) {
+    if let Err(wait) = limit.check(conn.peer.ip()) {
         let mut res = wire::json_error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",

@@ -24,6 +24,33 @@ struct Claims {
     jti: Option<String>,
 }
 
+/// Why a client assertion is refused: one variant per check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AssertionError {
+    #[error("the client assertion is not a JWT")]
+    NotAJwt,
+    #[error("the client assertion has an unreadable header")]
+    UnreadableHeader,
+    #[error("the client assertion cannot be checked: the client has no key set")]
+    NoKeySet,
+    #[error("the client assertion signature does not verify with the client's keys")]
+    BadSignature,
+    #[error("the client assertion has unreadable claims")]
+    UnreadableClaims,
+    #[error("the client assertion must have iss and sub equal to the client_id")]
+    NotTheClient,
+    #[error("the client assertion is not addressed to this server (aud)")]
+    WrongAudience,
+    #[error("the client assertion has no exp")]
+    NoExpiry,
+    #[error("the client assertion has expired")]
+    Expired,
+    #[error("the client assertion lives too long (more than an hour)")]
+    TooLong,
+    #[error("the client assertion has no jti")]
+    NoJti,
+}
+
 /// What a verified assertion tells: its id and expiry, to refuse a replay.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -31,10 +58,10 @@ pub struct Verified {
     pub exp: u64,
 }
 
-fn b64(part: &str) -> Result<Vec<u8>, String> {
+fn b64(part: &str) -> Result<Vec<u8>, AssertionError> {
     URL_SAFE_NO_PAD
         .decode(part.trim_end_matches('='))
-        .map_err(|_| "the client assertion is not a JWT".to_string())
+        .map_err(|_| AssertionError::NotAJwt)
 }
 
 /// The `iss` of an assertion, read without verifying (to find the client).
@@ -95,22 +122,21 @@ pub fn verify(
     client_id: &str,
     audiences: &[&str],
     now: u64,
-) -> Result<Verified, String> {
-    let bad = |why: &str| format!("the client assertion {why}");
+) -> Result<Verified, AssertionError> {
+    use AssertionError as E;
     let mut parts = assertion.split('.');
     let (Some(h), Some(c), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err(bad("is not a JWT"));
+        return Err(E::NotAJwt);
     };
-    let header: Header =
-        serde_json::from_slice(&b64(h)?).map_err(|_| bad("has an unreadable header"))?;
+    let header: Header = serde_json::from_slice(&b64(h)?).map_err(|_| E::UnreadableHeader)?;
     let sig = b64(s)?;
     let message = &assertion.as_bytes()[..h.len() + 1 + c.len()];
     let keys = jwks
         .get("keys")
         .and_then(Value::as_array)
-        .ok_or_else(|| bad("cannot be checked: the client has no key set"))?;
+        .ok_or(E::NoKeySet)?;
     let candidates = keys.iter().filter(|k| match &header.kid {
         Some(kid) => k.get("kid").and_then(Value::as_str) == Some(kid),
         None => true,
@@ -119,12 +145,11 @@ pub fn verify(
         .into_iter()
         .any(|k| jwk_verifies(k, &header.alg, message, &sig))
     {
-        return Err(bad("signature does not verify with the client's keys"));
+        return Err(E::BadSignature);
     }
-    let claims: Claims =
-        serde_json::from_slice(&b64(c)?).map_err(|_| bad("has unreadable claims"))?;
+    let claims: Claims = serde_json::from_slice(&b64(c)?).map_err(|_| E::UnreadableClaims)?;
     if claims.iss.as_deref() != Some(client_id) || claims.sub.as_deref() != Some(client_id) {
-        return Err(bad("must have iss and sub equal to the client_id"));
+        return Err(E::NotTheClient);
     }
     let aud_ok = match &claims.aud {
         Some(Value::String(a)) => audiences.contains(&a.as_str()),
@@ -135,19 +160,16 @@ pub fn verify(
         _ => false,
     };
     if !aud_ok {
-        return Err(bad("is not addressed to this server (aud)"));
+        return Err(E::WrongAudience);
     }
-    let exp = claims.exp.ok_or_else(|| bad("has no exp"))?;
+    let exp = claims.exp.ok_or(E::NoExpiry)?;
     if now >= exp {
-        return Err(bad("has expired"));
+        return Err(E::Expired);
     }
     if exp > now + 3600 {
-        return Err(bad("lives too long (more than an hour)"));
+        return Err(E::TooLong);
     }
-    let jti = claims
-        .jti
-        .filter(|j| !j.is_empty())
-        .ok_or_else(|| bad("has no jti"))?;
+    let jti = claims.jti.filter(|j| !j.is_empty()).ok_or(E::NoJti)?;
     Ok(Verified { jti, exp })
 }
 
@@ -212,32 +234,63 @@ mod tests {
         let wrong_kid = jwt("EdDSA", "ec1", claims(1_100), |m| {
             ed.sign(m).as_ref().to_vec()
         });
-        assert!(verify(&wrong_kid, &jwks, CLIENT, &[AUD], 1_000).is_err());
-        assert!(verify(&eddsa, &jwks, CLIENT, &[AUD], 1_100).is_err());
+        assert_eq!(
+            verify(&wrong_kid, &jwks, CLIENT, &[AUD], 1_000),
+            Err(AssertionError::BadSignature)
+        );
+        assert_eq!(
+            verify(&eddsa, &jwks, CLIENT, &[AUD], 1_100),
+            Err(AssertionError::Expired)
+        );
         let long = jwt("EdDSA", "ed1", claims(9_999), |m| {
             ed.sign(m).as_ref().to_vec()
         });
-        assert!(verify(&long, &jwks, CLIENT, &[AUD], 1_000).is_err());
-        assert!(
+        assert_eq!(
+            verify(&long, &jwks, CLIENT, &[AUD], 1_000),
+            Err(AssertionError::TooLong)
+        );
+        assert_eq!(
             verify(
                 &eddsa,
                 &jwks,
                 CLIENT,
                 &["https://other.example/token"],
                 1_000
-            )
-            .is_err()
+            ),
+            Err(AssertionError::WrongAudience)
         );
-        assert!(verify(&eddsa, &jwks, "https://other.example/c.json", &[AUD], 1_000).is_err());
+        assert_eq!(
+            verify(&eddsa, &jwks, "https://other.example/c.json", &[AUD], 1_000),
+            Err(AssertionError::NotTheClient)
+        );
         let mut tampered = eddsa.clone();
         tampered.pop();
         tampered.push(if eddsa.ends_with('A') { 'B' } else { 'A' });
-        assert!(verify(&tampered, &jwks, CLIENT, &[AUD], 1_000).is_err());
+        // (The changed last character may make the base64 itself invalid.)
+        assert!(matches!(
+            verify(&tampered, &jwks, CLIENT, &[AUD], 1_000),
+            Err(AssertionError::BadSignature | AssertionError::NotAJwt)
+        ));
         let none = format!(
             "{}.{}.",
             URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#),
             eddsa.split('.').nth(1).unwrap()
         );
-        assert!(verify(&none, &jwks, CLIENT, &[AUD], 1_000).is_err());
+        assert_eq!(
+            verify(&none, &jwks, CLIENT, &[AUD], 1_000),
+            Err(AssertionError::BadSignature)
+        );
+        assert_eq!(
+            verify("a.b", &jwks, CLIENT, &[AUD], 1_000)
+                .unwrap_err()
+                .to_string(),
+            "the client assertion is not a JWT"
+        );
+        assert_eq!(
+            verify(&eddsa, &serde_json::json!({}), CLIENT, &[AUD], 1_000)
+                .unwrap_err()
+                .to_string(),
+            "the client assertion cannot be checked: the client has no key set"
+        );
     }
 }

@@ -38,14 +38,19 @@ pub enum AuthorizeError {
     },
 }
 
+/// A parameter given twice (its name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("parameter {0:?} appears more than once")]
+pub struct RepeatedParameter(pub String);
+
 /// Query or form parameters; a parameter given twice is an error (RFC 6749 §3.1).
 pub fn single_params(
     pairs: impl Iterator<Item = (String, String)>,
-) -> Result<HashMap<String, String>, String> {
+) -> Result<HashMap<String, String>, RepeatedParameter> {
     let mut map = HashMap::new();
     for (k, v) in pairs {
         if map.insert(k.clone(), v).is_some() {
-            return Err(format!("parameter {k:?} appears more than once"));
+            return Err(RepeatedParameter(k));
         }
     }
     Ok(map)

@@ -12,7 +12,7 @@ use crate::oauth::authorize::single_params;
 /// `application/x-www-form-urlencoded` text (a body or a query string), each parameter once.
 pub fn parse(text: &[u8]) -> Result<HashMap<String, String>, OAuthError> {
     single_params(url::form_urlencoded::parse(text).map(|(k, v)| (k.into_owned(), v.into_owned())))
-        .map_err(OAuthError::invalid_request)
+        .map_err(|e| OAuthError::invalid_request(e.to_string()))
 }
 
 fn media_type(headers: &HeaderMap) -> String {

@@ -21,6 +21,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use super::h1::{self, Decoder, H1Error, RequestFraming};
+use crate::clock::Clock;
 use crate::wire::Body;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -78,9 +79,11 @@ pub struct Client {
 
 /// Idle connections by origin. A list, not a map: there are as many origins as
 /// routes, and comparing a few keys costs less than hashing one.
-#[derive(Default)]
 struct Pool {
     idle: Mutex<Vec<(Key, Vec<Idle>)>>,
+    /// Read at every checkout and return: `Clock` is an enum whose system case is an
+    /// inlined `Instant::now()`, so this costs what `Instant::now()` costs.
+    clock: Clock,
 }
 
 #[derive(Clone, PartialEq, Eq)]
@@ -106,9 +109,12 @@ enum Io {
 }
 
 impl Client {
-    pub fn new(tls: rustls::ClientConfig) -> Self {
+    pub fn new(tls: rustls::ClientConfig, clock: Clock) -> Self {
         Self {
-            pool: Arc::default(),
+            pool: Arc::new(Pool {
+                idle: Mutex::default(),
+                clock,
+            }),
             tls: TlsConnector::from(Arc::new(tls)),
         }
     }
@@ -198,7 +204,7 @@ impl Client {
 
     /// Drops idle connections past their time.
     pub fn sweep(&self) {
-        let now = Instant::now();
+        let now = self.pool.clock.instant();
         if let Ok(mut idle) = self.pool.idle.lock() {
             idle.retain_mut(|(_, conns)| {
                 conns.retain(|c| c.expires > now);
@@ -286,7 +292,7 @@ fn keep_for(upstream_says: Option<Duration>) -> Option<Duration> {
 
 impl Pool {
     fn checkout(&self, key: &Key) -> Option<Conn> {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let mut idle = self.idle.lock().ok()?;
         let (_, conns) = idle.iter_mut().find(|(k, _)| k == key)?;
         while let Some(mut idle) = conns.pop() {
@@ -298,7 +304,7 @@ impl Pool {
     }
 
     fn put(&self, key: Key, conn: Conn, keep: Duration) {
-        let now = Instant::now();
+        let now = self.clock.instant();
         let Ok(mut idle) = self.idle.lock() else {
             return;
         };
@@ -723,5 +729,31 @@ mod tests {
             Outgoing::Stream(streaming).framing(&Method::POST),
             RequestFraming::Chunked
         );
+    }
+
+    #[tokio::test]
+    async fn an_idle_connection_is_not_used_past_its_time() {
+        let time = crate::clock::ManualClock::new(0);
+        let pool = Pool {
+            idle: Mutex::default(),
+            clock: time.clock(),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let key = Key::of(&format!("http://{addr}/mcp").parse().unwrap()).unwrap();
+        let mut peers = Vec::new();
+        for _ in 0..2 {
+            let tcp = TcpStream::connect(addr).await.unwrap();
+            peers.push(listener.accept().await.unwrap().0);
+            let conn = Conn {
+                io: Io::Tcp(tcp),
+                buf: BytesMut::new(),
+            };
+            pool.put(key.clone(), conn, Duration::from_secs(4));
+        }
+        time.advance(Duration::from_millis(3_999));
+        assert!(pool.checkout(&key).is_some(), "idle for less than its time");
+        time.advance(Duration::from_millis(1));
+        assert!(pool.checkout(&key).is_none(), "idle for its time: not used");
     }
 }

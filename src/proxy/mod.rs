@@ -11,6 +11,7 @@ use http::uri::PathAndQuery;
 use http::{Response, StatusCode, Uri};
 use hyper_rustls::ConfigBuilderExt;
 
+use crate::clock::Clock;
 use crate::config::Route;
 use crate::wire::{self, Body};
 
@@ -50,7 +51,7 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new() -> Result<Self, rustls::Error> {
+    pub fn new(clock: Clock) -> Result<Self, rustls::Error> {
         let mut tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
@@ -59,7 +60,7 @@ impl Upstream {
         .with_no_client_auth();
         tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
-            client: Client::new(tls),
+            client: Client::new(tls, clock),
         })
     }
 

@@ -1,10 +1,12 @@
 //! The listener: TCP (and TLS) accept loop, HTTP/1.1 + HTTP/2 serving,
 //! signals (reload on SIGHUP, drain on SIGTERM/SIGINT) and systemd readiness.
+//! `serve` is the binary's (signals, systemd); `serve_on` runs the same accept
+//! loop on a given listener, clock and shutdown future (tests).
 
 pub mod router;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -18,7 +20,8 @@ use tokio_rustls::TlsAcceptor;
 
 use std::sync::Mutex;
 
-use crate::authority::Authority;
+use crate::authority::{Authority, StateError};
+use crate::clock::Clock;
 use crate::config::{Config, StateBackend};
 use crate::login::throttle::Throttle;
 use crate::proxy::Upstream;
@@ -39,98 +42,165 @@ pub enum ServeError {
     Tls(#[from] rustls::Error),
     #[error("cannot install signal handler: {0}")]
     Signal(std::io::Error),
-    #[error("{0}")]
-    State(String),
+    #[error(transparent)]
+    State(#[from] StateError),
+    #[error("`state.redis` is not supported")]
+    RedisUnsupported,
 }
 
-/// Serves until SIGTERM or SIGINT, then drains for the configured grace period.
+/// Serves until SIGTERM or SIGINT, then drains for the configured grace period;
+/// SIGHUP reloads the config file.
 pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
-    // The store and keys first: a state problem is reported before any port is bound.
-    let records = open_store(&config)?;
-    let authority =
-        Authority::new(records, Authority::system_clock()).map_err(ServeError::State)?;
     let addr = config.listen;
+    // The store and keys first: a state problem is reported before any port is bound.
+    let server = Server::new(config, Clock::system())?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
-    let local = listener.local_addr().unwrap_or(addr);
-
-    let certs = config
-        .tls
-        .as_ref()
-        .map(|t| Arc::new(tls::ReloadableCert(ArcSwap::new(t.certified.clone()))));
-    let acceptor = match &certs {
-        Some(c) => Some(TlsAcceptor::from(Arc::new(tls::server_config(c.clone())?))),
-        None => None,
-    };
-
-    let fetcher = crate::cimd::fetch::Fetcher::new(config.cimd.allow_private_networks)?;
-    let state = Arc::new(AppState {
-        upstream: Upstream::new()?,
-        fetcher,
-        config: ArcSwap::from_pointee(config),
-        authority,
-        throttle: Mutex::new(Throttle::default()),
-        legacy: Arc::default(),
-        password_checks: Arc::new(tokio::sync::Semaphore::new(
-            2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
-        )),
-        registrations: crate::limit::RateLimit::new(60, std::time::Duration::from_secs(3600)),
-        used_tickets: crate::login::flow::UsedTickets::default(),
-        mcp_sessions: crate::mcp::sessions::Owners::default(),
-    });
-    spawn_sweeper(state.clone());
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
     let mut sighup = signal(SignalKind::hangup()).map_err(ServeError::Signal)?;
-
-    let graceful = GracefulShutdown::new();
-    let connections = Arc::new(tokio::sync::Semaphore::new(
-        state.config.load().server.max_connections,
-    ));
-    let scheme = if acceptor.is_some() { "https" } else { "http" };
-    tracing::info!(listen = %local, scheme, "listening");
-    notify_systemd(sd_notify::NotifyState::Ready);
-
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off instead of spinning.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = tcp.set_nodelay(true);
-                let Ok(permit) = connections.clone().try_acquire_owned() else {
-                    tracing::warn!(peer = %peer, "connection limit reached: refused");
-                    continue;
-                };
-                let conn = ConnInfo::new(peer, acceptor.is_some());
-                spawn_connection(tcp, conn, acceptor.clone(), state.clone(), &graceful, permit);
+    let signals = async {
+        loop {
+            tokio::select! {
+                _ = sighup.recv() => server.reload(&config_path),
+                _ = sigterm.recv() => break,
+                _ = sigint.recv() => break,
             }
-            _ = sighup.recv() => reload(&config_path, &state, certs.as_deref()),
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
         }
+        notify_systemd(sd_notify::NotifyState::Stopping);
+    };
+    notify_systemd(sd_notify::NotifyState::Ready);
+    server.run(listener, signals).await
+}
+
+/// Serves on `listener` with `config`, reading the time from `clock`, until
+/// `shutdown` completes; then drains for the configured grace period. The config's
+/// `listen` is not used, and nothing reloads the config (`serve` does, on SIGHUP).
+/// For a server inside another program, e.g. a test with a
+/// [`ManualClock`](crate::clock::ManualClock). Needs a multi-threaded runtime: the
+/// store runs under `block_in_place`.
+pub async fn serve_on(
+    listener: TcpListener,
+    config: Config,
+    clock: Clock,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    Server::new(config, clock)?.run(listener, shutdown).await
+}
+
+/// Everything a listener serves with: the shared state and TLS.
+struct Server {
+    state: Arc<AppState>,
+    /// The certificate a reload swaps (with `tls` configured).
+    certs: Option<Arc<tls::ReloadableCert>>,
+    acceptor: Option<TlsAcceptor>,
+}
+
+impl Server {
+    /// Opens the store, loads the keys and builds what the handlers share.
+    fn new(config: Config, clock: Clock) -> Result<Self, ServeError> {
+        let records = open_store(&config)?;
+        let authority = Authority::new(records, clock.clone())?;
+        let certs = config
+            .tls
+            .as_ref()
+            .map(|t| Arc::new(tls::ReloadableCert(ArcSwap::new(t.certified.clone()))));
+        let acceptor = match &certs {
+            Some(c) => Some(TlsAcceptor::from(Arc::new(tls::server_config(c.clone())?))),
+            None => None,
+        };
+        let fetcher =
+            crate::cimd::fetch::Fetcher::new(config.cimd.allow_private_networks, clock.clone())?;
+        let state = Arc::new(AppState {
+            upstream: Upstream::new(clock.clone())?,
+            fetcher,
+            config: ArcSwap::from_pointee(config),
+            authority,
+            throttle: Mutex::new(Throttle::default()),
+            legacy: Arc::default(),
+            password_checks: Arc::new(tokio::sync::Semaphore::new(
+                2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            )),
+            registrations: crate::limit::RateLimit::new(
+                60,
+                std::time::Duration::from_secs(3600),
+                clock.clone(),
+            ),
+            used_tickets: crate::login::flow::UsedTickets::default(),
+            mcp_sessions: crate::mcp::sessions::Owners::new(clock),
+        });
+        Ok(Self {
+            state,
+            certs,
+            acceptor,
+        })
     }
 
-    notify_systemd(sd_notify::NotifyState::Stopping);
-    drop(listener);
-    let grace = state.config.load().server.shutdown_grace;
-    tracing::info!(
-        grace_secs = grace.as_secs_f64(),
-        "shutting down: draining connections"
-    );
-    tokio::select! {
-        _ = graceful.shutdown() => tracing::info!("all connections drained"),
-        _ = tokio::time::sleep(grace) => tracing::info!("grace period over: closing open streams"),
+    fn reload(&self, path: &Path) {
+        reload(path, &self.state, self.certs.as_deref());
     }
-    Ok(())
+
+    /// Accepts connections until `shutdown` completes, then drains them.
+    async fn run(
+        &self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ServeError> {
+        let state = &self.state;
+        let _sweeper = spawn_sweeper(state.clone());
+        let graceful = GracefulShutdown::new();
+        let connections = Arc::new(tokio::sync::Semaphore::new(
+            state.config.load().server.max_connections,
+        ));
+        let scheme = if self.acceptor.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        match listener.local_addr() {
+            Ok(local) => tracing::info!(listen = %local, scheme, "listening"),
+            Err(_) => tracing::info!(scheme, "listening"),
+        }
+
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (tcp, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = tcp.set_nodelay(true);
+                    let Ok(permit) = connections.clone().try_acquire_owned() else {
+                        tracing::warn!(peer = %peer, "connection limit reached: refused");
+                        continue;
+                    };
+                    let conn = ConnInfo::new(peer, self.acceptor.is_some());
+                    spawn_connection(tcp, conn, self.acceptor.clone(), state.clone(), &graceful, permit);
+                }
+                () = &mut shutdown => break,
+            }
+        }
+
+        drop(listener);
+        let grace = state.config.load().server.shutdown_grace;
+        tracing::info!(
+            grace_secs = grace.as_secs_f64(),
+            "shutting down: draining connections"
+        );
+        tokio::select! {
+            _ = graceful.shutdown() => tracing::info!("all connections drained"),
+            _ = tokio::time::sleep(grace) => tracing::info!("grace period over: closing open streams"),
+        }
+        Ok(())
+    }
 }
 
 /// Opens the configured store.
@@ -138,15 +208,24 @@ fn open_store(config: &Config) -> Result<Records, ServeError> {
     match &config.state {
         StateBackend::Dir(dir) => Embedded::open(dir)
             .map(|e| Records(Arc::new(e)))
-            .map_err(|e| ServeError::State(e.to_string())),
+            .map_err(|e| StateError::Store(e).into()),
         // Validation refuses it: the backend does not exist yet.
-        StateBackend::Redis(_) => Err(ServeError::State("`state.redis` is not supported".into())),
+        StateBackend::Redis(_) => Err(ServeError::RedisUnsupported),
     }
 }
 
-/// Forgets expired codes, tokens and deny-list entries every few minutes.
-fn spawn_sweeper(state: Arc<AppState>) {
-    tokio::spawn(async move {
+/// Stops a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Forgets expired codes, tokens and deny-list entries every few minutes, until dropped.
+fn spawn_sweeper(state: Arc<AppState>) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
         loop {
             tick.tick().await;
@@ -157,7 +236,7 @@ fn spawn_sweeper(state: Arc<AppState>) {
             s.upstream.sweep();
             let _ = tokio::task::spawn_blocking(move || s.authority.sweep()).await;
         }
-    });
+    }))
 }
 
 fn spawn_connection(

@@ -1,4 +1,5 @@
-//! Starting real processes (the proxy, node upstreams) and waiting on conditions.
+//! Starting real processes (the proxy, node upstreams), or the proxy inside the
+//! test process on a manual clock, and waiting on conditions.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -6,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use mcp_oauth_proxy::clock::ManualClock;
+use mcp_oauth_proxy::server::{ServeError, serve_on};
 
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -92,9 +96,11 @@ impl NodeUpstream {
     }
 }
 
-/// A running `mcp-oauth-proxy serve`, with its stderr captured.
+/// A running `mcp-oauth-proxy serve`, with its stderr captured; or the proxy
+/// served inside the test process ([`Proxy::start_in_process`]).
 pub struct Proxy {
     pub child: Option<Child>,
+    in_process: Option<tokio::task::JoinHandle<Result<(), ServeError>>>,
     pub port: u16,
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
@@ -105,6 +111,9 @@ pub struct Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
+        if let Some(server) = self.in_process.take() {
+            server.abort();
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -140,6 +149,7 @@ impl Proxy {
             std::fs::write(&config_path, text).unwrap();
             let mut proxy = Proxy {
                 child: None,
+                in_process: None,
                 port,
                 config_path,
                 dir,
@@ -162,6 +172,62 @@ impl Proxy {
             dir = proxy.take_dir();
         }
         panic!("no free port after 5 attempts");
+    }
+
+    /// The proxy served by `server::serve_on` inside this process, on a manual clock
+    /// that stands still until the test advances it: for tests that would otherwise
+    /// sleep until something expires. Its logs are not captured, and it cannot be
+    /// signalled or restarted. The test needs `#[tokio::test(flavor = "multi_thread")]`:
+    /// the store runs under `block_in_place`.
+    pub async fn start_in_process(config: impl Fn(u16, &Path) -> String) -> (Self, ManualClock) {
+        let dir = tempfile::tempdir().unwrap();
+        // Bound here and handed over: no other process can take the port in between.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let text = config(port, dir.path());
+        let scheme = if text.contains("\ntls:") {
+            "https"
+        } else {
+            "http"
+        };
+        let config_path = dir.path().join("config.yaml");
+        std::fs::write(&config_path, text).unwrap();
+        let loaded = mcp_oauth_proxy::config::Config::load(&config_path)
+            .unwrap_or_else(|e| panic!("bad test config: {e}"));
+        let clock = ManualClock::starting_now();
+        let server = tokio::spawn(serve_on(
+            listener,
+            loaded,
+            clock.clock(),
+            std::future::pending(),
+        ));
+        let proxy = Proxy {
+            child: None,
+            in_process: Some(server),
+            port,
+            dir,
+            config_path,
+            logs: Arc::default(),
+            scheme,
+            env: Vec::new(),
+        };
+        let health = proxy.url("/healthz");
+        wait_for("the in-process proxy", Duration::from_secs(10), || {
+            if let Some(server) = &proxy.in_process {
+                assert!(!server.is_finished(), "the in-process proxy stopped");
+            }
+            let health = health.clone();
+            async move {
+                let client = reqwest::Client::builder()
+                    .danger_accept_invalid_certs(true)
+                    .build()
+                    .ok()?;
+                let res = client.get(health).send().await.ok()?;
+                (res.status() == 200).then_some(())
+            }
+        })
+        .await;
+        (proxy, clock)
     }
 
     fn spawn(&mut self) {

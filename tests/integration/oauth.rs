@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{MCP_ACCEPT, NodeUpstream, Proxy, initialize_body, wait_for};
+use crate::common::{MCP_ACCEPT, NodeUpstream, Proxy, initialize_body};
 use crate::oauth_client::*;
 
 /// Two routes: `notes` (scoped, alice only) and `open` (no scopes, everyone).
@@ -519,26 +519,40 @@ async fn users_outside_allow_get_a_page_and_no_code() {
     assert_eq!(res.status(), 200);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn repeated_login_failures_are_slowed_down() {
-    let proxy = start("http://127.0.0.1:9/mcp").await;
+    let (proxy, clock) = Proxy::start_in_process(|port, dir| {
+        config(port, dir, "http://127.0.0.1:9/mcp", DEFAULT_TOKENS)
+    })
+    .await;
     let client_id = register_public(&proxy).await;
     let mut browser = Browser::default();
     let authorize = authorize_url(&proxy, &client_id, &[]);
     let mut statuses = Vec::new();
+    let attempt = async |browser: &mut Browser| {
+        login(browser, &proxy, &authorize, USER, "wrong")
+            .await
+            .status()
+            .as_u16()
+    };
     for _ in 0..6 {
-        statuses.push(
-            login(&mut browser, &proxy, &authorize, USER, "wrong")
-                .await
-                .status()
-                .as_u16(),
-        );
+        statuses.push(attempt(&mut browser).await);
     }
     assert_eq!(
         statuses,
         vec![401, 401, 401, 401, 401, 429],
         "the 6th attempt right away is refused"
     );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        attempt(&mut browser).await,
+        401,
+        "a second later it is tried"
+    );
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(attempt(&mut browser).await, 429, "then the wait doubles");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(attempt(&mut browser).await, 401);
 }
 
 #[tokio::test]
@@ -698,9 +712,9 @@ async fn confidential_clients_authenticate_with_basic_or_post() {
     assert!(!logs.contains(PASSWORD));
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn refresh_rotates_with_a_grace_window_then_revokes_on_reuse() {
-    let proxy = Proxy::start(|port, dir| {
+    let (proxy, clock) = Proxy::start_in_process(|port, dir| {
         config(
             port,
             dir,
@@ -745,8 +759,17 @@ async fn refresh_rotates_with_a_grace_window_then_revokes_on_reuse() {
     assert_eq!(s, 200, "{narrowed}");
     assert_eq!(narrowed["scope"], "notes:read");
 
+    // The window includes its last second.
+    clock.advance(Duration::from_secs(1));
+    let (s, again) = refresh(&proxy, &t.client_id, &t.refresh).await;
+    assert_eq!(
+        (s.as_u16(), &again),
+        (200, &first),
+        "still within the window"
+    );
+
     // After the window, the old token is reuse: the whole family is revoked.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    clock.advance(Duration::from_secs(1));
     let (s, body) = refresh(&proxy, &t.client_id, &t.refresh).await;
     assert_eq!(
         (s.as_u16(), body["error"].as_str()),
@@ -763,38 +786,25 @@ async fn refresh_rotates_with_a_grace_window_then_revokes_on_reuse() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn access_tokens_expire_exactly_and_bad_tokens_are_refused() {
-    let proxy =
-        Proxy::start(|port, dir| config(port, dir, "http://127.0.0.1:9/mcp", "  access_ttl: 2s"))
-            .await;
-    let t = tokens(&proxy, &[("resource", &proxy.url("/open/mcp"))]).await;
-    let exp = claims(&t.access)["exp"].as_u64().unwrap();
-    // Before exp the upstream is tried (502: nothing listens), from exp on the token is refused.
-    assert_eq!(
-        mcp_status(&proxy, "/open/mcp", &t.access).await.status(),
-        502
-    );
-    let url = proxy.url("/open/mcp");
-    let res = wait_for("expiry", Duration::from_secs(5), || {
-        let (url, access) = (url.clone(), t.access.clone());
-        async move {
-            let res = reqwest::Client::new()
-                .post(url)
-                .bearer_auth(access)
-                .json(&initialize_body())
-                .send()
-                .await
-                .ok()?;
-            (res.status() == 401).then_some(res)
-        }
+    let (proxy, clock) = Proxy::start_in_process(|port, dir| {
+        config(port, dir, "http://127.0.0.1:9/mcp", "  access_ttl: 2s")
     })
     .await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    assert!(now >= exp, "refused before exp");
+    let t = tokens(&proxy, &[("resource", &proxy.url("/open/mcp"))]).await;
+    let exp = claims(&t.access)["exp"].as_u64().unwrap();
+    assert_eq!(exp, clock.unix() + 2, "access_ttl");
+    // Before exp the upstream is tried (502: nothing listens), from exp on the token is refused.
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(
+        mcp_status(&proxy, "/open/mcp", &t.access).await.status(),
+        502,
+        "a second before exp"
+    );
+    clock.advance(Duration::from_secs(1));
+    let res = mcp_status(&proxy, "/open/mcp", &t.access).await;
+    assert_eq!(res.status(), 401, "at exp");
     assert!(
         res.headers()["www-authenticate"]
             .to_str()
@@ -1030,20 +1040,23 @@ async fn cookies_are_http_only_and_consent_is_answered_once() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn registration_is_rate_limited_per_address() {
-    let proxy = start("http://127.0.0.1:9/mcp").await;
+    let (proxy, clock) = Proxy::start_in_process(|port, dir| {
+        config(port, dir, "http://127.0.0.1:9/mcp", DEFAULT_TOKENS)
+    })
+    .await;
+    let body = json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
     let mut statuses = Vec::new();
     for _ in 0..61 {
-        let (s, _) = register(
-            &proxy,
-            json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
-        )
-        .await;
-        statuses.push(s.as_u16());
+        statuses.push(register(&proxy, body.clone()).await.0.as_u16());
     }
     assert!(statuses[..60].iter().all(|s| *s == 201));
     assert_eq!(statuses[60], 429);
+    clock.advance(Duration::from_secs(3599));
+    assert_eq!(register(&proxy, body.clone()).await.0, 429);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(register(&proxy, body).await.0, 201, "a new hour");
 }
 
 #[tokio::test]

@@ -177,7 +177,8 @@ fn duplicate_parameters_are_refused() {
         ("a".to_string(), "1".to_string()),
         ("a".to_string(), "2".to_string()),
     ];
-    assert!(single_params(pairs.into_iter()).is_err());
+    let e = single_params(pairs.into_iter()).unwrap_err();
+    assert_eq!(e.to_string(), r#"parameter "a" appears more than once"#);
 }
 
 #[test]
