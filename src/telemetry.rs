@@ -6,7 +6,11 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::FormatFields;
+use tracing_subscriber::fmt::format::Writer;
 
 /// Logs to stderr at `info` unless `MCP_OAUTH_PROXY_LOG` (or `RUST_LOG`) says otherwise.
 pub fn init() {
@@ -17,7 +21,55 @@ pub fn init() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(false)
+        .fmt_fields(EscapedFields)
         .try_init();
+}
+
+/// Writes every log line's fields through the access log's escaper, so that no
+/// value (a client id, a tool name, a username, an error's text: many come from
+/// outside) can end a line or forge a field: `key=value` with control
+/// characters, spaces and backslashes as `\xNN`; the message keeps its spaces.
+pub struct EscapedFields;
+
+impl<'writer> FormatFields<'writer> for EscapedFields {
+    fn format_fields<R: RecordFields>(
+        &self,
+        mut writer: Writer<'writer>,
+        fields: R,
+    ) -> std::fmt::Result {
+        let mut visitor = EscapingVisitor(Vec::new());
+        fields.record(&mut visitor);
+        writer.write_str(&String::from_utf8_lossy(&visitor.0))
+    }
+}
+
+struct EscapingVisitor(Vec<u8>);
+
+impl EscapingVisitor {
+    fn field(&mut self, field: &Field, value: &str) {
+        if !self.0.is_empty() {
+            self.0.push(b' ');
+        }
+        if field.name() == "message" {
+            escape(&mut self.0, value, |b| {
+                *b >= b' ' && *b != 0x7f && *b != b'\\'
+            });
+        } else {
+            self.0.extend_from_slice(field.name().as_bytes());
+            self.0.push(b'=');
+            text(&mut self.0, value);
+        }
+    }
+}
+
+impl Visit for EscapingVisitor {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.field(field, value);
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.field(field, &format!("{value:?}"));
+    }
 }
 
 /// Facts a handler learned that belong in the access log line.
@@ -89,7 +141,11 @@ fn format_access(buf: &mut Vec<u8>, now: SystemTime, line: &Access) {
 /// A value as it is, but control characters, spaces and backslashes escaped, so
 /// that a line stays one line and its fields stay apart.
 fn text(buf: &mut Vec<u8>, s: &str) {
-    let plain = |b: &u8| *b > b' ' && *b != 0x7f && *b != b'\\';
+    escape(buf, s, |b| *b > b' ' && *b != 0x7f && *b != b'\\');
+}
+
+/// `s` with every byte that is not `plain` written as `\xNN`.
+fn escape(buf: &mut Vec<u8>, s: &str, plain: impl Fn(&u8) -> bool + Copy) {
     let mut rest = s.as_bytes();
     if rest.iter().all(plain) {
         buf.extend_from_slice(rest);
@@ -191,6 +247,41 @@ mod tests {
             "2026-11-26T12:24:02.230067Z  INFO access: method=POST path=/notes/mcp status=200 \
              latency_ms=0.675 route=notes user=alice client=- peer=::1\n"
         );
+    }
+
+    #[test]
+    fn log_lines_cannot_be_forged_through_any_field() {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || Sink(sink.clone()))
+            .with_ansi(false)
+            .fmt_fields(EscapedFields)
+            .finish();
+        let forged = "c1\r\n2026-01-01T00:00:00Z  INFO audit: login succeeded user=admin";
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "audit", client = %forged, tool = ?forged, "refused {}", "x\ny");
+        });
+        let out = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        assert_eq!(out.lines().count(), 1, "{out}");
+        assert!(
+            out.contains("refused x\\x0ay client=c1\\x0d\\x0a2026"),
+            "{out}"
+        );
+        assert!(!out.contains(" user=admin"), "{out}");
+    }
+
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]
