@@ -10,7 +10,11 @@ use crate::clock::Clock;
 
 /// Sessions untouched this long are forgotten (their owner check lapses).
 const IDLE: Duration = Duration::from_secs(24 * 3600);
+/// Owners kept at most; past it the least recently used are forgotten first
+/// (never a new session left unbound).
 const MAX: usize = 200_000;
+/// How many are forgotten at once when full: one scan of the map per this many new sessions.
+const EVICT: usize = MAX / 100;
 
 pub struct Owners {
     map: DashMap<String, (String, String, Instant)>,
@@ -41,14 +45,38 @@ impl Owners {
 
     /// Records the owner of a session the upstream just created.
     pub fn record(&self, session: &str, user: &str, client: &str) {
-        if self.map.len() >= MAX {
+        self.record_bounded(session, user, client, MAX, EVICT);
+    }
+
+    fn record_bounded(&self, session: &str, user: &str, client: &str, max: usize, evict: usize) {
+        if self.map.len() >= max {
             self.sweep();
         }
-        if self.map.len() < MAX {
-            self.map
-                .entry(session.to_string())
-                .or_insert_with(|| (user.to_string(), client.to_string(), self.clock.instant()));
+        if self.map.len() >= max {
+            self.evict_least_recent(evict);
         }
+        self.map
+            .entry(session.to_string())
+            .or_insert_with(|| (user.to_string(), client.to_string(), self.clock.instant()));
+    }
+
+    /// Forgets the `n` sessions used least recently.
+    fn evict_least_recent(&self, n: usize) {
+        let mut used: Vec<Instant> = self.map.iter().map(|e| e.2).collect();
+        if used.is_empty() {
+            return;
+        }
+        let n = n.clamp(1, used.len());
+        let (_, cutoff, _) = used.select_nth_unstable(n - 1);
+        let cutoff = *cutoff;
+        let mut left = n;
+        self.map.retain(|_, e| {
+            if left > 0 && e.2 <= cutoff {
+                left -= 1;
+                return false;
+            }
+            true
+        });
     }
 
     pub fn forget(&self, session: &str) {
@@ -66,6 +94,35 @@ impl Owners {
 mod tests {
     use super::*;
     use crate::clock::{Clock, ManualClock};
+
+    #[test]
+    fn a_full_table_forgets_the_least_recently_used_not_the_new_session() {
+        let clock = ManualClock::starting_now();
+        let o = Owners::new(clock.clock());
+        for i in 0..10 {
+            o.record_bounded(&format!("s{i}"), "mallory", "m", 10, 3);
+            clock.advance(Duration::from_secs(1));
+        }
+        // alice's session is used; mallory's oldest are not.
+        o.record_bounded("s9", "x", "x", 10, 3);
+        assert!(o.permits("s5", "mallory", "m"));
+        o.record_bounded("alice-session", "alice", "c1", 10, 3);
+        assert!(o.map.len() <= 10, "{}", o.map.len());
+        assert!(
+            !o.permits("alice-session", "mallory", "m"),
+            "the new session is bound to its owner"
+        );
+        assert!(
+            !o.permits("s5", "alice", "c1"),
+            "a recently used one is kept"
+        );
+        for old in ["s0", "s1", "s2"] {
+            assert!(
+                !o.map.contains_key(old),
+                "{old} was the least recently used"
+            );
+        }
+    }
 
     #[test]
     fn only_the_owner_may_continue_a_session() {
