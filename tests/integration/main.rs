@@ -13,5 +13,6 @@ mod oauth;
 mod oauth_client;
 mod policy;
 mod quirks;
+mod security;
 mod tls;
 mod upstream_pool;
