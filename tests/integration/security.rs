@@ -806,7 +806,7 @@ async fn a_user_name_with_a_line_break_forges_no_log_line() {
 }
 
 #[tokio::test]
-#[ignore = "defect: a metadata-document client_id with CR/LF is logged with Display (handlers/clients.rs `client metadata document refused`) and forges log lines (finding 6)"]
+
 async fn a_client_id_with_a_line_break_forges_no_log_line() {
     let proxy = start().await;
     let client_id = format!("https://client.example/cb\r\n{FORGED}");
@@ -832,7 +832,7 @@ async fn a_client_id_with_a_line_break_forges_no_log_line() {
 }
 
 #[tokio::test]
-#[ignore = "defect: a refused tools/call name with CR/LF is logged with Display (handlers/mcp/log.rs `tool call refused`) and forges log lines (finding 6)"]
+
 async fn a_tool_name_with_a_line_break_forges_no_log_line() {
     let proxy = Proxy::start(|port, dir| {
         simple_config(
