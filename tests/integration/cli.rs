@@ -118,3 +118,23 @@ fn the_example_config_validates() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn the_demo_config_validates_on_the_ports_demo_run_sets() {
+    let out = Command::new(proxy_bin())
+        .args(["check-config", "-c"])
+        .arg(root().join("demo/config.yaml"))
+        .env("DEMO_PORT", "9090")
+        .env("DEMO_UPSTREAM_PORT", "4001")
+        .env("DEMO_UPSTREAM_TOKEN", "t")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("127.0.0.1:9090"), "{stdout}");
+    assert!(stdout.contains("127.0.0.1:4001"), "{stdout}");
+}
