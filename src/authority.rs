@@ -1,17 +1,20 @@
 //! The authorization server's operations: they combine the pure rules of
 //! `oauth/` with the store, the keys and the clock. HTTP stays in `handlers/`.
 
+mod keys;
+
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
-use crate::config::{Config, Route};
+use crate::config::{Config, Route, Tokens};
 use crate::login::{LoginUser, users};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{self, ClientRecord, RegistrationRequest};
-use crate::oauth::jwt::{Claims, SigningKey, TokenError};
+use crate::oauth::jwt::{Claims, TokenError};
 use crate::oauth::refresh::{self, Family, IssuedAccess, IssuedRefresh, Presented};
 use crate::oauth::{OAuthError, pkce, resource, scope, seal};
 use crate::store::{Namespace, Records, StoreError};
@@ -90,6 +93,8 @@ pub enum StateError {
     NoRandomness,
     #[error("stored signing key is unusable: {0}")]
     UnusableKey(ring::error::KeyRejected),
+    #[error("stored signing key is not base64url")]
+    KeyEncoding,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -102,7 +107,8 @@ fn store_error(e: StoreError) -> OAuthError {
 pub struct Authority {
     clock: Clock,
     records: Records,
-    signing: SigningKey,
+    /// The signing keys, reloaded (and rotated) at the sweep. See [`keys`].
+    keys: ArcSwap<keys::Keys>,
     pub signer: seal::Signer,
     /// Revoked access tokens (jti → exp), until they expire.
     denied: DashMap<String, u64>,
@@ -116,17 +122,16 @@ pub struct Authority {
 impl std::fmt::Debug for Authority {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authority")
-            .field("signing", &self.signing)
+            .field("keys", &self.keys.load())
             .finish_non_exhaustive()
     }
 }
 
 impl Authority {
-    /// Loads (or creates on first start) the signing and HMAC keys from the store.
-    pub fn new(records: Records, clock: Clock) -> Result<Self, StateError> {
-        let candidate = SigningKey::generate().map_err(|_| StateError::NoRandomness)?;
-        let der = records.key_material("jwt-ed25519", candidate)?;
-        let signing = SigningKey::from_pkcs8(&der).map_err(StateError::UnusableKey)?;
+    /// Loads (or creates on first start) the signing and HMAC keys from the
+    /// store, rotating the signing keys if they are due.
+    pub fn new(records: Records, clock: Clock, tokens: &Tokens) -> Result<Self, StateError> {
+        let keys = keys::Keys::refresh(&records, tokens, clock.unix())?;
         let hmac = records.key_material("hmac-sha256", seal::random_token(32).into_bytes())?;
         let denied = DashMap::new();
         for a in records.all::<IssuedAccess>(Namespace::Denied, clock.unix())? {
@@ -135,7 +140,7 @@ impl Authority {
         Ok(Self {
             clock,
             records,
-            signing,
+            keys: ArcSwap::from_pointee(keys),
             signer: seal::Signer::new(&hmac),
             denied,
             verified: DashMap::new(),
@@ -148,8 +153,15 @@ impl Authority {
         self.clock.unix()
     }
 
+    /// The clock the authority reads (the sweeper also wakes when a manual one moves).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The public keys that verify access tokens: the signing key, the next one
+    /// (published ahead) and the ones replaced while their tokens may live.
     pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": [self.signing.jwk()] })
+        self.keys.load().jwks()
     }
 
     pub fn register(&self, req: RegistrationRequest) -> Result<serde_json::Value, OAuthError> {
@@ -226,7 +238,7 @@ impl Authority {
             iat: t,
             jti: seal::random_token(16),
         };
-        let token = self.signing.sign(&claims);
+        let token = self.keys.load().sign(&claims);
         (
             token,
             IssuedAccess {
@@ -528,7 +540,7 @@ impl Authority {
             }
             return Ok(());
         }
-        if let Ok(claims) = self.signing.verify_signature(token)
+        if let Ok(claims) = self.keys.load().verify_signature(token)
             && claims.client_id == client.client_id
         {
             self.deny(vec![IssuedAccess {
@@ -557,7 +569,7 @@ impl Authority {
         let claims = match cached {
             Some(c) => c,
             None => {
-                let c = Arc::new(self.signing.verify_signature(token)?);
+                let c = Arc::new(self.keys.load().verify_signature(token)?);
                 // Expired tokens are kept too: clients retry with them, and each retry
                 // would cost a signature check. `check` refuses them below.
                 if c.iss == config.public_url.as_str() {
@@ -579,9 +591,14 @@ impl Authority {
         Ok(claims)
     }
 
-    /// Forgets expired store records, cached tokens and deny-list entries.
-    pub fn sweep(&self) {
+    /// Rotates the signing keys when due (and loads what other instances
+    /// rotated); forgets expired store records, cached tokens and deny-list entries.
+    pub fn sweep(&self, tokens: &Tokens) {
         let t = self.now();
+        match keys::Keys::refresh(&self.records, tokens, t) {
+            Ok(k) => self.keys.store(Arc::new(k)),
+            Err(e) => tracing::error!(error = %e, "cannot rotate the signing keys"),
+        }
         self.denied.retain(|_, exp| *exp > t);
         self.assertions.retain(|_, exp| *exp > t);
         self.verified.retain(|_, (_, c)| c.exp > t);

@@ -14,6 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use tokio::sync::watch;
+
 /// Where time comes from. Cloning is cheap (the manual case shares one counter).
 /// No `Default`: every holder is given the clock it should read.
 #[derive(Clone, Debug)]
@@ -50,6 +52,31 @@ impl Clock {
             Source::Manual(m) => m.instant(),
         }
     }
+
+    /// Each time a manual clock is advanced; never for the system clock.
+    pub fn advances(&self) -> Advances {
+        match &self.0 {
+            Source::System => Advances(None),
+            Source::Manual(m) => Advances(Some(m.moved.subscribe())),
+        }
+    }
+}
+
+/// Waits for a manual clock to be advanced, so that periodic work (the
+/// sweeper) also runs when a test moves time; never completes on the system clock.
+pub struct Advances(Option<watch::Receiver<()>>);
+
+impl Advances {
+    /// Completes when the clock was advanced since the last time this completed
+    /// (or since [`Clock::advances`]).
+    pub async fn next(&mut self) {
+        if let Some(moved) = &mut self.0
+            && moved.changed().await.is_ok()
+        {
+            return;
+        }
+        std::future::pending().await
+    }
 }
 
 /// A clock that stands still until [`advance`](ManualClock::advance)d: wall and
@@ -66,6 +93,8 @@ struct Manual {
     start: Instant,
     /// Nanoseconds advanced since creation.
     advanced: AtomicU64,
+    /// Told each time the clock is advanced (see [`Clock::advances`]).
+    moved: watch::Sender<()>,
 }
 
 impl Manual {
@@ -91,6 +120,7 @@ impl ManualClock {
             unix_start: unix_secs,
             start: Instant::now(),
             advanced: AtomicU64::new(0),
+            moved: watch::Sender::new(()),
         }))
     }
 
@@ -103,6 +133,7 @@ impl ManualClock {
     pub fn advance(&self, by: Duration) {
         let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
         self.0.advanced.fetch_add(nanos, Ordering::Relaxed);
+        self.0.moved.send_modify(|()| {});
     }
 
     /// The clock to hand to the code under test.
@@ -158,5 +189,28 @@ mod tests {
         m.advance(Duration::from_millis(500));
         assert_eq!((c2.unix(), m.unix()), (1_002, 1_002));
         assert_eq!(m.instant(), c.instant());
+    }
+
+    #[tokio::test]
+    async fn advancing_a_manual_clock_wakes_who_waits_for_advances() {
+        let m = ManualClock::new(1_000);
+        let mut advances = m.clock().advances();
+        m.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(10), advances.next())
+            .await
+            .expect("an advance made before waiting is not lost");
+        let waiting = tokio::spawn(async move { advances.next().await });
+        m.advance(Duration::from_secs(1));
+        tokio::time::timeout(Duration::from_secs(10), waiting)
+            .await
+            .expect("a waiter is woken")
+            .unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_system_clock_never_reports_an_advance() {
+        let mut advances = Clock::system().advances();
+        let waited = tokio::time::timeout(Duration::from_secs(3600), advances.next()).await;
+        assert!(waited.is_err());
     }
 }

@@ -31,7 +31,7 @@ fn config() -> Config {
 
 fn authority_at(dir: &Path, time: &ManualClock) -> Authority {
     let records = Records(Arc::new(Embedded::open(dir).unwrap()));
-    Authority::new(records, time.clock()).unwrap()
+    Authority::new(records, time.clock(), &config().tokens).unwrap()
 }
 
 fn fixture() -> Fixture {

@@ -95,6 +95,8 @@ pub struct Tokens {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub refresh_grace: Duration,
+    /// How long a signing key signs access tokens before a new one takes over.
+    pub signing_key_rotation: Duration,
 }
 
 #[derive(Debug)]

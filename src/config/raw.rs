@@ -52,6 +52,7 @@ pub struct RawTokens {
     pub access_ttl: Option<Str>,
     pub refresh_ttl: Option<Str>,
     pub refresh_grace: Option<Str>,
+    pub signing_key_rotation: Option<Str>,
 }
 
 #[derive(Deserialize)]

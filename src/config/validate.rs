@@ -18,6 +18,7 @@ const DEFAULT_STATE_DIR: &str = "/var/lib/mcp-oauth-proxy";
 const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 /// Durations above this are refused: they would overflow time arithmetic and mean nothing useful.
 const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
+const MIN_KEY_ROTATION: Duration = Duration::from_secs(3600);
 
 struct Checker<'a> {
     errors: Vec<ConfigError>,
@@ -171,29 +172,27 @@ pub fn validate(
     });
 
     let state = state(&mut c, raw.state.as_ref());
-    let tokens = match &raw.tokens {
-        None => Tokens {
-            access_ttl: Duration::from_secs(3600),
-            refresh_ttl: Duration::from_secs(30 * 86_400),
-            refresh_grace: Duration::from_secs(10),
-        },
-        Some(t) => Tokens {
-            access_ttl: c.duration(
-                t.access_ttl.as_ref(),
-                "tokens.access_ttl",
-                Duration::from_secs(3600),
-            ),
-            refresh_ttl: c.duration(
-                t.refresh_ttl.as_ref(),
-                "tokens.refresh_ttl",
-                Duration::from_secs(30 * 86_400),
-            ),
-            refresh_grace: c.duration(
-                t.refresh_grace.as_ref(),
-                "tokens.refresh_grace",
-                Duration::from_secs(10),
-            ),
-        },
+    let t = raw.tokens.as_ref();
+    let tokens = Tokens {
+        access_ttl: c.duration(
+            t.and_then(|t| t.access_ttl.as_ref()),
+            "tokens.access_ttl",
+            Duration::from_secs(3600),
+        ),
+        refresh_ttl: c.duration(
+            t.and_then(|t| t.refresh_ttl.as_ref()),
+            "tokens.refresh_ttl",
+            Duration::from_secs(30 * 86_400),
+        ),
+        refresh_grace: c.duration(
+            t.and_then(|t| t.refresh_grace.as_ref()),
+            "tokens.refresh_grace",
+            Duration::from_secs(10),
+        ),
+        signing_key_rotation: signing_key_rotation(
+            &mut c,
+            t.and_then(|t| t.signing_key_rotation.as_ref()),
+        ),
     };
 
     let users = users(&mut c, &raw.users);
@@ -313,6 +312,24 @@ fn public_url(c: &mut Checker, s: &Str) -> Option<PublicUrl> {
     Some(PublicUrl {
         origin: url.as_str().trim_end_matches('/').to_string(),
     })
+}
+
+/// `tokens.signing_key_rotation`: how long a signing key signs; at least
+/// [`MIN_KEY_ROTATION`], so that every instance sees a new key before it signs.
+fn signing_key_rotation(c: &mut Checker, s: Option<&Str>) -> Duration {
+    let default = Duration::from_secs(30 * 86_400);
+    let d = c.duration(s, "tokens.signing_key_rotation", default);
+    match s {
+        Some(s) if d < MIN_KEY_ROTATION => {
+            c.error(
+                s.referenced,
+                "tokens.signing_key_rotation",
+                "must be at least 1h",
+            );
+            default
+        }
+        _ => d,
+    }
 }
 
 fn state(c: &mut Checker, raw: Option<&S<super::raw::RawState>>) -> Option<StateBackend> {

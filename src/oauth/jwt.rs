@@ -137,28 +137,36 @@ impl SigningKey {
 
     /// Checks only the format and signature, returning the claims.
     pub fn verify_signature(&self, token: &str) -> Result<Claims, TokenError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(c), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(TokenError::Malformed);
-        };
-        let header: Header = decode_json(h)?;
-        if header.alg != "EdDSA" || header.typ != "at+jwt" {
-            return Err(TokenError::Malformed);
-        }
-        if header.kid != self.kid {
-            return Err(TokenError::BadSignature);
-        }
-        let sig = URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|_| TokenError::Malformed)?;
-        let signed = &token[..h.len() + 1 + c.len()];
-        UnparsedPublicKey::new(&ED25519, self.pair.public_key().as_ref())
-            .verify(signed.as_bytes(), &sig)
-            .map_err(|_| TokenError::BadSignature)?;
-        decode_json(c)
+        verify_signature(token, |kid| (kid == self.kid).then_some(self))
     }
+}
+
+/// Checks only the format and the signature, with the key the header's `kid`
+/// names (`key_for` finds it among the keys still trusted), returning the claims.
+/// An unknown `kid` is a bad signature.
+pub fn verify_signature<'k>(
+    token: &str,
+    key_for: impl FnOnce(&str) -> Option<&'k SigningKey>,
+) -> Result<Claims, TokenError> {
+    let mut parts = token.split('.');
+    let (Some(h), Some(c), Some(s), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed);
+    };
+    let header: Header = decode_json(h)?;
+    if header.alg != "EdDSA" || header.typ != "at+jwt" {
+        return Err(TokenError::Malformed);
+    }
+    let key = key_for(&header.kid).ok_or(TokenError::BadSignature)?;
+    let sig = URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|_| TokenError::Malformed)?;
+    let signed = &token[..h.len() + 1 + c.len()];
+    UnparsedPublicKey::new(&ED25519, key.pair.public_key().as_ref())
+        .verify(signed.as_bytes(), &sig)
+        .map_err(|_| TokenError::BadSignature)?;
+    decode_json(c)
 }
 
 fn decode_json<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, TokenError> {
@@ -266,6 +274,30 @@ mod tests {
         for junk in ["", "a", "a.b", "a.b.c", "a.b.c.d", "....", "ééé.b.c"] {
             assert_eq!(check(&k, junk, 1_500), Err(TokenError::Malformed), "{junk}");
         }
+    }
+
+    #[test]
+    fn the_key_named_by_kid_verifies_and_an_unknown_kid_is_refused() {
+        let (old, new) = (key(), key());
+        let by_kid = |kid: &str| [&old, &new].into_iter().find(|k| k.kid() == kid);
+        let signed_by_old = old.sign(&claims());
+        assert_eq!(verify_signature(&signed_by_old, by_kid), Ok(claims()));
+        assert_eq!(verify_signature(&new.sign(&claims()), by_kid), Ok(claims()));
+        assert_eq!(
+            verify_signature(&key().sign(&claims()), by_kid),
+            Err(TokenError::BadSignature),
+            "a key not in the set"
+        );
+        let parts: Vec<&str> = signed_by_old.split('.').collect();
+        let relabelled = URL_SAFE_NO_PAD.encode(format!(
+            r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{}"}}"#,
+            new.kid()
+        ));
+        assert_eq!(
+            verify_signature(&format!("{relabelled}.{}.{}", parts[1], parts[2]), by_kid),
+            Err(TokenError::BadSignature),
+            "a signature is checked with the key its kid names"
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ impl Server {
     /// Opens the store, loads the keys and builds what the handlers share.
     fn new(config: Config, clock: Clock) -> Result<Self, ServeError> {
         let records = open_store(&config)?;
-        let authority = Authority::new(records, clock.clone())?;
+        let authority = Authority::new(records, clock.clone(), &config.tokens)?;
         let certs = config
             .tls
             .as_ref()
@@ -223,18 +223,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Forgets expired codes, tokens and deny-list entries every few minutes, until dropped.
+/// Forgets expired codes, tokens and deny-list entries and rotates the signing
+/// keys every few minutes (and whenever a manual clock moves), until dropped.
 fn spawn_sweeper(state: Arc<AppState>) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(300));
+        let mut advances = state.authority.clock().advances();
         loop {
-            tick.tick().await;
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = advances.next() => {}
+            }
             let s = state.clone();
             let now = s.authority.now();
             s.used_tickets.sweep(now);
             s.mcp_sessions.sweep();
             s.upstream.sweep();
-            let _ = tokio::task::spawn_blocking(move || s.authority.sweep()).await;
+            let tokens = s.config.load().tokens;
+            let _ = tokio::task::spawn_blocking(move || s.authority.sweep(&tokens)).await;
         }
     }))
 }

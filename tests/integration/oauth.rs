@@ -1094,3 +1094,104 @@ async fn client_secrets_never_reach_the_logs() {
         assert!(!logs.contains(secret), "a secret leaked into the logs");
     }
 }
+
+/// The `kid` in a JWT's header (unverified, for assertions).
+fn kid(token: &str) -> String {
+    let header = token.split('.').next().unwrap();
+    let header = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, header);
+    let header: serde_json::Value = serde_json::from_slice(&header.unwrap()).unwrap();
+    header["kid"].as_str().unwrap().to_string()
+}
+
+/// The `kid`s that `/oauth/jwks` publishes.
+async fn published_kids(proxy: &Proxy) -> Vec<String> {
+    let jwks: serde_json::Value = reqwest::get(proxy.url("/oauth/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Polls `/oauth/jwks` until the sweeper (woken by the clock) has published `kids`.
+async fn wait_for_jwks(proxy: &Proxy, kids: &[&str]) {
+    crate::common::wait_for(
+        &format!("JWKS to list {kids:?}"),
+        Duration::from_secs(10),
+        || async { (published_kids(proxy).await == kids).then_some(()) },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signing_keys_rotate_on_schedule_and_the_old_key_stays_published_while_its_tokens_live() {
+    const DAY: u64 = 86_400;
+    const PUBLISH_AHEAD: u64 = 600;
+    let (proxy, clock) = Proxy::start_in_process(|port, dir| {
+        config(
+            port,
+            dir,
+            "http://127.0.0.1:9/mcp",
+            "  access_ttl: 1h\n  signing_key_rotation: 30d",
+        )
+    })
+    .await;
+    let open = [("resource", proxy.url("/open/mcp"))];
+    let open: Vec<(&str, &str)> = open.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = published_kids(&proxy).await;
+    assert_eq!(first.len(), 1);
+    let old = first[0].clone();
+    assert_eq!(kid(&tokens(&proxy, &open).await.access), old);
+
+    clock.advance(Duration::from_secs(30 * DAY - PUBLISH_AHEAD));
+    let next = crate::common::wait_for("the next key", Duration::from_secs(10), || async {
+        let kids = published_kids(&proxy).await;
+        (kids.len() == 2).then(|| kids[1].clone())
+    })
+    .await;
+    assert_eq!(published_kids(&proxy).await, [old.clone(), next.clone()]);
+    let before = tokens(&proxy, &open).await.access;
+    assert_eq!(
+        kid(&before),
+        old,
+        "the next key is published before it signs"
+    );
+
+    clock.advance(Duration::from_secs(PUBLISH_AHEAD));
+    let after = tokens(&proxy, &open).await.access;
+    assert_eq!(
+        kid(&after),
+        next,
+        "tokens after the rotation carry the new kid"
+    );
+    for (token, which) in [(&before, "signed before"), (&after, "signed after")] {
+        // 502: past authentication, to an upstream where nothing listens.
+        let status = mcp_status(&proxy, "/open/mcp", token).await.status();
+        assert_eq!(status, 502, "a token {which} the rotation is accepted");
+    }
+    wait_for_jwks(&proxy, &[&old, &next]).await;
+
+    clock.advance(Duration::from_secs(3600 + PUBLISH_AHEAD));
+    wait_for_jwks(&proxy, &[&next]).await;
+    let latest = tokens(&proxy, &open).await.access;
+    assert_eq!(mcp_status(&proxy, "/open/mcp", &latest).await.status(), 502);
+    let mut parts: Vec<&str> = latest.split('.').collect();
+    let unknown = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        format!(r#"{{"alg":"EdDSA","typ":"at+jwt","kid":"{old}"}}"#),
+    );
+    parts[0] = &unknown;
+    assert_eq!(
+        mcp_status(&proxy, "/open/mcp", &parts.join("."))
+            .await
+            .status(),
+        401,
+        "a kid no longer in the set is refused"
+    );
+}

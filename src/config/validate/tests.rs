@@ -108,6 +108,32 @@ fn bad_duration() {
 }
 
 #[test]
+fn signing_keys_rotate_every_30_days_unless_configured() {
+    let default = load(&with_routes(ROUTE)).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(default.tokens.signing_key_rotation.as_secs(), 30 * 86_400);
+    let weekly = load(&format!(
+        "{HEAD}tokens:\n  signing_key_rotation: 7d\nroutes:\n{ROUTE}"
+    ))
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(weekly.tokens.signing_key_rotation.as_secs(), 7 * 86_400);
+    assert_eq!(
+        weekly.tokens.access_ttl.as_secs(),
+        3600,
+        "other keys keep their defaults"
+    );
+}
+
+#[test]
+fn a_signing_key_rotation_under_an_hour_is_refused() {
+    assert_error(
+        &format!("{HEAD}tokens:\n  signing_key_rotation: 10m\nroutes:\n{ROUTE}"),
+        6,
+        25,
+        "tokens.signing_key_rotation: must be at least 1h",
+    );
+}
+
+#[test]
 fn bad_url() {
     assert_error(
         &with_routes("  - name: notes\n    path: /notes/mcp\n    upstream: \"not a url\"\n"),
