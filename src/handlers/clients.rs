@@ -93,11 +93,9 @@ pub async fn authenticate(
         state.authority.now(),
     )
     .map_err(|e| fail(&e.to_string()))?;
-    if !state
+    state
         .authority
-        .first_use_of_assertion(&verified.jti, verified.exp)
-    {
-        return Err(fail("the client assertion was already used"));
-    }
+        .first_use_of_assertion(&client.client_id, &verified.jti, verified.exp)
+        .map_err(|e| fail(&e.to_string()))?;
     Ok(client)
 }
