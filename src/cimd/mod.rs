@@ -1,6 +1,7 @@
 //! Client ID metadata documents: `rules` says what a document URL and a
 //! document must be (pure), `fetch` gets them from the network safely.
 
+mod address;
 pub mod fetch;
 pub mod rules;
 
@@ -37,7 +38,8 @@ pub enum CimdError {
     AuthMethod(String),
     #[error("jwks_uri must be a URL")]
     JwksUriNotAUrl,
-    /// The document could not be fetched: the network's answer, in detail.
+    /// The document could not be fetched: the network's answer, in detail (for
+    /// the log; `rules::unusable` shows only that it could not be fetched).
     #[error(transparent)]
     Fetch(#[from] FetchError),
 }

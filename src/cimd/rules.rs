@@ -124,12 +124,22 @@ pub fn cache_seconds(cache_control: Option<&str>) -> u64 {
     max_age.unwrap_or(DEFAULT).clamp(MIN, MAX)
 }
 
-/// The error shown when a document cannot be used, with the reason in full (for a
-/// fetch failure too: `CimdError::Fetch` tells those apart).
+/// The error shown when a document cannot be used: the broken rule, but not
+/// what the network did (whether an address answered, refused or timed out
+/// would map internal networks for whoever asks); that goes to the log only.
 pub fn unusable(reason: &CimdError) -> OAuthError {
     OAuthError::invalid_client(format!(
-        "the client's metadata document cannot be used: {reason}"
+        "the client's metadata document cannot be used: {}",
+        shown(reason)
     ))
+}
+
+/// What may be shown of a reason: a fetch failure only as such.
+pub fn shown(reason: &CimdError) -> std::borrow::Cow<'_, str> {
+    match reason {
+        CimdError::Fetch(_) => "it could not be fetched".into(),
+        other => other.to_string().into(),
+    }
 }
 
 #[cfg(test)]
@@ -218,5 +228,26 @@ mod tests {
         assert_eq!(cache_seconds(Some("max-age=5")), 30);
         assert_eq!(cache_seconds(Some("max-age=99999999")), 86400);
         assert_eq!(cache_seconds(Some("no-store")), 30);
+    }
+
+    #[test]
+    fn a_fetch_failure_is_shown_only_as_such() {
+        use super::super::FetchError;
+        for e in [
+            FetchError::Status(http::StatusCode::FORBIDDEN),
+            FetchError::Unreachable("connection refused".into()),
+            FetchError::PrivateAddress,
+            FetchError::Timeout,
+        ] {
+            assert_eq!(
+                unusable(&CimdError::Fetch(e)).description,
+                "the client's metadata document cannot be used: it could not be fetched"
+            );
+        }
+        assert_eq!(
+            unusable(&CimdError::OtherClientId).description,
+            "the client's metadata document cannot be used: the document's client_id is not the URL it was fetched from",
+            "a broken rule is the document's own: shown"
+        );
     }
 }

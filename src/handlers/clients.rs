@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use http::HeaderMap;
 
+use crate::cimd::CimdError;
 use crate::cimd::rules as cimd;
 use crate::config::Config;
 use crate::oauth::client::{self, AuthMethod, ClientRecord};
@@ -17,6 +18,13 @@ fn is_document(state: &AppState, config: &Config, client_id: &str) -> bool {
     config.cimd.enabled && cimd::is_document_url(client_id, state.fetcher.allows_http())
 }
 
+/// Logs why a client's document (or key set) cannot be used, in full: what the
+/// network did goes here, not to the client. Both texts are escaped (`?`): the
+/// URL and the failure come from outside.
+fn log_refusal(client_id: &str, what: &str, reason: &CimdError) {
+    tracing::info!(client = ?client_id, reason = ?reason.to_string(), "client {what} refused");
+}
+
 /// The client named by `client_id`, or `None` if there is no such client.
 pub async fn resolve(
     state: &AppState,
@@ -27,7 +35,7 @@ pub async fn resolve(
         return match state.fetcher.client(client_id).await {
             Ok(c) => Ok(Some((*c).clone())),
             Err(reason) => {
-                tracing::info!(client = %client_id, reason = %reason, "client metadata document refused");
+                log_refusal(client_id, "metadata document", &reason);
                 Err(cimd::unusable(&reason))
             }
         };
@@ -74,11 +82,10 @@ pub async fn authenticate(
     let jwks = match (&client.jwks, &client.jwks_uri) {
         (Some(j), _) => j.clone(),
         (None, Some(uri)) => {
-            let (body, _) = state
-                .fetcher
-                .get(uri)
-                .await
-                .map_err(|e| fail(&format!("its jwks_uri: {e}")))?;
+            let (body, _) = state.fetcher.get(uri).await.map_err(|e| {
+                log_refusal(&client.client_id, "key set (jwks_uri)", &e.clone().into());
+                fail(&format!("its jwks_uri: {}", cimd::shown(&e.into())))
+            })?;
             serde_json::from_slice(&body).map_err(|_| fail("its jwks_uri is not a JSON key set"))?
         }
         (None, None) => return Err(fail("the client has no keys")),
