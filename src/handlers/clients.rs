@@ -2,6 +2,7 @@
 //! those described by a client ID metadata document (fetched).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use http::HeaderMap;
 
@@ -25,14 +26,16 @@ fn log_refusal(client_id: &str, what: &str, reason: &CimdError) {
     tracing::info!(client = ?client_id, reason = ?reason.to_string(), "client {what} refused");
 }
 
-/// The client named by `client_id`, or `None` if there is no such client.
+/// The client named by `client_id`, or `None` if there is no such client. A
+/// metadata document fetched now counts against `peer`'s fetch limit.
 pub async fn resolve(
     state: &AppState,
     config: &Config,
     client_id: &str,
+    peer: IpAddr,
 ) -> Result<Option<ClientRecord>, OAuthError> {
     if is_document(state, config, client_id) {
-        return match state.fetcher.client(client_id).await {
+        return match state.fetcher.client(client_id, peer).await {
             Ok(c) => Ok(Some((*c).clone())),
             Err(reason) => {
                 log_refusal(client_id, "metadata document", &reason);
@@ -50,6 +53,7 @@ pub async fn authenticate(
     config: &Config,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
+    peer: IpAddr,
 ) -> Result<ClientRecord, OAuthError> {
     let creds = ClientCredentials::from_request(headers, form)?;
     let fail =
@@ -60,7 +64,7 @@ pub async fn authenticate(
         (None, Some(a)) => assertion::issuer(a).ok_or_else(|| fail("no client_id"))?,
         (None, None) => return Err(fail("no client_id")),
     };
-    let client = resolve(state, config, &client_id)
+    let client = resolve(state, config, &client_id, peer)
         .await?
         .ok_or_else(|| fail("unknown client"))?;
 
@@ -79,14 +83,15 @@ pub async fn authenticate(
     if client.auth_method != AuthMethod::PrivateKeyJwt || creds.secret.is_some() {
         return Err(fail("this client does not use private_key_jwt"));
     }
+    let fetched;
     let jwks = match (&client.jwks, &client.jwks_uri) {
-        (Some(j), _) => j.clone(),
+        (Some(j), _) => j,
         (None, Some(uri)) => {
-            let (body, _) = state.fetcher.get(uri).await.map_err(|e| {
-                log_refusal(&client.client_id, "key set (jwks_uri)", &e.clone().into());
-                fail(&format!("its jwks_uri: {}", cimd::shown(&e.into())))
+            fetched = state.fetcher.key_set(uri, peer).await.map_err(|e| {
+                log_refusal(&client.client_id, "key set (jwks_uri)", &e);
+                fail(&format!("its jwks_uri: {}", cimd::shown(&e)))
             })?;
-            serde_json::from_slice(&body).map_err(|_| fail("its jwks_uri is not a JSON key set"))?
+            &*fetched
         }
         (None, None) => return Err(fail("the client has no keys")),
     };
@@ -94,7 +99,7 @@ pub async fn authenticate(
     let audiences = [token_endpoint.as_str(), config.public_url.as_str()];
     let verified = assertion::verify(
         assertion,
-        &jwks,
+        jwks,
         &client.client_id,
         &audiences,
         state.authority.now(),

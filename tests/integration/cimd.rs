@@ -289,3 +289,123 @@ async fn documents_on_private_addresses_are_refused_by_default() {
         .unwrap();
     assert_eq!(res.status(), 400);
 }
+
+/// Sends the authorization request for `client_id` from this machine; the page's status and text.
+async fn authorize_page(proxy: &Proxy, client_id: &str) -> (u16, String) {
+    let res = http()
+        .get(authorize_url(proxy, client_id, &[]))
+        .send()
+        .await
+        .unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn an_address_that_fetches_too_many_documents_is_refused_for_the_rest_of_the_minute() {
+    let docs = doc_server(Arc::new(|port, path| {
+        let doc = json!({"client_id": format!("http://127.0.0.1:{port}{path}"), "client_name": "Many", "redirect_uris": [REDIRECT]});
+        Some(("200 OK".to_string(), doc.to_string().into_bytes()))
+    }))
+    .await;
+    let proxy = Proxy::start(cimd_config(true)).await;
+    let id = |i: usize| format!("http://127.0.0.1:{docs}/c{i}.json");
+    for i in 0..30 {
+        let (status, _) = authorize_page(&proxy, &id(i)).await;
+        assert_ne!(status, 400, "document {i} is fetched");
+    }
+    let (status, page) = authorize_page(&proxy, &id(30)).await;
+    assert_eq!(status, 400);
+    assert!(
+        page.contains(
+            "too many client metadata documents were fetched from your network; try again in"
+        ),
+        "{page}"
+    );
+    let (status, _) = authorize_page(&proxy, &id(0)).await;
+    assert_ne!(status, 400, "a cached document needs no fetch");
+
+    let (status, body) = token_request(
+        &proxy,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "x"),
+            ("client_id", id(31).as_str()),
+        ],
+    )
+    .await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"], "invalid_client");
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("try again in"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_jwks_uri_is_fetched_once_for_its_max_age_and_its_failures_are_not_detailed() {
+    let (pair, jwk) = key();
+    let key_fetches = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = key_fetches.clone();
+    let docs = doc_server(Arc::new(move |port, path| {
+        let me = format!("http://127.0.0.1:{port}{path}");
+        let ok = |body: serde_json::Value| Some(("200 OK\r\ncache-control: max-age=300".to_string(), body.to_string().into_bytes()));
+        let signed_by = |keys: &str| json!({"client_id": me, "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "private_key_jwt", "jwks_uri": format!("http://127.0.0.1:{port}{keys}")});
+        match path {
+            "/uri.json" => ok(signed_by("/keys.json")),
+            "/forbidden-keys.json" => ok(signed_by("/forbidden")),
+            "/keys.json" => {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                ok(json!({"keys": [jwk.clone()]}))
+            }
+            "/forbidden" => Some(("403 Forbidden".to_string(), Vec::new())),
+            _ => None,
+        }
+    }))
+    .await;
+    let proxy = Proxy::start(cimd_config(true)).await;
+    let token_endpoint = proxy.url("/oauth/token");
+    let signed = |client_id: &str, jti: &str| {
+        vec![
+            ("grant_type".to_string(), "authorization_code".to_string()),
+            ("code".to_string(), "not-a-code".to_string()),
+            (
+                "client_assertion_type".to_string(),
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".to_string(),
+            ),
+            (
+                "client_assertion".to_string(),
+                assertion(&pair, client_id, &token_endpoint, jti),
+            ),
+        ]
+    };
+    let client_id = format!("http://127.0.0.1:{docs}/uri.json");
+    for jti in ["a", "b", "c"] {
+        let form = signed(&client_id, jti);
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (status, body) = token_request(&proxy, &form).await;
+        assert_eq!(
+            (status.as_u16(), body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "authenticated with the fetched keys: {body}"
+        );
+    }
+    assert_eq!(
+        key_fetches.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the key set is cached"
+    );
+
+    let client_id = format!("http://127.0.0.1:{docs}/forbidden-keys.json");
+    let form = signed(&client_id, "d");
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (status, body) = token_request(&proxy, &form).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        body["error_description"],
+        "client authentication failed: its jwks_uri: it could not be fetched"
+    );
+    logged(&proxy, "answered 403").await;
+}
