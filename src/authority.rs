@@ -3,7 +3,7 @@
 
 mod keys;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
@@ -16,7 +16,7 @@ use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{self, ClientRecord, RegistrationRequest};
 use crate::oauth::jwt::{Claims, TokenError};
 use crate::oauth::refresh::{self, Family, IssuedAccess, IssuedRefresh, Presented};
-use crate::oauth::{OAuthError, pkce, resource, scope, seal};
+use crate::oauth::{OAuthError, assertion, pkce, resource, scope, seal};
 use crate::store::{Namespace, Records, StoreError};
 
 /// How long an authorization code can be exchanged.
@@ -115,8 +115,8 @@ pub struct Authority {
     /// Verified access tokens (expired ones too, until the sweep): the hot path
     /// skips the signature check for these. See [`cache_key`].
     verified: DashMap<[u8; CACHE_KEY_LEN], (Box<str>, Arc<Claims>)>,
-    /// Client assertion ids seen (jti → exp), so that none is accepted twice.
-    assertions: DashMap<String, u64>,
+    /// Client assertions seen, so that none is accepted twice (bounded).
+    assertions: Mutex<assertion::Seen>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -144,7 +144,7 @@ impl Authority {
             signer: seal::Signer::new(&hmac),
             denied,
             verified: DashMap::new(),
-            assertions: DashMap::new(),
+            assertions: Mutex::default(),
         })
     }
 
@@ -185,13 +185,23 @@ impl Authority {
             .map_err(store_error)
     }
 
-    /// Records a client assertion's `jti` until it expires; `false` if it was seen before (a replay).
-    pub fn first_use_of_assertion(&self, jti: &str, exp: u64) -> bool {
+    /// Records a client assertion's `jti` until it expires; refused if it was
+    /// seen before (a replay) or the memory of assertions is full.
+    pub fn first_use_of_assertion(
+        &self,
+        client_id: &str,
+        jti: &str,
+        exp: u64,
+    ) -> Result<(), assertion::SeenError> {
         let now = self.now();
-        if self.assertions.len() > 100_000 {
-            self.assertions.retain(|_, e| *e > now);
-        }
-        self.assertions.insert(jti.to_string(), exp).is_none()
+        self.seen_assertions().first_use(client_id, jti, exp, now)
+    }
+
+    fn seen_assertions(&self) -> std::sync::MutexGuard<'_, assertion::Seen> {
+        // Nothing panics while holding it: a poisoned lock is still consistent.
+        self.assertions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Issues a single-use authorization code for a consented request.
@@ -600,7 +610,7 @@ impl Authority {
             Err(e) => tracing::error!(error = %e, "cannot rotate the signing keys"),
         }
         self.denied.retain(|_, exp| *exp > t);
-        self.assertions.retain(|_, exp| *exp > t);
+        self.seen_assertions().forget_expired(t);
         self.verified.retain(|_, (_, c)| c.exp > t);
         match self.records.sweep(t) {
             Ok(n) if n > 0 => tracing::debug!(removed = n, "store sweep"),

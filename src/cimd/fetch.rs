@@ -1,18 +1,18 @@
 //! Fetching client ID metadata documents (and `jwks_uri` key sets) safely: the
 //! URL is attacker-chosen, so the fetch refuses private, loopback and
 //! link-local addresses (checked on every resolved address, so DNS cannot
-//! smuggle one in), redirects, slow servers and large bodies. Results are
-//! cached as HTTP caching allows; failures are cached briefly.
+//! smuggle one in), redirects, slow servers and large bodies. Results (key
+//! sets too) are cached as HTTP caching allows, failures briefly, in caches
+//! bounded in bytes; a client network's fetches are rate limited.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
-use dashmap::DashMap;
 use http::{HeaderValue, Request, StatusCode, Uri, header};
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper_util::client::legacy::Client;
@@ -21,14 +21,25 @@ use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::TokioExecutor;
 
 use super::CimdError;
+use super::address::is_public;
+use super::cache::{self, Cache, Weigh};
 use super::rules as cimd;
 use crate::clock::Clock;
+use crate::limit::RateLimit;
 use crate::oauth::client::ClientRecord;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// The largest document or key set read.
 const MAX_BODY: usize = 64 * 1024;
 const FAILURE_TTL: Duration = Duration::from_secs(30);
-const CACHE_MAX: usize = 10_000;
+/// Memory for fetched documents (and their failures), estimated from what is
+/// kept of each (`Weigh`); the least recently used go first.
+const DOCUMENT_CACHE_BYTES: usize = 8 * 1024 * 1024;
+/// Memory for key sets fetched from `jwks_uri` (each at most `rules::MAX_KEY_SET`).
+const KEY_SET_CACHE_BYTES: usize = 2 * 1024 * 1024;
+/// Fetches (cache misses: documents and key sets) per client network per
+/// minute; a network is an IPv4 address or an IPv6 /64.
+const FETCHES_PER_MINUTE: u32 = 30;
 
 /// Why a document (or key set) could not be fetched: one variant per failure kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,39 +59,6 @@ pub enum FetchError {
     TooLarge,
     #[error("it did not arrive within {} seconds", TIMEOUT.as_secs())]
     Timeout,
-}
-
-/// Whether an address is on the public internet.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_private()
-                || v4.is_loopback()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1])) // shared address space (CGNAT)
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || (o[0] == 198 && (18..20).contains(&o[1]))
-                || o[0] >= 240)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let s = v6.segments();
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local
-                || (s[0] & 0xffc0) == 0xfe80 // link-local
-                || (s[0] == 0x2001 && s[1] == 0x0db8)) // documentation
-        }
-    }
 }
 
 /// A resolver that drops non-public addresses (unless allowed) and fails if none is left.
@@ -118,15 +96,69 @@ impl tower_service::Service<Name> for PublicResolver {
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector<PublicResolver>>;
 
-struct Cached {
-    until: Instant,
-    value: Result<Arc<ClientRecord>, CimdError>,
+/// What is cached of a URL: what it describes, or why it cannot be used.
+type Fetched<T> = Result<Arc<T>, CimdError>;
+
+impl<T: Weigh> Weigh for Fetched<T> {
+    fn weight(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match self {
+                Ok(v) => v.weight(),
+                Err(e) => e.to_string().len(),
+            }
+    }
+}
+
+impl Weigh for ClientRecord {
+    fn weight(&self) -> usize {
+        let texts = [
+            &self.client_name,
+            &self.client_uri,
+            &self.logo_uri,
+            &self.scope,
+            &self.software_id,
+            &self.software_version,
+            &self.jwks_uri,
+            &self.secret_hash,
+        ];
+        let lists = self.redirect_uris.iter().chain(&self.grant_types);
+        std::mem::size_of::<Self>()
+            + cache::text(&self.client_id)
+            + cache::text(&self.application_type)
+            + texts
+                .into_iter()
+                .flatten()
+                .map(|s| cache::text(s))
+                .sum::<usize>()
+            + lists.map(|s| cache::text(s)).sum::<usize>()
+            + self.jwks.as_ref().map_or(0, cache::json)
+    }
+}
+
+impl Weigh for serde_json::Value {
+    fn weight(&self) -> usize {
+        cache::json(self)
+    }
+}
+
+/// Whom the fetch limit counts: an IPv4 address, or the /64 of an IPv6 one
+/// (one host commonly has a whole /64).
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+        v4 => v4,
+    }
 }
 
 pub struct Fetcher {
     client: Client<Connector, Empty<Bytes>>,
     allow_private: bool,
-    documents: DashMap<String, Cached>,
+    documents: Cache<Fetched<ClientRecord>>,
+    key_sets: Cache<Fetched<serde_json::Value>>,
+    fetches: RateLimit,
     clock: Clock,
 }
 
@@ -149,7 +181,9 @@ impl Fetcher {
         Ok(Self {
             client,
             allow_private,
-            documents: DashMap::new(),
+            documents: Cache::new(DOCUMENT_CACHE_BYTES),
+            key_sets: Cache::new(KEY_SET_CACHE_BYTES),
+            fetches: RateLimit::new(FETCHES_PER_MINUTE, Duration::from_secs(60), clock.clone()),
             clock,
         })
     }
@@ -158,48 +192,59 @@ impl Fetcher {
         self.allow_private
     }
 
-    /// The client a metadata document URL describes, from the cache or fetched now.
-    pub async fn client(&self, client_id: &str) -> Result<Arc<ClientRecord>, CimdError> {
-        if let Some(c) = self.documents.get(client_id)
-            && c.until > self.clock.instant()
-        {
-            return c.value.clone();
+    /// The client a metadata document URL describes, from the cache or fetched
+    /// now (which counts against `peer`'s network).
+    pub async fn client(&self, client_id: &str, peer: IpAddr) -> Fetched<ClientRecord> {
+        cimd::check_url(client_id, self.allow_private)?;
+        self.cached(&self.documents, client_id, peer, async {
+            let (body, cache_control) = self.get(client_id).await?;
+            let record = cimd::parse_document(client_id, &body, self.clock.unix())?;
+            Ok((record, cache_control))
+        })
+        .await
+    }
+
+    /// The key set at a client's `jwks_uri`, from the cache or fetched now
+    /// (which counts against `peer`'s network).
+    pub async fn key_set(&self, uri: &str, peer: IpAddr) -> Fetched<serde_json::Value> {
+        if uri.len() > cimd::MAX_URL {
+            return Err(CimdError::TooLong("jwks_uri", cimd::MAX_URL));
         }
-        let fetched = self.fetch_document(client_id, self.clock.unix()).await;
-        let (value, ttl) = match fetched {
-            Ok((record, ttl)) => (Ok(Arc::new(record)), ttl),
+        self.cached(&self.key_sets, uri, peer, async {
+            let (body, cache_control) = self.get(uri).await?;
+            Ok((cimd::parse_key_set(&body)?, cache_control))
+        })
+        .await
+    }
+
+    /// `url`'s entry in `cache`, or `load`ed now if `peer`'s network may fetch
+    /// one more; kept for the answer's `Cache-Control`, a failure for 30 s.
+    async fn cached<T: Weigh>(
+        &self,
+        cache: &Cache<Fetched<T>>,
+        url: &str,
+        peer: IpAddr,
+        load: impl Future<Output = Result<(T, Option<String>), CimdError>>,
+    ) -> Fetched<T> {
+        if let Some(hit) = cache.get(url, self.clock.instant()) {
+            return hit;
+        }
+        self.fetches
+            .check(network(peer))
+            .map_err(CimdError::TooManyFetches)?;
+        let (value, ttl) = match load.await {
+            Ok((v, cache_control)) => (
+                Ok(Arc::new(v)),
+                Duration::from_secs(cimd::cache_seconds(cache_control.as_deref())),
+            ),
             Err(e) => (Err(e), FAILURE_TTL),
         };
-        let t = self.clock.instant();
-        if self.documents.len() >= CACHE_MAX {
-            self.documents.retain(|_, c| c.until > t);
-        }
-        self.documents.insert(
-            client_id.to_string(),
-            Cached {
-                until: t + ttl,
-                value: value.clone(),
-            },
-        );
+        cache.insert(url, value.clone(), self.clock.instant() + ttl);
         value
     }
 
-    async fn fetch_document(
-        &self,
-        client_id: &str,
-        now: u64,
-    ) -> Result<(ClientRecord, Duration), CimdError> {
-        cimd::check_url(client_id, self.allow_private)?;
-        let (body, cache_control) = self.get(client_id).await?;
-        let record = cimd::parse_document(client_id, &body, now)?;
-        Ok((
-            record,
-            Duration::from_secs(cimd::cache_seconds(cache_control.as_deref())),
-        ))
-    }
-
     /// GET a small JSON document: 200 only, no redirects, bounded in size and time.
-    pub async fn get(&self, url: &str) -> Result<(Bytes, Option<String>), FetchError> {
+    async fn get(&self, url: &str) -> Result<(Bytes, Option<String>), FetchError> {
         let uri: Uri = url.parse().map_err(|_| FetchError::NotAUrl)?;
         let host = uri
             .host()
@@ -289,40 +334,18 @@ mod tests {
         }
     }
 
-    #[test]
-    fn private_and_special_addresses_are_not_public() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fe80::1",
-            "fd00::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "255.255.255.255",
-        ] {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
-            assert!(is_public(ip.parse().unwrap()), "{ip}");
-        }
-    }
+    type Answer = (&'static str, String);
 
-    /// A document server on loopback counting the requests it answers: the
-    /// document with `Cache-Control: max-age=60`, or a 500 if `fail`.
-    async fn document_server(fail: bool) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    /// A server on loopback counting the requests it answers, each with
+    /// `Cache-Control: max-age=60` and what `answer` says for the base URL and path.
+    async fn serve(
+        answer: impl Fn(&str, &str) -> Answer + Send + 'static,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let url = format!("http://127.0.0.1:{port}/client.json");
-        let doc = format!(r#"{{"client_id":"{url}","redirect_uris":["https://app.example/cb"]}}"#);
+        let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counter = hits.clone();
+        let (counter, me) = (hits.clone(), base.clone());
         tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
                 let mut head = Vec::new();
@@ -334,11 +357,9 @@ mod tests {
                     }
                 }
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let (status, body) = if fail {
-                    ("500 Internal Server Error", "")
-                } else {
-                    ("200 OK", doc.as_str())
-                };
+                let head = String::from_utf8_lossy(&head);
+                let path = head.split_whitespace().nth(1).unwrap_or("/");
+                let (status, body) = answer(&me, path);
                 let response = format!(
                     "HTTP/1.1 {status}\r\ncache-control: max-age=60\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -346,8 +367,23 @@ mod tests {
                 let _ = s.write_all(response.as_bytes()).await;
             }
         });
-        (url, hits)
+        (base, hits)
     }
+
+    /// A document server: any path is a document naming itself, or a 500 if `fail`.
+    async fn document_server(fail: bool) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let (base, hits) = serve(move |base, path| {
+            if fail {
+                return ("500 Internal Server Error", String::new());
+            }
+            let doc = serde_json::json!({"client_id": format!("{base}{path}"), "redirect_uris": ["https://app.example/cb"]});
+            ("200 OK", doc.to_string())
+        })
+        .await;
+        (format!("{base}/client.json"), hits)
+    }
+
+    const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
     fn hits(counter: &std::sync::atomic::AtomicUsize) -> usize {
         counter.load(std::sync::atomic::Ordering::SeqCst)
@@ -358,13 +394,16 @@ mod tests {
         let time = crate::clock::ManualClock::new(1_000);
         let fetcher = Fetcher::new(true, time.clock()).unwrap();
         let (url, counter) = document_server(false).await;
-        let first = fetcher.client(&url).await.unwrap();
+        let first = fetcher.client(&url, PEER).await.unwrap();
         assert_eq!((first.issued_at, hits(&counter)), (1_000, 1));
         time.advance(Duration::from_secs(59));
-        assert!(Arc::ptr_eq(&fetcher.client(&url).await.unwrap(), &first));
+        assert!(Arc::ptr_eq(
+            &fetcher.client(&url, PEER).await.unwrap(),
+            &first
+        ));
         assert_eq!(hits(&counter), 1, "cached");
         time.advance(Duration::from_secs(1));
-        let second = fetcher.client(&url).await.unwrap();
+        let second = fetcher.client(&url, PEER).await.unwrap();
         assert_eq!(
             (second.issued_at, hits(&counter)),
             (1_060, 2),
@@ -377,7 +416,7 @@ mod tests {
         let time = crate::clock::ManualClock::new(1_000);
         let fetcher = Fetcher::new(true, time.clock()).unwrap();
         let (url, counter) = document_server(true).await;
-        let first = fetcher.client(&url).await.unwrap_err();
+        let first = fetcher.client(&url, PEER).await.unwrap_err();
         assert_eq!(
             first,
             CimdError::Fetch(FetchError::Status(StatusCode::INTERNAL_SERVER_ERROR))
@@ -387,10 +426,141 @@ mod tests {
             "its URL answered 500 Internal Server Error"
         );
         time.advance(FAILURE_TTL - Duration::from_millis(1));
-        assert_eq!(fetcher.client(&url).await.unwrap_err(), first);
+        assert_eq!(fetcher.client(&url, PEER).await.unwrap_err(), first);
         assert_eq!(hits(&counter), 1, "the failure is cached");
         time.advance(Duration::from_millis(1));
-        assert!(fetcher.client(&url).await.is_err());
+        assert!(fetcher.client(&url, PEER).await.is_err());
         assert_eq!(hits(&counter), 2, "tried again after 30 s");
+    }
+
+    #[tokio::test]
+    async fn a_network_that_fetched_too_many_documents_waits_but_cached_ones_still_answer() {
+        let time = crate::clock::ManualClock::new(1_000);
+        let fetcher = Fetcher::new(true, time.clock()).unwrap();
+        let (url, counter) = document_server(false).await;
+        let base = url.trim_end_matches("/client.json");
+        for i in 0..FETCHES_PER_MINUTE {
+            assert!(
+                fetcher
+                    .client(&format!("{base}/c{i}.json"), PEER)
+                    .await
+                    .is_ok()
+            );
+        }
+        time.advance(Duration::from_secs(20));
+        assert_eq!(
+            fetcher
+                .client(&format!("{base}/one-more.json"), PEER)
+                .await
+                .unwrap_err(),
+            CimdError::TooManyFetches(40)
+        );
+        assert!(
+            fetcher
+                .client(&format!("{base}/c0.json"), PEER)
+                .await
+                .is_ok(),
+            "cached"
+        );
+        assert_eq!(hits(&counter), FETCHES_PER_MINUTE as usize);
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
+        assert!(
+            fetcher
+                .client(&format!("{base}/one-more.json"), other)
+                .await
+                .is_ok()
+        );
+
+        // One IPv6 /64 is one network.
+        let v6 = |ip: &str| ip.parse::<IpAddr>().unwrap();
+        for i in 0..FETCHES_PER_MINUTE {
+            let peer = v6(&format!("2001:db8:1:2::{i:x}"));
+            assert!(
+                fetcher
+                    .client(&format!("{base}/v{i}.json"), peer)
+                    .await
+                    .is_ok()
+            );
+        }
+        assert!(matches!(
+            fetcher
+                .client(&format!("{base}/v-more.json"), v6("2001:db8:1:2:ffff::1"))
+                .await,
+            Err(CimdError::TooManyFetches(_))
+        ));
+        assert!(
+            fetcher
+                .client(&format!("{base}/v-more.json"), v6("2001:db8:1:3::1"))
+                .await
+                .is_ok()
+        );
+        time.advance(Duration::from_secs(40));
+        assert!(
+            fetcher
+                .client(&format!("{base}/later.json"), PEER)
+                .await
+                .is_ok(),
+            "a new minute"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_key_set_is_fetched_once_for_its_max_age_and_kept_without_extra_members() {
+        let time = crate::clock::ManualClock::new(1_000);
+        let fetcher = Fetcher::new(true, time.clock()).unwrap();
+        let (base, counter) = serve(|_, _| {
+            let key = serde_json::json!({"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "AAAA", "x5c": ["MIIB"], "use": "sig"});
+            ("200 OK", serde_json::json!({"keys": [key]}).to_string())
+        })
+        .await;
+        let uri = format!("{base}/keys.json");
+        let keys = fetcher.key_set(&uri, PEER).await.unwrap();
+        assert_eq!(
+            *keys,
+            serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": "AAAA"}]})
+        );
+        time.advance(Duration::from_secs(59));
+        assert!(Arc::ptr_eq(
+            &fetcher.key_set(&uri, PEER).await.unwrap(),
+            &keys
+        ));
+        assert_eq!(hits(&counter), 1, "cached");
+        time.advance(Duration::from_secs(1));
+        fetcher.key_set(&uri, PEER).await.unwrap();
+        assert_eq!(hits(&counter), 2, "fetched again after max-age");
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_large_documents_stays_within_the_cache_bound() {
+        let time = crate::clock::ManualClock::new(1_000);
+        let fetcher = Fetcher::new(true, time.clock()).unwrap();
+        // Each document signs with ten large keys: ~14 KiB of key set kept.
+        let (base, _) = serve(|base, path| {
+            let key = |i: usize| serde_json::json!({"kty": "RSA", "kid": format!("k{i}"), "n": "A".repeat(1_300), "e": "AQAB"});
+            let doc = serde_json::json!({
+                "client_id": format!("{base}{path}"),
+                "redirect_uris": ["https://app.example/cb"],
+                "token_endpoint_auth_method": "private_key_jwt",
+                "jwks": {"keys": (0..10).map(key).collect::<Vec<_>>()},
+            });
+            ("200 OK", doc.to_string())
+        })
+        .await;
+        let documents = 1_000;
+        for i in 0..documents {
+            let peer = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i as u32));
+            let record = fetcher
+                .client(&format!("{base}/c{i}.json"), peer)
+                .await
+                .unwrap();
+            assert!(record.jwks.is_some());
+            assert!(
+                fetcher.documents.bytes() <= DOCUMENT_CACHE_BYTES,
+                "after {i}"
+            );
+        }
+        let kept = fetcher.documents.len();
+        assert!(kept < documents && kept > documents / 4, "{kept} kept");
+        assert!(fetcher.documents.bytes() > DOCUMENT_CACHE_BYTES * 3 / 4);
     }
 }

@@ -1,6 +1,8 @@
 //! Client ID metadata documents: `rules` says what a document URL and a
 //! document must be (pure), `fetch` gets them from the network safely.
 
+mod address;
+mod cache;
 pub mod fetch;
 pub mod rules;
 
@@ -37,7 +39,22 @@ pub enum CimdError {
     AuthMethod(String),
     #[error("jwks_uri must be a URL")]
     JwksUriNotAUrl,
-    /// The document could not be fetched: the network's answer, in detail.
+    /// A field (or the URL, or the key set) longer than its bound (bytes).
+    #[error("{0} is too long (at most {1} bytes)")]
+    TooLong(&'static str, usize),
+    /// A list with more entries than its bound.
+    #[error("{0} lists too many entries (at most {1})")]
+    TooMany(&'static str, usize),
+    /// `jwks`, or the document at `jwks_uri`, is not a key set (serde's message).
+    #[error("the key set is not a JSON Web Key Set ({0})")]
+    NotAKeySet(String),
+    /// The client's network fetched too many documents lately: seconds to wait.
+    #[error(
+        "too many client metadata documents were fetched from your network; try again in {0} seconds"
+    )]
+    TooManyFetches(u64),
+    /// The document could not be fetched: the network's answer, in detail (for
+    /// the log; `rules::unusable` shows only that it could not be fetched).
     #[error(transparent)]
     Fetch(#[from] FetchError),
 }

@@ -165,6 +165,7 @@ pub async fn authorize(
     state: &AppState,
     config: &Config,
     req: Request<Incoming>,
+    conn: ConnInfo,
 ) -> Response<Body> {
     if let Some(res) = only(&req, GET_OR_POST) {
         return res;
@@ -174,7 +175,7 @@ pub async fn authorize(
         Err(res) => return res,
     };
     let client = match params.get("client_id").filter(|c| !c.is_empty()) {
-        Some(id) => match super::clients::resolve(state, config, id).await {
+        Some(id) => match super::clients::resolve(state, config, id, conn.peer.ip()).await {
             Ok(c) => c,
             // A metadata document that cannot be used, or a store failure: say so, redirect nowhere.
             Err(e) => return PageError::ClientUnusable(e).into_response(),

@@ -2,9 +2,11 @@
 //! those described by a client ID metadata document (fetched).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 use http::HeaderMap;
 
+use crate::cimd::CimdError;
 use crate::cimd::rules as cimd;
 use crate::config::Config;
 use crate::oauth::client::{self, AuthMethod, ClientRecord};
@@ -17,17 +19,26 @@ fn is_document(state: &AppState, config: &Config, client_id: &str) -> bool {
     config.cimd.enabled && cimd::is_document_url(client_id, state.fetcher.allows_http())
 }
 
-/// The client named by `client_id`, or `None` if there is no such client.
+/// Logs why a client's document (or key set) cannot be used, in full: what the
+/// network did goes here, not to the client. Both texts are escaped (`?`): the
+/// URL and the failure come from outside.
+fn log_refusal(client_id: &str, what: &str, reason: &CimdError) {
+    tracing::info!(client = ?client_id, reason = ?reason.to_string(), "client {what} refused");
+}
+
+/// The client named by `client_id`, or `None` if there is no such client. A
+/// metadata document fetched now counts against `peer`'s fetch limit.
 pub async fn resolve(
     state: &AppState,
     config: &Config,
     client_id: &str,
+    peer: IpAddr,
 ) -> Result<Option<ClientRecord>, OAuthError> {
     if is_document(state, config, client_id) {
-        return match state.fetcher.client(client_id).await {
+        return match state.fetcher.client(client_id, peer).await {
             Ok(c) => Ok(Some((*c).clone())),
             Err(reason) => {
-                tracing::info!(client = %client_id, reason = %reason, "client metadata document refused");
+                log_refusal(client_id, "metadata document", &reason);
                 Err(cimd::unusable(&reason))
             }
         };
@@ -42,6 +53,7 @@ pub async fn authenticate(
     config: &Config,
     headers: &HeaderMap,
     form: &HashMap<String, String>,
+    peer: IpAddr,
 ) -> Result<ClientRecord, OAuthError> {
     let creds = ClientCredentials::from_request(headers, form)?;
     let fail =
@@ -52,7 +64,7 @@ pub async fn authenticate(
         (None, Some(a)) => assertion::issuer(a).ok_or_else(|| fail("no client_id"))?,
         (None, None) => return Err(fail("no client_id")),
     };
-    let client = resolve(state, config, &client_id)
+    let client = resolve(state, config, &client_id, peer)
         .await?
         .ok_or_else(|| fail("unknown client"))?;
 
@@ -71,15 +83,15 @@ pub async fn authenticate(
     if client.auth_method != AuthMethod::PrivateKeyJwt || creds.secret.is_some() {
         return Err(fail("this client does not use private_key_jwt"));
     }
+    let fetched;
     let jwks = match (&client.jwks, &client.jwks_uri) {
-        (Some(j), _) => j.clone(),
+        (Some(j), _) => j,
         (None, Some(uri)) => {
-            let (body, _) = state
-                .fetcher
-                .get(uri)
-                .await
-                .map_err(|e| fail(&format!("its jwks_uri: {e}")))?;
-            serde_json::from_slice(&body).map_err(|_| fail("its jwks_uri is not a JSON key set"))?
+            fetched = state.fetcher.key_set(uri, peer).await.map_err(|e| {
+                log_refusal(&client.client_id, "key set (jwks_uri)", &e);
+                fail(&format!("its jwks_uri: {}", cimd::shown(&e)))
+            })?;
+            &*fetched
         }
         (None, None) => return Err(fail("the client has no keys")),
     };
@@ -87,17 +99,15 @@ pub async fn authenticate(
     let audiences = [token_endpoint.as_str(), config.public_url.as_str()];
     let verified = assertion::verify(
         assertion,
-        &jwks,
+        jwks,
         &client.client_id,
         &audiences,
         state.authority.now(),
     )
     .map_err(|e| fail(&e.to_string()))?;
-    if !state
+    state
         .authority
-        .first_use_of_assertion(&verified.jti, verified.exp)
-    {
-        return Err(fail("the client assertion was already used"));
-    }
+        .first_use_of_assertion(&client.client_id, &verified.jti, verified.exp)
+        .map_err(|e| fail(&e.to_string()))?;
     Ok(client)
 }

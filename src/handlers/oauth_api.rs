@@ -164,13 +164,19 @@ async fn oauth_form(
     Ok((parts, form))
 }
 
-pub async fn token(state: &AppState, config: &Config, req: Request<Incoming>) -> Response<Body> {
+pub async fn token(
+    state: &AppState,
+    config: &Config,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<Body> {
+    let peer = conn.peer.ip();
     let (parts, form) = match oauth_form(req).await {
         Ok(f) => f,
         Err(res) => return res,
     };
     let get = |k: &str| form.get(k).map(String::as_str);
-    let result = match clients::authenticate(state, config, &parts.headers, &form).await {
+    let result = match clients::authenticate(state, config, &parts.headers, &form, peer).await {
         Err(e) => Err(e),
         // The store is synchronous (fsync): let the runtime move other tasks off this thread.
         Ok(client) => tokio::task::block_in_place(|| {
@@ -219,12 +225,18 @@ fn answer(result: Result<(String, Response<Body>), OAuthError>) -> Response<Body
     cors(res)
 }
 
-pub async fn revoke(state: &AppState, config: &Config, req: Request<Incoming>) -> Response<Body> {
+pub async fn revoke(
+    state: &AppState,
+    config: &Config,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<Body> {
+    let peer = conn.peer.ip();
     let (parts, form) = match oauth_form(req).await {
         Ok(f) => f,
         Err(res) => return res,
     };
-    let result = match clients::authenticate(state, config, &parts.headers, &form).await {
+    let result = match clients::authenticate(state, config, &parts.headers, &form, peer).await {
         Err(e) => Err(e),
         Ok(client) => tokio::task::block_in_place(|| {
             let token = form

@@ -1,6 +1,8 @@
 //! `private_key_jwt` client authentication (RFC 7523 §2.2, OpenID Connect
 //! Core §9): a JWT the client signs with a key from its metadata document.
 
+use std::collections::{BTreeSet, HashMap};
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
@@ -8,6 +10,16 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// The longest assertion id accepted (ids are commonly UUIDs, 36 bytes).
+pub const MAX_JTI: usize = 256;
+/// The longest an assertion may live (RFC 7523 §3 lets the server refuse one
+/// expiring "unreasonably far in the future").
+const MAX_LIFETIME: u64 = 3600;
+/// Assertion ids remembered at most (each ~150 bytes whatever the id's length:
+/// its 32-byte hash, its expiry, twice, with the maps' bookkeeping; ~15 MB in
+/// all). When all are still unexpired, new assertions are refused: forgetting
+/// one before it expires would let it be replayed.
+pub const MAX_SEEN: usize = 100_000;
 
 #[derive(Deserialize)]
 struct Header {
@@ -49,6 +61,8 @@ pub enum AssertionError {
     TooLong,
     #[error("the client assertion has no jti")]
     NoJti,
+    #[error("the client assertion's jti is longer than 256 bytes")]
+    JtiTooLong,
 }
 
 /// What a verified assertion tells: its id and expiry, to refuse a replay.
@@ -166,11 +180,86 @@ pub fn verify(
     if now >= exp {
         return Err(E::Expired);
     }
-    if exp > now + 3600 {
+    if exp > now + MAX_LIFETIME {
         return Err(E::TooLong);
     }
     let jti = claims.jti.filter(|j| !j.is_empty()).ok_or(E::NoJti)?;
+    if jti.len() > MAX_JTI {
+        return Err(E::JtiTooLong);
+    }
     Ok(Verified { jti, exp })
+}
+
+/// Why a verified assertion is still refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SeenError {
+    #[error("the client assertion was already used")]
+    Replayed,
+    #[error("too many client assertions are in use; try again in a few minutes")]
+    Full,
+}
+
+/// The assertions seen and not yet expired, so that none is accepted twice:
+/// at most [`MAX_SEEN`], kept by the hash of client and id (the same id from
+/// two clients is two assertions).
+#[derive(Debug, Default)]
+pub struct Seen {
+    /// Hash → expiry.
+    ids: HashMap<[u8; 32], u64>,
+    /// The same, earliest expiry first: expired ones are forgotten without a scan.
+    by_expiry: BTreeSet<(u64, [u8; 32])>,
+}
+
+impl Seen {
+    /// Records an assertion of `client_id` until `exp`; refused if it was seen
+    /// before, or if [`MAX_SEEN`] unexpired ones are remembered.
+    pub fn first_use(
+        &mut self,
+        client_id: &str,
+        jti: &str,
+        exp: u64,
+        now: u64,
+    ) -> Result<(), SeenError> {
+        self.forget_expired(now);
+        let id = Self::id(client_id, jti);
+        if self.ids.contains_key(&id) {
+            return Err(SeenError::Replayed);
+        }
+        if self.ids.len() >= MAX_SEEN {
+            return Err(SeenError::Full);
+        }
+        self.ids.insert(id, exp);
+        self.by_expiry.insert((exp, id));
+        Ok(())
+    }
+
+    /// Forgets the assertions expired at `now`: `verify` refuses them anyway.
+    pub fn forget_expired(&mut self, now: u64) {
+        while let Some(&(exp, id)) = self.by_expiry.first()
+            && exp <= now
+        {
+            self.by_expiry.pop_first();
+            self.ids.remove(&id);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    fn id(client_id: &str, jti: &str) -> [u8; 32] {
+        let mut h = ring::digest::Context::new(&ring::digest::SHA256);
+        h.update(&(client_id.len() as u64).to_be_bytes());
+        h.update(client_id.as_bytes());
+        h.update(jti.as_bytes());
+        let mut id = [0u8; 32];
+        id.copy_from_slice(h.finish().as_ref());
+        id
+    }
 }
 
 #[cfg(test)]
@@ -292,5 +381,75 @@ mod tests {
                 .to_string(),
             "the client assertion cannot be checked: the client has no key set"
         );
+    }
+
+    #[test]
+    fn assertion_ids_longer_than_256_bytes_are_refused() {
+        let ed_doc = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+        let ed = Ed25519KeyPair::from_pkcs8(ed_doc.as_ref()).unwrap();
+        let jwks = serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "kid": "ed1", "x": URL_SAFE_NO_PAD.encode(ed.public_key().as_ref())}]});
+        let with_jti = |jti: &str| {
+            let c = serde_json::json!({"iss": CLIENT, "sub": CLIENT, "aud": AUD, "exp": 1_100, "jti": jti});
+            jwt("EdDSA", "ed1", c, |m| ed.sign(m).as_ref().to_vec())
+        };
+        let longest = "j".repeat(MAX_JTI);
+        assert!(verify(&with_jti(&longest), &jwks, CLIENT, &[AUD], 1_000).is_ok());
+        assert_eq!(
+            verify(
+                &with_jti(&format!("{longest}j")),
+                &jwks,
+                CLIENT,
+                &[AUD],
+                1_000
+            ),
+            Err(AssertionError::JtiTooLong)
+        );
+    }
+
+    #[test]
+    fn an_assertion_is_accepted_once_per_client_until_it_expires() {
+        let mut seen = Seen::default();
+        assert_eq!(seen.first_use(CLIENT, "j1", 1_100, 1_000), Ok(()));
+        assert_eq!(
+            seen.first_use(CLIENT, "j1", 1_100, 1_099),
+            Err(SeenError::Replayed)
+        );
+        assert_eq!(
+            seen.first_use("https://other.example/c.json", "j1", 1_100, 1_000),
+            Ok(()),
+            "another client's j1"
+        );
+        seen.forget_expired(1_100);
+        assert!(seen.is_empty(), "expired: verify refuses it anyway");
+    }
+
+    #[test]
+    fn a_flood_of_assertions_is_bounded_and_refused_rather_than_forgotten() {
+        let mut seen = Seen::default();
+        let long = "x".repeat(MAX_JTI - 10);
+        for i in 0..MAX_SEEN {
+            let exp = 1_000 + 60 + (i % 3_000) as u64;
+            assert_eq!(
+                seen.first_use(CLIENT, &format!("{long}{i}"), exp, 1_000),
+                Ok(())
+            );
+        }
+        // What an entry holds does not grow with the id: a 32-byte hash and the expiry.
+        assert_eq!(std::mem::size_of::<([u8; 32], u64)>(), 40);
+        for i in 0..1_000 {
+            assert_eq!(
+                seen.first_use(CLIENT, &format!("new{i}"), 1_500, 1_000),
+                Err(SeenError::Full)
+            );
+        }
+        assert_eq!(seen.len(), MAX_SEEN);
+        assert_eq!(
+            seen.first_use(CLIENT, &format!("{long}0"), 1_060, 1_000),
+            Err(SeenError::Replayed),
+            "a full memory still knows every unexpired id"
+        );
+        // A minute later the earliest have expired: room again.
+        assert_eq!(seen.first_use(CLIENT, "new0", 1_500, 1_061), Ok(()));
+        assert!(seen.len() < MAX_SEEN);
     }
 }

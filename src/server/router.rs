@@ -82,10 +82,10 @@ async fn own_endpoint(
         paths::REGISTER | "/register" => {
             oauth_api::register(authority, &state.registrations, req, conn).await
         }
-        paths::TOKEN | "/token" => oauth_api::token(state, config, req).await,
-        paths::REVOKE => oauth_api::revoke(state, config, req).await,
+        paths::TOKEN | "/token" => oauth_api::token(state, config, req, conn).await,
+        paths::REVOKE => oauth_api::revoke(state, config, req, conn).await,
         paths::JWKS => oauth_api::document(&req, authority.jwks()),
-        paths::AUTHORIZE | "/authorize" => browser::authorize(state, config, req).await,
+        paths::AUTHORIZE | "/authorize" => browser::authorize(state, config, req, conn).await,
         paths::LOGIN => browser::login(state, config, req, conn).await,
         paths::CONSENT => browser::consent(state, config, req).await,
         _ => well_known(config, req).await,
