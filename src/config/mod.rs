@@ -124,6 +124,9 @@ pub struct ServerSettings {
     pub allowed_origins: Vec<String>,
     /// Open client connections at most; more are refused at accept.
     pub max_connections: usize,
+    /// Open client connections from one address (IPv6: one /64) at most; more are
+    /// refused at accept.
+    pub max_connections_per_ip: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -86,6 +86,7 @@ pub struct RawServer {
     #[serde(default)]
     pub allowed_origins: Vec<Str>,
     pub max_connections: Option<S<u64>>,
+    pub max_connections_per_ip: Option<S<u64>>,
 }
 
 #[derive(Deserialize)]

@@ -444,20 +444,21 @@ fn server(c: &mut Checker, raw: Option<&super::raw::RawServer>) -> ServerSetting
             sse_keepalive: d(15),
             allowed_origins: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_ip: default_per_ip(DEFAULT_MAX_CONNECTIONS),
         };
     };
-    let max_connections = match &s.max_connections {
-        None => DEFAULT_MAX_CONNECTIONS,
-        Some(m) if m.value >= 1 && m.value <= 1_000_000 => m.value as usize,
-        Some(m) => {
-            c.error(
-                m.referenced,
-                "server.max_connections",
-                "must be between 1 and 1000000",
-            );
-            DEFAULT_MAX_CONNECTIONS
-        }
-    };
+    let max_connections = connection_count(
+        c,
+        s.max_connections.as_ref(),
+        "server.max_connections",
+        DEFAULT_MAX_CONNECTIONS,
+    );
+    let max_connections_per_ip = connection_count(
+        c,
+        s.max_connections_per_ip.as_ref(),
+        "server.max_connections_per_ip",
+        default_per_ip(max_connections),
+    );
     let mut allowed_origins = Vec::new();
     for o in &s.allowed_origins {
         if let Some(u) = c.url(o, "server.allowed_origins", false) {
@@ -489,7 +490,26 @@ fn server(c: &mut Checker, raw: Option<&super::raw::RawServer>) -> ServerSetting
         sse_keepalive: keepalive,
         allowed_origins,
         max_connections,
+        max_connections_per_ip,
     }
+}
+
+/// A configured number of connections (1 to 1,000,000), or `default`.
+fn connection_count(c: &mut Checker, raw: Option<&S<u64>>, key: &str, default: usize) -> usize {
+    match raw {
+        None => default,
+        Some(m) if (1..=1_000_000).contains(&m.value) => m.value as usize,
+        Some(m) => {
+            c.error(m.referenced, key, "must be between 1 and 1000000");
+            default
+        }
+    }
+}
+
+/// `server.max_connections_per_ip` when not set: a quarter of `max_connections`,
+/// at most 256 (so one host cannot take them all), at least 1.
+fn default_per_ip(max_connections: usize) -> usize {
+    (max_connections / 4).clamp(1, 256)
 }
 
 /// RFC 6749 §3.3 scope-token characters.

@@ -3,6 +3,7 @@
 //! `serve` is the binary's (signals, systemd); `serve_on` runs the same accept
 //! loop on a given listener, clock and shutdown future (tests).
 
+mod conns;
 pub mod router;
 
 use std::net::SocketAddr;
@@ -12,10 +13,10 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use std::sync::Mutex;
@@ -150,10 +151,12 @@ impl Server {
     ) -> Result<(), ServeError> {
         let state = &self.state;
         let _sweeper = spawn_sweeper(state.clone());
-        let graceful = GracefulShutdown::new();
+        // Told to every connection at shutdown; the drain is over when all have dropped it.
+        let (drain, _) = watch::channel(());
         let connections = Arc::new(tokio::sync::Semaphore::new(
             state.config.load().server.max_connections,
         ));
+        let per_ip = conns::PerIp::default();
         let scheme = if self.acceptor.is_some() {
             "https"
         } else {
@@ -178,12 +181,18 @@ impl Server {
                         }
                     };
                     let _ = tcp.set_nodelay(true);
+                    let per_ip_cap = state.config.load().server.max_connections_per_ip;
+                    let Some(ip_slot) = per_ip.try_acquire(peer.ip(), per_ip_cap) else {
+                        tracing::warn!(peer = %peer, "connection limit per address reached: refused");
+                        continue;
+                    };
                     let Ok(permit) = connections.clone().try_acquire_owned() else {
                         tracing::warn!(peer = %peer, "connection limit reached: refused");
                         continue;
                     };
                     let conn = ConnInfo::new(peer, self.acceptor.is_some());
-                    spawn_connection(tcp, conn, self.acceptor.clone(), state.clone(), &graceful, permit);
+                    let slots = Slots { _total: permit, _per_ip: ip_slot };
+                    spawn_connection(tcp, conn, self.acceptor.clone(), state.clone(), drain.subscribe(), slots);
                 }
                 () = &mut shutdown => break,
             }
@@ -195,8 +204,9 @@ impl Server {
             grace_secs = grace.as_secs_f64(),
             "shutting down: draining connections"
         );
+        let _ = drain.send(());
         tokio::select! {
-            _ = graceful.shutdown() => tracing::info!("all connections drained"),
+            () = drain.closed() => tracing::info!("all connections drained"),
             _ = tokio::time::sleep(grace) => tracing::info!("grace period over: closing open streams"),
         }
         Ok(())
@@ -245,29 +255,42 @@ fn spawn_sweeper(state: Arc<AppState>) -> AbortOnDrop {
     }))
 }
 
+/// The places a connection takes, in total and from its address; given back when dropped.
+struct Slots {
+    _total: tokio::sync::OwnedSemaphorePermit,
+    _per_ip: conns::IpSlot,
+}
+
+/// Completes when the server shuts down (or has stopped).
+async fn shutdown_signal(mut drain: watch::Receiver<()>) {
+    let _ = drain.changed().await;
+}
+
 fn spawn_connection(
     tcp: tokio::net::TcpStream,
     conn: ConnInfo,
     acceptor: Option<TlsAcceptor>,
     state: Arc<AppState>,
-    graceful: &GracefulShutdown,
-    permit: tokio::sync::OwnedSemaphorePermit,
+    watcher: watch::Receiver<()>,
+    slots: Slots,
 ) {
     let settings = state.config.load().server.clone();
-    let watcher = graceful.watcher();
     let deadline = tokio::time::Instant::now() + settings.header_read_timeout;
     tokio::spawn(async move {
-        let _permit = permit;
+        let _slots = slots;
+        // `watcher` lives as long as this task (the drain at shutdown waits for it);
+        // the connection gets a copy to learn of the shutdown.
+        let shutdown = watcher.clone();
         match acceptor {
             None => match detect_plain(&tcp, deadline).await {
-                Some(proto) => serve_io(tcp, proto, conn, state, &settings, watcher).await,
+                Some(proto) => serve_io(tcp, proto, conn, state, &settings, shutdown).await,
                 None => tracing::debug!(peer = %conn.peer, "no request before the header timeout"),
             },
             // Boxed: a TLS connection's futures are several times the size of a plain
             // one's, and inline every connection's task would be allocated at that size.
             Some(acceptor) => {
                 Box::pin(serve_tls(
-                    tcp, acceptor, deadline, conn, state, &settings, watcher,
+                    tcp, acceptor, deadline, conn, state, &settings, shutdown,
                 ))
                 .await
             }
@@ -282,7 +305,7 @@ async fn serve_tls(
     conn: ConnInfo,
     state: Arc<AppState>,
     settings: &crate::config::ServerSettings,
-    watcher: hyper_util::server::graceful::Watcher,
+    watcher: watch::Receiver<()>,
 ) {
     match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => {
@@ -343,17 +366,17 @@ async fn serve_io<I>(
     conn: ConnInfo,
     state: Arc<AppState>,
     settings: &crate::config::ServerSettings,
-    watcher: hyper_util::server::graceful::Watcher,
+    watcher: watch::Receiver<()>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = service_fn(move |req| {
-        let state = state.clone();
-        async move { Ok::<_, std::convert::Infallible>(router::handle(&state, req, conn).await) }
-    });
     let io = TokioIo::new(io);
     let result = match proto {
         Proto::Http1 => {
+            let service = service_fn(move |req| {
+                let state = state.clone();
+                async move { Ok::<_, std::convert::Infallible>(router::handle(&state, req, conn).await) }
+            });
             // The header timeout also covers idle keep-alive connections.
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -361,9 +384,27 @@ async fn serve_io<I>(
                 .max_header_size(64 * 1024)
                 .max_buf_size(64 * 1024)
                 .serve_connection(io, service);
-            watcher.watch(connection).await
+            conns::UntilClosed::new(connection, shutdown_signal(watcher)).await
         }
         Proto::Http2 => {
+            // hyper closes no HTTP/2 connection for idleness, and one whose peer answers
+            // pings would stay forever: it is closed once it has had no stream for the
+            // header timeout (the HTTP/1.1 keep-alive limit too). A response body still
+            // being sent (an SSE stream) keeps its stream open.
+            let streams = conns::Streams::default();
+            let service = {
+                let streams = streams.clone();
+                service_fn(move |req| {
+                    let stream = streams.open();
+                    let state = state.clone();
+                    async move {
+                        let res = router::handle(&state, req, conn).await;
+                        Ok::<_, std::convert::Infallible>(
+                            res.map(|body| conns::Tracked::new(body, stream)),
+                        )
+                    }
+                })
+            };
             let connection = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
                 .max_header_list_size(64 * 1024)
@@ -371,9 +412,16 @@ async fn serve_io<I>(
                 .keep_alive_interval(Some(std::time::Duration::from_secs(30)))
                 .keep_alive_timeout(std::time::Duration::from_secs(20))
                 .serve_connection(io, service);
+            let idle = settings.header_read_timeout;
+            let stop = async move {
+                tokio::select! {
+                    () = shutdown_signal(watcher) => {}
+                    () = streams.idle(idle) => tracing::debug!(peer = %conn.peer, "idle HTTP/2 connection closed"),
+                }
+            };
             // Boxed (HTTP/2 connections are fewer, and their state is larger): the HTTP/1.1
             // connections' futures need not be as large.
-            Box::pin(watcher.watch(connection)).await
+            Box::pin(conns::UntilClosed::new(connection, stop)).await
         }
     };
     if let Err(e) = result {

@@ -2,10 +2,15 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::task::JoinHandle;
 
-use crate::common::{Proxy, simple_config};
+use crate::common::{NodeUpstream, Proxy, simple_config, wait_for};
 
 async fn proxy() -> Proxy {
     Proxy::start(|port, dir| simple_config(port, dir, "", "http://127.0.0.1:9/mcp")).await
@@ -144,4 +149,155 @@ async fn a_peer_that_sends_nothing_is_disconnected() {
             "closed too early"
         );
     }
+}
+
+/// An HTTP/1.1 connection of its own to the proxy (closed when dropped).
+async fn h1_connection(proxy: &Proxy) -> http1::SendRequest<Empty<Bytes>> {
+    let tcp = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+    let (send, connection) = http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(connection);
+    send
+}
+
+/// `GET /healthz` on that connection: its status, or why the connection failed.
+async fn health_on(send: &mut http1::SendRequest<Empty<Bytes>>) -> Result<u16, hyper::Error> {
+    send.ready().await?;
+    let req = hyper::Request::get("/healthz")
+        .header("host", "127.0.0.1")
+        .body(Empty::new())
+        .unwrap();
+    let res = send.send_request(req).await?;
+    let status = res.status().as_u16();
+    res.into_body().collect().await?;
+    Ok(status)
+}
+
+#[tokio::test]
+async fn connections_beyond_the_per_address_cap_are_refused_and_a_closed_one_frees_its_slot() {
+    let proxy = Proxy::start(|port, dir| {
+        simple_config(port, dir, "", "http://127.0.0.1:9/mcp").replace(
+            "header_read_timeout: 2s",
+            "header_read_timeout: 30s\n  max_connections_per_ip: 2",
+        )
+    })
+    .await;
+    let mut first = h1_connection(&proxy).await;
+    let mut second = h1_connection(&proxy).await;
+    assert_eq!(health_on(&mut first).await.unwrap(), 200);
+    assert_eq!(health_on(&mut second).await.unwrap(), 200);
+
+    let mut third = h1_connection(&proxy).await;
+    assert!(
+        health_on(&mut third).await.is_err(),
+        "a third connection from 127.0.0.1 is closed unanswered"
+    );
+    assert_eq!(
+        health_on(&mut first).await.unwrap(),
+        200,
+        "the open connections keep working"
+    );
+
+    drop(first);
+    let proxy = &proxy;
+    wait_for(
+        "the closed connection's slot",
+        Duration::from_secs(10),
+        || async move {
+            let mut again = h1_connection(proxy).await;
+            health_on(&mut again).await.ok()
+        },
+    )
+    .await;
+    assert!(
+        proxy
+            .logs()
+            .contains("connection limit per address reached")
+    );
+}
+
+/// An HTTP/2 (prior knowledge) connection of its own to the proxy, and the task
+/// driving it, which ends when the connection closes.
+async fn h2_connection(
+    proxy: &Proxy,
+) -> (
+    http2::SendRequest<Empty<Bytes>>,
+    JoinHandle<Result<(), hyper::Error>>,
+) {
+    let tcp = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+    let (send, connection) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        .await
+        .unwrap();
+    (send, tokio::spawn(connection))
+}
+
+fn h2_get(proxy: &Proxy, path: &str, token: Option<&str>) -> hyper::Request<Empty<Bytes>> {
+    let mut req = hyper::Request::get(proxy.url(path));
+    if let Some(token) = token {
+        req = req
+            .header("authorization", format!("Bearer {token}"))
+            .header("accept", "text/event-stream");
+    }
+    req.body(Empty::new()).unwrap()
+}
+
+/// The proxy with an idle timeout (`header_read_timeout`) of 1 s.
+async fn proxy_with_a_short_idle_timeout(upstream: &str) -> Proxy {
+    Proxy::start(|port, dir| {
+        simple_config(port, dir, "", upstream)
+            .replace("header_read_timeout: 2s", "header_read_timeout: 1s")
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_http2_connection_without_streams_is_closed_after_the_idle_timeout() {
+    let proxy = proxy_with_a_short_idle_timeout("http://127.0.0.1:9/mcp").await;
+    let (mut send, connection) = h2_connection(&proxy).await;
+    let res = send
+        .send_request(h2_get(&proxy, "/healthz", None))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.into_body().collect().await.unwrap();
+    let idle_since = Instant::now();
+
+    // The client answers the proxy's pings all along: only the idle timeout closes it.
+    let closed = tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("the proxy closes the idle connection");
+    assert!(
+        idle_since.elapsed() >= Duration::from_millis(800),
+        "closed before the idle timeout"
+    );
+    closed
+        .unwrap()
+        .expect("closed gracefully (GOAWAY), not cut off");
+}
+
+#[tokio::test]
+async fn an_open_sse_stream_keeps_its_http2_connection_open_past_the_idle_timeout() {
+    let upstream = NodeUpstream::start(&[]);
+    let proxy = proxy_with_a_short_idle_timeout(&upstream.url("/_sse")).await;
+    let token = crate::oauth_client::tokens(&proxy, &[]).await.access;
+    let (mut send, connection) = h2_connection(&proxy).await;
+
+    // Three events 1.5 s apart: the stream lasts more than four idle timeouts, with
+    // silences longer than one.
+    let req = h2_get(&proxy, "/notes/mcp?count=3&interval_ms=1500", Some(&token));
+    let res = send.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    let events = String::from_utf8_lossy(&body).matches("data:").count();
+    assert_eq!(events, 3, "the stream was cut: {body:?}");
+    assert!(
+        !connection.is_finished(),
+        "the connection closed under the stream"
+    );
+
+    // Once the stream has ended, the connection is idle and closed like any other.
+    tokio::time::timeout(Duration::from_secs(10), connection)
+        .await
+        .expect("the proxy closes the connection once its stream ended")
+        .unwrap()
+        .unwrap();
 }

@@ -260,3 +260,25 @@ fn every_problem_is_reported_at_once() {
     let lines: Vec<u64> = errors.iter().map(|e| e.line).collect();
     assert_eq!(lines, vec![1, 2, 6, 7], "{errors:?}");
 }
+
+#[test]
+fn the_per_ip_connection_cap_defaults_to_a_quarter_of_max_connections_and_at_most_256() {
+    let cap = |server: &str| match load(&format!("{HEAD}{server}routes:\n{ROUTE}")) {
+        Ok(c) => c.server.max_connections_per_ip,
+        Err(e) => panic!("{e:?}"),
+    };
+    assert_eq!(cap(""), 256);
+    assert_eq!(cap("server:\n  max_connections: 50\n"), 12);
+    assert_eq!(cap("server:\n  max_connections: 2\n"), 1);
+    assert_eq!(cap("server:\n  max_connections_per_ip: 3\n"), 3);
+}
+
+#[test]
+fn a_per_ip_connection_cap_of_zero_is_refused() {
+    assert_error(
+        &format!("{HEAD}server:\n  max_connections_per_ip: 0\nroutes:\n{ROUTE}"),
+        6,
+        27,
+        "server.max_connections_per_ip",
+    );
+}
