@@ -54,10 +54,27 @@ impl EscapingVisitor {
             escape(&mut self.0, value, |b| {
                 *b >= b' ' && *b != 0x7f && *b != b'\\'
             });
+            return;
+        }
+        self.0.extend_from_slice(field.name().as_bytes());
+        self.0.push(b'=');
+        // A `Debug` string comes quoted with its own escapes: only its quotes go.
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        if value
+            .bytes()
+            .all(|b| b > b' ' && b != 0x7f && b != b'\\' && b != b'"')
+        {
+            self.0.extend_from_slice(value.as_bytes());
         } else {
-            self.0.extend_from_slice(field.name().as_bytes());
-            self.0.push(b'=');
-            text(&mut self.0, value);
+            // Quoted, so that spaces stay readable and cannot start a field of their own.
+            self.0.push(b'"');
+            escape(&mut self.0, value, |b| {
+                *b >= b' ' && *b != 0x7f && *b != b'\\' && *b != b'"'
+            });
+            self.0.push(b'"');
         }
     }
 }
@@ -265,10 +282,12 @@ mod tests {
         let out = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
         assert_eq!(out.lines().count(), 1, "{out}");
         assert!(
-            out.contains("refused x\\x0ay client=c1\\x0d\\x0a2026"),
+            out.contains(
+                "refused x\\x0ay client=\"c1\\x0d\\x0a2026-01-01T00:00:00Z  INFO audit: login succeeded user=admin\" "
+            ),
             "{out}"
         );
-        assert!(!out.contains(" user=admin"), "{out}");
+        assert!(out.contains(" tool=\"c1\\x5cr\\x5cn2026-"), "{out}");
     }
 
     struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
@@ -281,6 +300,37 @@ mod tests {
 
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
+        }
+    }
+
+    #[test]
+    fn plain_values_stay_as_they_are_and_quotes_cannot_close_a_quoted_value() {
+        let mut v = EscapingVisitor(Vec::new());
+        let fields = tracing::field::FieldSet::new(
+            &["route", "reason", "error"],
+            tracing::callsite::Identifier(&CALLSITE),
+        );
+        let mut names = fields.iter();
+        let (route, reason, error) = (
+            names.next().unwrap(),
+            names.next().unwrap(),
+            names.next().unwrap(),
+        );
+        v.field(&route, "notes");
+        v.field(&reason, "\"private or local address\"");
+        v.field(&error, "a\" user=\"admin");
+        assert_eq!(
+            String::from_utf8(v.0).unwrap(),
+            "route=notes reason=\"private or local address\" error=\"a\\x22 user=\\x22admin\""
+        );
+    }
+
+    struct NoCallsite;
+    static CALLSITE: NoCallsite = NoCallsite;
+    impl tracing::callsite::Callsite for NoCallsite {
+        fn set_interest(&self, _: tracing::subscriber::Interest) {}
+        fn metadata(&self) -> &tracing::Metadata<'_> {
+            unreachable!()
         }
     }
 
