@@ -20,7 +20,8 @@ use crate::store::{Namespace, Records, StoreError};
 const CODE_TTL: u64 = 60;
 /// How long a used code is remembered, to detect replays.
 const CODE_MEMORY: u64 = 600;
-/// How long a registered client that never obtained a token is kept.
+/// How long a registered client that never obtained a token is kept. One that
+/// did is kept for the refresh TTL after each token it obtains ([`Authority::keep_client`]).
 const UNUSED_CLIENT_TTL: u64 = 86_400;
 /// Verified access tokens kept in memory for the hot path.
 const VERIFIED_CACHE_MAX: usize = 10_000;
@@ -300,6 +301,7 @@ impl Authority {
                 ));
             }
         };
+        self.keep_client(config, &client.client_id, t)?;
         let req = &record.request;
         let (access, issued_access) = self.mint_access(
             config,
@@ -463,8 +465,22 @@ impl Authority {
         self.deny(denied);
         if result.is_err() {
             tracing::info!(client = %client.client_id, "refresh refused");
+        } else {
+            self.keep_client(config, &client.client_id, t)?;
         }
         result
+    }
+
+    /// A registered client that obtains a token is kept as long as the refresh
+    /// token it gets can be used: its record expires `refresh_ttl` after its
+    /// newest token. (A client from a metadata document has no record: nothing to do.)
+    fn keep_client(&self, config: &Config, client_id: &str, t: u64) -> Result<(), OAuthError> {
+        let until = t + config.tokens.refresh_ttl.as_secs();
+        self.records
+            .update::<ClientRecord, ()>(Namespace::Clients, client_id, t, |record| {
+                (record.map(|r| (r, until)), ())
+            })
+            .map_err(store_error)
     }
 
     /// Revokes a family (by id). `tombstone`: create a revoked record if none exists yet.

@@ -233,3 +233,39 @@ fn cached_tokens_are_compared_whole() {
     assert!(!super::same_bytes(b"", b"x"));
     assert!(super::same_bytes(b"", b""));
 }
+
+const DAY: u64 = 86_400;
+
+#[test]
+fn a_client_that_obtained_a_token_still_refreshes_after_two_days() {
+    let f = fixture();
+    let tokens = f.exchange(&f.code()).unwrap();
+    f.advance(2 * DAY);
+    let client = f.authority.client(&f.client.client_id).unwrap();
+    assert!(client.is_some(), "the client is still registered");
+    let again = f.refresh(&tokens.refresh_token).unwrap();
+    f.advance(29 * DAY);
+    assert!(
+        f.refresh(&again.refresh_token).is_ok(),
+        "each refresh keeps the client for another refresh TTL"
+    );
+}
+
+#[test]
+fn a_client_is_forgotten_when_its_last_refresh_token_expires() {
+    let f = fixture();
+    f.exchange(&f.code()).unwrap();
+    f.advance(30 * DAY - 1);
+    assert!(f.authority.client(&f.client.client_id).unwrap().is_some());
+    f.advance(1);
+    assert!(f.authority.client(&f.client.client_id).unwrap().is_none());
+}
+
+#[test]
+fn a_client_that_never_obtained_a_token_is_forgotten_after_a_day() {
+    let f = fixture();
+    f.advance(DAY - 1);
+    assert!(f.authority.client(&f.client.client_id).unwrap().is_some());
+    f.advance(1);
+    assert!(f.authority.client(&f.client.client_id).unwrap().is_none());
+}
