@@ -183,9 +183,11 @@ impl Authority {
         self.assertions.insert(jti.to_string(), exp).is_none()
     }
 
-    /// Issues a single-use authorization code for a consented request.
+    /// Issues a single-use authorization code for a consented request, and
+    /// remembers for the refresh TTL that this user allowed this client.
     pub fn create_code(
         &self,
+        config: &Config,
         request: &AuthorizationRequest,
         user: &LoginUser,
     ) -> Result<String, OAuthError> {
@@ -205,7 +207,36 @@ impl Authority {
                 t + CODE_MEMORY,
             )
             .map_err(store_error)?;
+        let consent_until = t + config.tokens.refresh_ttl.as_secs();
+        self.records
+            .put(
+                Namespace::Consents,
+                &self.consent_key(&user.name, &request.client_id),
+                &(),
+                consent_until,
+            )
+            .map_err(store_error)?;
         Ok(code)
+    }
+
+    /// Whether this user allowed this client within the refresh TTL. A store
+    /// failure answers no.
+    pub fn has_consented(&self, user: &str, client_id: &str) -> bool {
+        self.records
+            .get::<()>(
+                Namespace::Consents,
+                &self.consent_key(user, client_id),
+                self.now(),
+            )
+            .map_err(store_error)
+            .is_ok_and(|found| found.is_some())
+    }
+
+    /// Where a consent is stored: a MAC of user and client, so that the store
+    /// does not list who uses what.
+    fn consent_key(&self, user: &str, client_id: &str) -> String {
+        let data = format!("{}:{user}{client_id}", user.len());
+        self.signer.mac("consent", data.as_bytes())
     }
 
     fn mint_access(

@@ -78,7 +78,9 @@ impl Fixture {
             name: "alice".into(),
             groups: vec![],
         };
-        self.authority.create_code(&request, &user).unwrap()
+        self.authority
+            .create_code(&self.config, &request, &user)
+            .unwrap()
     }
 
     fn exchange(&self, code: &str) -> Result<TokenResponse, OAuthError> {
@@ -268,4 +270,26 @@ fn a_client_that_never_obtained_a_token_is_forgotten_after_a_day() {
     assert!(f.authority.client(&f.client.client_id).unwrap().is_some());
     f.advance(1);
     assert!(f.authority.client(&f.client.client_id).unwrap().is_none());
+}
+
+#[test]
+fn a_consent_is_remembered_per_user_and_client_for_the_refresh_ttl() {
+    let f = fixture();
+    let id = f.client.client_id.as_str();
+    assert!(
+        !f.authority.has_consented("alice", id),
+        "before any consent"
+    );
+    f.code();
+    assert!(f.authority.has_consented("alice", id));
+    assert!(!f.authority.has_consented("bob", id), "another user");
+    assert!(!f.authority.has_consented("alice", "other-client"));
+    assert!(
+        !f.authority.has_consented("alic", &format!("e{id}")),
+        "user and client do not run into each other"
+    );
+    f.advance(30 * DAY - 1);
+    assert!(f.authority.has_consented("alice", id));
+    f.advance(1);
+    assert!(!f.authority.has_consented("alice", id), "expired");
 }

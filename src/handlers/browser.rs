@@ -182,11 +182,15 @@ pub async fn authorize(
         None => None,
     };
     let user = session_user(state, config, &parts.headers);
+    let consented = |user: &LoginUser, client_id: &str| {
+        tokio::task::block_in_place(|| state.authority.has_consented(&user.name, client_id))
+    };
     let input = AuthorizeInput {
         params: &params,
         client: client.as_ref(),
         user: user.as_ref(),
         config,
+        consented: &consented,
     };
     match flow::authorize(&input) {
         AuthorizeOutcome::ShowConsent {
@@ -391,7 +395,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
     let (request, user, url) = match flow::consent(&input, &state.used_tickets) {
         ConsentOutcome::Allow { request, user } => {
             let created =
-                tokio::task::block_in_place(|| state.authority.create_code(&request, user));
+                tokio::task::block_in_place(|| state.authority.create_code(config, &request, user));
             let code = match created {
                 Ok(c) => c,
                 Err(e) => return PageError::ServerError(e).into_response(),
