@@ -317,7 +317,7 @@ pub async fn login(
             &parts.headers,
             refusal.status(),
             next,
-            post.username,
+            post.username_to_show(),
             Some(&refusal.message()),
         );
         if let Some(seconds) = refusal.retry_after() {
@@ -327,14 +327,19 @@ pub async fn login(
         res
     };
     let ip = conn.peer.ip();
-    let started = flow::login(&post, ip, &mut throttle(state), state.authority.now());
+    // Each check costs 19 MiB and a core for a moment: a few at a time. The
+    // attempt holds its slot until it is finished.
+    let take_slot = || state.password_checks.clone().try_acquire_owned().ok();
+    let started = flow::login(
+        &post,
+        ip,
+        &mut throttle(state),
+        state.authority.now(),
+        take_slot,
+    );
     let attempt = match started {
         Ok(a) => a,
         Err(refusal) => return refused(refusal),
-    };
-    // Each check costs 19 MiB and a core for a moment: a few at a time.
-    let Ok(_permit) = state.password_checks.clone().try_acquire_owned() else {
-        return refused(LoginRefusal::Busy);
     };
     let checked = users::check(config, attempt.username, attempt.password).await;
     let shown: String = attempt.username.chars().take(64).collect();

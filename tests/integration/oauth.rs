@@ -605,6 +605,28 @@ async fn repeated_login_failures_are_slowed_down() {
 }
 
 #[tokio::test]
+async fn an_overlong_username_is_refused_and_not_counted() {
+    let proxy = start("http://127.0.0.1:9/mcp").await;
+    let client_id = register_public(&proxy).await;
+    let authorize = authorize_url(&proxy, &client_id, &[]);
+    let long = "a".repeat(257);
+    let mut browser = Browser::default();
+    // More than the 20 failures an address gets for free: none of these count.
+    for _ in 0..25 {
+        let res = login(&mut browser, &proxy, &authorize, &long, "wrong").await;
+        assert_eq!(res.status(), 400);
+        let page = res.text().await.unwrap();
+        assert!(
+            page.contains("That username is too long (at most 256 bytes).")
+                && !page.contains(&long),
+            "{page}"
+        );
+    }
+    let res = login(&mut browser, &proxy, &authorize, USER, PASSWORD).await;
+    assert_eq!(res.status(), 200, "not slowed down");
+}
+
+#[tokio::test]
 async fn token_endpoint_errors() {
     let proxy = start("http://127.0.0.1:9/mcp").await;
     let client_id = register_public(&proxy).await;
