@@ -979,6 +979,35 @@ async fn a_restart_keeps_clients_keys_and_refresh_tokens() {
     assert!(q.contains_key("code"), "the client is still registered");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_obtained_a_token_refreshes_and_revokes_after_two_days() {
+    let (proxy, clock) = Proxy::start_in_process(|port, dir| {
+        config(port, dir, "http://127.0.0.1:9/mcp", DEFAULT_TOKENS)
+    })
+    .await;
+    let t = tokens(&proxy, &[("resource", &proxy.url("/open/mcp"))]).await;
+    let unused = register_public(&proxy).await;
+    clock.advance(Duration::from_secs(2 * 86_400));
+    let (s, body) = refresh(&proxy, &t.client_id, &t.refresh).await;
+    assert_eq!(s, 200, "{body}");
+    let res = http()
+        .post(proxy.url("/oauth/revoke"))
+        .form(&[
+            ("token", body["refresh_token"].as_str().unwrap()),
+            ("client_id", &t.client_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the client still authenticates");
+    let (s, body) = refresh(&proxy, &unused, "whatever.token").await;
+    assert_eq!(
+        (s.as_u16(), body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "a client that never obtained a token is forgotten after a day"
+    );
+}
+
 #[tokio::test]
 async fn revoking_any_refresh_token_of_a_family_revokes_the_newest() {
     let proxy = start("http://127.0.0.1:9/mcp").await;
