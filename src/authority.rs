@@ -23,7 +23,8 @@ use crate::store::{Namespace, Records, StoreError};
 const CODE_TTL: u64 = 60;
 /// How long a used code is remembered, to detect replays.
 const CODE_MEMORY: u64 = 600;
-/// How long a registered client that never obtained a token is kept.
+/// How long a registered client that never obtained a token is kept. One that
+/// did is kept for the refresh TTL after each token it obtains ([`Authority::keep_client`]).
 const UNUSED_CLIENT_TTL: u64 = 86_400;
 /// Verified access tokens kept in memory for the hot path.
 const VERIFIED_CACHE_MAX: usize = 10_000;
@@ -204,9 +205,11 @@ impl Authority {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Issues a single-use authorization code for a consented request.
+    /// Issues a single-use authorization code for a consented request, and
+    /// remembers for the refresh TTL that this user allowed this client.
     pub fn create_code(
         &self,
+        config: &Config,
         request: &AuthorizationRequest,
         user: &LoginUser,
     ) -> Result<String, OAuthError> {
@@ -226,7 +229,36 @@ impl Authority {
                 t + CODE_MEMORY,
             )
             .map_err(store_error)?;
+        let consent_until = t + config.tokens.refresh_ttl.as_secs();
+        self.records
+            .put(
+                Namespace::Consents,
+                &self.consent_key(&user.name, &request.client_id),
+                &(),
+                consent_until,
+            )
+            .map_err(store_error)?;
         Ok(code)
+    }
+
+    /// Whether this user allowed this client within the refresh TTL. A store
+    /// failure answers no.
+    pub fn has_consented(&self, user: &str, client_id: &str) -> bool {
+        self.records
+            .get::<()>(
+                Namespace::Consents,
+                &self.consent_key(user, client_id),
+                self.now(),
+            )
+            .map_err(store_error)
+            .is_ok_and(|found| found.is_some())
+    }
+
+    /// Where a consent is stored: a MAC of user and client, so that the store
+    /// does not list who uses what.
+    fn consent_key(&self, user: &str, client_id: &str) -> String {
+        let data = format!("{}:{user}{client_id}", user.len());
+        self.signer.mac("consent", data.as_bytes())
     }
 
     fn mint_access(
@@ -322,6 +354,7 @@ impl Authority {
                 ));
             }
         };
+        self.keep_client(config, &client.client_id, t)?;
         let req = &record.request;
         let (access, issued_access) = self.mint_access(
             config,
@@ -485,8 +518,22 @@ impl Authority {
         self.deny(denied);
         if result.is_err() {
             tracing::info!(client = %client.client_id, "refresh refused");
+        } else {
+            self.keep_client(config, &client.client_id, t)?;
         }
         result
+    }
+
+    /// A registered client that obtains a token is kept as long as the refresh
+    /// token it gets can be used: its record expires `refresh_ttl` after its
+    /// newest token. (A client from a metadata document has no record: nothing to do.)
+    fn keep_client(&self, config: &Config, client_id: &str, t: u64) -> Result<(), OAuthError> {
+        let until = t + config.tokens.refresh_ttl.as_secs();
+        self.records
+            .update::<ClientRecord, ()>(Namespace::Clients, client_id, t, |record| {
+                (record.map(|r| (r, until)), ())
+            })
+            .map_err(store_error)
     }
 
     /// Revokes a family (by id). `tombstone`: create a revoked record if none exists yet.

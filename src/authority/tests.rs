@@ -78,7 +78,9 @@ impl Fixture {
             name: "alice".into(),
             groups: vec![],
         };
-        self.authority.create_code(&request, &user).unwrap()
+        self.authority
+            .create_code(&self.config, &request, &user)
+            .unwrap()
     }
 
     fn exchange(&self, code: &str) -> Result<TokenResponse, OAuthError> {
@@ -232,4 +234,62 @@ fn cached_tokens_are_compared_whole() {
     assert!(!super::same_bytes(b"abc.def.sig", b"abc.def.si"));
     assert!(!super::same_bytes(b"", b"x"));
     assert!(super::same_bytes(b"", b""));
+}
+
+const DAY: u64 = 86_400;
+
+#[test]
+fn a_client_that_obtained_a_token_still_refreshes_after_two_days() {
+    let f = fixture();
+    let tokens = f.exchange(&f.code()).unwrap();
+    f.advance(2 * DAY);
+    let client = f.authority.client(&f.client.client_id).unwrap();
+    assert!(client.is_some(), "the client is still registered");
+    let again = f.refresh(&tokens.refresh_token).unwrap();
+    f.advance(29 * DAY);
+    assert!(
+        f.refresh(&again.refresh_token).is_ok(),
+        "each refresh keeps the client for another refresh TTL"
+    );
+}
+
+#[test]
+fn a_client_is_forgotten_when_its_last_refresh_token_expires() {
+    let f = fixture();
+    f.exchange(&f.code()).unwrap();
+    f.advance(30 * DAY - 1);
+    assert!(f.authority.client(&f.client.client_id).unwrap().is_some());
+    f.advance(1);
+    assert!(f.authority.client(&f.client.client_id).unwrap().is_none());
+}
+
+#[test]
+fn a_client_that_never_obtained_a_token_is_forgotten_after_a_day() {
+    let f = fixture();
+    f.advance(DAY - 1);
+    assert!(f.authority.client(&f.client.client_id).unwrap().is_some());
+    f.advance(1);
+    assert!(f.authority.client(&f.client.client_id).unwrap().is_none());
+}
+
+#[test]
+fn a_consent_is_remembered_per_user_and_client_for_the_refresh_ttl() {
+    let f = fixture();
+    let id = f.client.client_id.as_str();
+    assert!(
+        !f.authority.has_consented("alice", id),
+        "before any consent"
+    );
+    f.code();
+    assert!(f.authority.has_consented("alice", id));
+    assert!(!f.authority.has_consented("bob", id), "another user");
+    assert!(!f.authority.has_consented("alice", "other-client"));
+    assert!(
+        !f.authority.has_consented("alic", &format!("e{id}")),
+        "user and client do not run into each other"
+    );
+    f.advance(30 * DAY - 1);
+    assert!(f.authority.has_consented("alice", id));
+    f.advance(1);
+    assert!(!f.authority.has_consented("alice", id), "expired");
 }

@@ -183,11 +183,15 @@ pub async fn authorize(
         None => None,
     };
     let user = session_user(state, config, &parts.headers);
+    let consented = |user: &LoginUser, client_id: &str| {
+        tokio::task::block_in_place(|| state.authority.has_consented(&user.name, client_id))
+    };
     let input = AuthorizeInput {
         params: &params,
         client: client.as_ref(),
         user: user.as_ref(),
         config,
+        consented: &consented,
     };
     match flow::authorize(&input) {
         AuthorizeOutcome::ShowConsent {
@@ -314,7 +318,7 @@ pub async fn login(
             &parts.headers,
             refusal.status(),
             next,
-            post.username,
+            post.username_to_show(),
             Some(&refusal.message()),
         );
         if let Some(seconds) = refusal.retry_after() {
@@ -324,14 +328,19 @@ pub async fn login(
         res
     };
     let ip = conn.peer.ip();
-    let started = flow::login(&post, ip, &mut throttle(state), state.authority.now());
+    // Each check costs 19 MiB and a core for a moment: a few at a time. The
+    // attempt holds its slot until it is finished.
+    let take_slot = || state.password_checks.clone().try_acquire_owned().ok();
+    let started = flow::login(
+        &post,
+        ip,
+        &mut throttle(state),
+        state.authority.now(),
+        take_slot,
+    );
     let attempt = match started {
         Ok(a) => a,
         Err(refusal) => return refused(refusal),
-    };
-    // Each check costs 19 MiB and a core for a moment: a few at a time.
-    let Ok(_permit) = state.password_checks.clone().try_acquire_owned() else {
-        return refused(LoginRefusal::Busy);
     };
     let checked = users::check(config, attempt.username, attempt.password).await;
     let shown: String = attempt.username.chars().take(64).collect();
@@ -392,7 +401,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
     let (request, user, url) = match flow::consent(&input, &state.used_tickets) {
         ConsentOutcome::Allow { request, user } => {
             let created =
-                tokio::task::block_in_place(|| state.authority.create_code(&request, user));
+                tokio::task::block_in_place(|| state.authority.create_code(config, &request, user));
             let code = match created {
                 Ok(c) => c,
                 Err(e) => return PageError::ServerError(e).into_response(),

@@ -1,4 +1,6 @@
 //! Slowing down password guessing, per user name and per client IP.
+//! User names come in as keys of a fixed size (`login::flow` hashes them),
+//! so an entry's size does not depend on what was typed.
 //!
 //! The rule: failures are counted per user name and per IP over a 15-minute
 //! window. From the 5th failure for a user name (or the 20th for an IP), each

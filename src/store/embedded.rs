@@ -14,6 +14,7 @@ fn table(ns: Namespace) -> TableDefinition<'static, &'static str, &'static [u8]>
         Namespace::Families => "families",
         Namespace::Keys => "keys",
         Namespace::Denied => "denied",
+        Namespace::Consents => "consents",
     })
 }
 

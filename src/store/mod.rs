@@ -20,15 +20,18 @@ pub enum Namespace {
     Keys,
     /// Revoked access tokens (by jti) until they expire.
     Denied,
+    /// Which user allowed which client (by an HMAC of both), until the refresh TTL.
+    Consents,
 }
 
 impl Namespace {
-    pub const ALL: [Namespace; 5] = [
+    pub const ALL: [Namespace; 6] = [
         Namespace::Clients,
         Namespace::Codes,
         Namespace::Families,
         Namespace::Keys,
         Namespace::Denied,
+        Namespace::Consents,
     ];
 }
 

@@ -334,24 +334,26 @@ async fn authorization_errors_go_to_the_client_or_to_a_page() {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), 400, "{extra:?}");
-        assert!(res.headers().get("location").is_none());
-        assert!(res.text().await.unwrap().contains(error), "{extra:?}");
+        assert_error_page(res, error).await;
     }
-    // Signed in: the error goes back to the client with state and iss.
+    // Signed in, but the client was never allowed: still a page (RFC 9700 §4.11.2).
     let mut browser = Browser::default();
-    assert_eq!(
-        login(
-            &mut browser,
-            &proxy,
-            &authorize_url(&proxy, &client_id, &[]),
-            USER,
-            PASSWORD
-        )
-        .await
-        .status(),
-        200
-    );
+    let res = login(
+        &mut browser,
+        &proxy,
+        &authorize_url(&proxy, &client_id, &[]),
+        USER,
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let consent_page = res.text().await.unwrap();
+    for (extra, error) in &cases {
+        let res = browser.get(&authorize_url(&proxy, &client_id, extra)).await;
+        assert_error_page(res, error).await;
+    }
+    // Once the user allowed the client, its errors go back to it with state and iss.
+    decide(&mut browser, &proxy, &consent_page, "allow").await;
     for (extra, error) in &cases {
         let res = browser.get(&authorize_url(&proxy, &client_id, extra)).await;
         assert_eq!(res.status(), 302, "{extra:?}");
@@ -399,6 +401,53 @@ async fn authorization_errors_go_to_the_client_or_to_a_page() {
         location(&res).starts_with("/oauth/login?"),
         "to the login page"
     );
+}
+
+/// An error shown as a page (400, HTML, naming `error`), not redirected anywhere.
+async fn assert_error_page(res: reqwest::Response, error: &str) {
+    assert_eq!(res.status(), 400, "{error}");
+    assert!(res.headers().get("location").is_none(), "{error}");
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let text = res.text().await.unwrap();
+    assert!(text.contains(error), "{error}: {text}");
+}
+
+#[tokio::test]
+async fn a_signed_in_user_is_not_redirected_to_a_client_they_never_allowed() {
+    let proxy = start("http://127.0.0.1:9/mcp").await;
+    let mut browser = Browser::default();
+    let own = register_public(&proxy).await;
+    let res = login(
+        &mut browser,
+        &proxy,
+        &authorize_url(&proxy, &own, &[]),
+        USER,
+        PASSWORD,
+    )
+    .await;
+    let page = res.text().await.unwrap();
+    decide(&mut browser, &proxy, &page, "allow").await;
+    let (status, body) = register(
+        &proxy,
+        json!({"redirect_uris": ["https://evil.example/phish"], "token_endpoint_auth_method": "none"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let evil = body["client_id"].as_str().unwrap();
+    let link = authorize_url(
+        &proxy,
+        evil,
+        &[
+            ("redirect_uri", "https://evil.example/phish"),
+            ("response_type", "x"),
+        ],
+    );
+    assert_error_page(browser.get(&link).await, "unsupported_response_type").await;
 }
 
 #[tokio::test]
@@ -553,6 +602,28 @@ async fn repeated_login_failures_are_slowed_down() {
     assert_eq!(attempt(&mut browser).await, 429, "then the wait doubles");
     clock.advance(Duration::from_secs(1));
     assert_eq!(attempt(&mut browser).await, 401);
+}
+
+#[tokio::test]
+async fn an_overlong_username_is_refused_and_not_counted() {
+    let proxy = start("http://127.0.0.1:9/mcp").await;
+    let client_id = register_public(&proxy).await;
+    let authorize = authorize_url(&proxy, &client_id, &[]);
+    let long = "a".repeat(257);
+    let mut browser = Browser::default();
+    // More than the 20 failures an address gets for free: none of these count.
+    for _ in 0..25 {
+        let res = login(&mut browser, &proxy, &authorize, &long, "wrong").await;
+        assert_eq!(res.status(), 400);
+        let page = res.text().await.unwrap();
+        assert!(
+            page.contains("That username is too long (at most 256 bytes).")
+                && !page.contains(&long),
+            "{page}"
+        );
+    }
+    let res = login(&mut browser, &proxy, &authorize, USER, PASSWORD).await;
+    assert_eq!(res.status(), 200, "not slowed down");
 }
 
 #[tokio::test]
@@ -906,6 +977,35 @@ async fn a_restart_keeps_clients_keys_and_refresh_tokens() {
     )
     .await;
     assert!(q.contains_key("code"), "the client is still registered");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_obtained_a_token_refreshes_and_revokes_after_two_days() {
+    let (proxy, clock) = Proxy::start_in_process(|port, dir| {
+        config(port, dir, "http://127.0.0.1:9/mcp", DEFAULT_TOKENS)
+    })
+    .await;
+    let t = tokens(&proxy, &[("resource", &proxy.url("/open/mcp"))]).await;
+    let unused = register_public(&proxy).await;
+    clock.advance(Duration::from_secs(2 * 86_400));
+    let (s, body) = refresh(&proxy, &t.client_id, &t.refresh).await;
+    assert_eq!(s, 200, "{body}");
+    let res = http()
+        .post(proxy.url("/oauth/revoke"))
+        .form(&[
+            ("token", body["refresh_token"].as_str().unwrap()),
+            ("client_id", &t.client_id),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "the client still authenticates");
+    let (s, body) = refresh(&proxy, &unused, "whatever.token").await;
+    assert_eq!(
+        (s.as_u16(), body["error"].as_str()),
+        (401, Some("invalid_client")),
+        "a client that never obtained a token is forgotten after a day"
+    );
 }
 
 #[tokio::test]

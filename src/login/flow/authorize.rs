@@ -20,6 +20,9 @@ pub struct AuthorizeInput<'a> {
     /// Who is signed in on this browser, as the config knows them now.
     pub user: Option<&'a LoginUser>,
     pub config: &'a Config,
+    /// Whether this user allowed this client (id) before. Asked only for an
+    /// invalid request that might go back to the client.
+    pub consented: &'a dyn Fn(&LoginUser, &str) -> bool,
 }
 
 #[derive(Debug)]
@@ -94,11 +97,15 @@ pub fn authorize<'a>(input: &AuthorizeInput<'a>) -> AuthorizeOutcome<'a> {
 }
 
 /// Whether an invalid request's error may be sent to the client's redirect
-/// URI. Anyone can register a client with any redirect URI: without a
-/// signed-in user, an error redirect would make this origin an open
-/// redirector (RFC 9700 §4.11.2), so the error is shown instead.
+/// URI. Anyone can register a client with any redirect URI, and a signed-in
+/// person can be sent any link: unless this person allowed this client
+/// before, an error redirect would make this origin an open redirector
+/// (RFC 9700 §4.11.2), so the error is shown instead.
 fn may_redirect_errors(input: &AuthorizeInput) -> bool {
-    input.user.is_some()
+    match (input.user, input.client) {
+        (Some(user), Some(client)) => (input.consented)(user, &client.client_id),
+        _ => false,
+    }
 }
 
 /// The login page's address, coming back to `next` after login.
@@ -128,6 +135,7 @@ mod tests {
             client,
             user,
             config,
+            consented: &|_, _| true,
         })
     }
 
@@ -198,7 +206,58 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_request_of_a_signed_in_user_goes_back_to_the_client_with_iss_and_state() {
+    fn an_invalid_request_of_a_signed_in_user_who_never_allowed_the_client_gets_a_page() {
+        let (cfg, c, alice) = (config(), client(), alice());
+        let params = request_params(&c, &[("response_type", "x")]);
+        let asked = std::cell::RefCell::new(Vec::new());
+        let consented = |user: &LoginUser, client_id: &str| {
+            asked
+                .borrow_mut()
+                .push((user.name.clone(), client_id.to_string()));
+            false
+        };
+        let input = AuthorizeInput {
+            params: &params,
+            client: Some(&c),
+            user: Some(&alice),
+            config: &cfg,
+            consented: &consented,
+        };
+        let AuthorizeOutcome::Refuse(e) = authorize(&input) else {
+            panic!("expected a page: no open redirector for a client alice never allowed");
+        };
+        assert_eq!(e.status(), 400);
+        assert!(
+            e.text().starts_with("unsupported_response_type: "),
+            "{}",
+            e.text()
+        );
+        assert_eq!(
+            *asked.borrow(),
+            [("alice".to_string(), c.client_id.clone())]
+        );
+    }
+
+    #[test]
+    fn a_valid_request_does_not_look_up_consent() {
+        let (cfg, c, alice) = (config(), client(), alice());
+        let params = request_params(&c, &[]);
+        let input = AuthorizeInput {
+            params: &params,
+            client: Some(&c),
+            user: Some(&alice),
+            config: &cfg,
+            consented: &|_, _| panic!("consent looked up on the way to the consent page"),
+        };
+        assert!(matches!(
+            authorize(&input),
+            AuthorizeOutcome::ShowConsent { .. }
+        ));
+    }
+
+    #[test]
+    fn an_invalid_request_of_a_signed_in_user_who_allowed_the_client_goes_back_to_it_with_iss_and_state()
+     {
         let (cfg, c, alice) = (config(), client(), alice());
         let params = request_params(&c, &[("response_type", "token")]);
         let AuthorizeOutcome::ErrorRedirect { url } =

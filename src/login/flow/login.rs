@@ -10,7 +10,12 @@ use http::StatusCode;
 
 use crate::login::LoginUser;
 use crate::login::throttle::Throttle;
+use crate::oauth::seal;
 use crate::paths;
+
+/// The longest user name whose password is checked, in bytes: a longer one is
+/// refused before anything about it is kept.
+pub const MAX_USERNAME: usize = 256;
 
 /// The page to continue to after login: only the authorization endpoint
 /// (anything else would make the login page an open redirector); "" for none.
@@ -39,6 +44,15 @@ impl<'a> LoginPost<'a> {
             password: form.get("password").map_or("", String::as_str),
         }
     }
+
+    /// The user name to show again in the form: none if it is too long.
+    pub fn username_to_show(&self) -> &'a str {
+        if self.username.len() > MAX_USERNAME {
+            ""
+        } else {
+            self.username
+        }
+    }
 }
 
 /// Why the login form is shown again, with a message.
@@ -48,6 +62,8 @@ pub enum LoginRefusal {
     FormExpired,
     /// The user name or the password is empty.
     Incomplete,
+    /// The user name is longer than [`MAX_USERNAME`].
+    UsernameTooLong,
     /// Too many failures for this user name or from this address: wait this many seconds.
     Throttled {
         wait: u64,
@@ -61,7 +77,7 @@ impl LoginRefusal {
     pub fn status(self) -> StatusCode {
         match self {
             LoginRefusal::FormExpired => StatusCode::FORBIDDEN,
-            LoginRefusal::Incomplete => StatusCode::BAD_REQUEST,
+            LoginRefusal::Incomplete | LoginRefusal::UsernameTooLong => StatusCode::BAD_REQUEST,
             LoginRefusal::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             LoginRefusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
             LoginRefusal::WrongPassword => StatusCode::UNAUTHORIZED,
@@ -72,6 +88,9 @@ impl LoginRefusal {
         match self {
             LoginRefusal::FormExpired => "This form expired. Please sign in again.".into(),
             LoginRefusal::Incomplete => "Enter your username and password.".into(),
+            LoginRefusal::UsernameTooLong => {
+                format!("That username is too long (at most {MAX_USERNAME} bytes).").into()
+            }
             LoginRefusal::Throttled { wait } => {
                 format!("Too many failed attempts. Try again in {wait} seconds.").into()
             }
@@ -90,46 +109,56 @@ impl LoginRefusal {
     }
 }
 
-/// A login attempt whose password may be checked. It counts as failed from
-/// the start, so that parallel guesses cannot all slip in before the first
-/// one fails; `finish` takes it back when the password was right.
+/// A login attempt whose password may be checked, holding its password-check
+/// slot `S`. It counts as failed from the start, so that parallel guesses
+/// cannot all slip in before the first one fails; `finish` takes it back when
+/// the password was right.
 #[derive(Debug)]
 #[must_use = "an attempt stays counted as failed until it is finished"]
-pub struct Attempt<'a> {
+pub struct Attempt<'a, S> {
     pub username: &'a str,
     pub password: &'a str,
     key: String,
     peer: IpAddr,
+    _slot: S,
 }
 
 /// Decides whether the password of a posted login form may be checked.
-pub fn login<'a>(
+/// `take_slot` is asked for a password-check slot once the throttle lets the
+/// attempt through; only an attempt that got one is counted as a failure.
+pub fn login<'a, S>(
     post: &LoginPost<'a>,
     peer: IpAddr,
     throttle: &mut Throttle,
     now: u64,
-) -> Result<Attempt<'a>, LoginRefusal> {
+    take_slot: impl FnOnce() -> Option<S>,
+) -> Result<Attempt<'a, S>, LoginRefusal> {
     if !post.csrf_ok {
         return Err(LoginRefusal::FormExpired);
     }
     if post.username.is_empty() || post.password.is_empty() {
         return Err(LoginRefusal::Incomplete);
     }
+    if post.username.len() > MAX_USERNAME {
+        return Err(LoginRefusal::UsernameTooLong);
+    }
     let key = throttle_key(post.username);
     let wait = throttle.wait(&key, peer, now);
     if wait > 0 {
         return Err(LoginRefusal::Throttled { wait });
     }
+    let slot = take_slot().ok_or(LoginRefusal::Busy)?;
     throttle.failed(&key, peer, now);
     Ok(Attempt {
         username: post.username,
         password: post.password,
         key,
         peer,
+        _slot: slot,
     })
 }
 
-impl Attempt<'_> {
+impl<S> Attempt<'_, S> {
     /// The password check's answer: the signed-in user, whose failures are
     /// forgotten; or the refusal, and the attempt stays a failure.
     pub fn finish(
@@ -143,9 +172,10 @@ impl Attempt<'_> {
     }
 }
 
-/// What the throttle counts a user name's failures under.
+/// What the throttle counts a user name's failures under: its hash, so that
+/// an entry's size does not depend on what was typed.
 fn throttle_key(username: &str) -> String {
-    username.to_string()
+    seal::hash(username)
 }
 
 #[cfg(test)]
@@ -155,6 +185,11 @@ mod tests {
 
     const PEER: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
     const NOW: u64 = 1_000_000;
+
+    /// A free password-check slot.
+    fn slot() -> Option<()> {
+        Some(())
+    }
 
     fn post<'a>(username: &'a str, password: &'a str) -> LoginPost<'a> {
         LoginPost {
@@ -167,7 +202,7 @@ mod tests {
     /// `n` attempts for alice at `now` whose passwords were wrong.
     fn fail(throttle: &mut Throttle, n: usize, now: u64) {
         for _ in 0..n {
-            let attempt = login(&post("alice", "wrong"), PEER, throttle, now).unwrap();
+            let attempt = login(&post("alice", "wrong"), PEER, throttle, now, slot).unwrap();
             assert_eq!(
                 attempt.finish(None, throttle).unwrap_err(),
                 LoginRefusal::WrongPassword
@@ -183,7 +218,7 @@ mod tests {
             ..post("alice", "secret")
         };
         for _ in 0..10 {
-            let refusal = login(&forged, PEER, &mut throttle, NOW).unwrap_err();
+            let refusal = login(&forged, PEER, &mut throttle, NOW, slot).unwrap_err();
             assert_eq!(refusal, LoginRefusal::FormExpired);
             assert_eq!(refusal.status(), 403);
             assert_eq!(
@@ -191,14 +226,14 @@ mod tests {
                 "This form expired. Please sign in again."
             );
         }
-        assert!(login(&post("alice", "secret"), PEER, &mut throttle, NOW).is_ok());
+        assert!(login(&post("alice", "secret"), PEER, &mut throttle, NOW, slot).is_ok());
     }
 
     #[test]
     fn an_empty_username_or_password_asks_for_both() {
         let mut throttle = Throttle::default();
         for (u, p) in [("", "secret"), ("alice", ""), ("", "")] {
-            let refusal = login(&post(u, p), PEER, &mut throttle, NOW).unwrap_err();
+            let refusal = login(&post(u, p), PEER, &mut throttle, NOW, slot).unwrap_err();
             assert_eq!(refusal, LoginRefusal::Incomplete);
             assert_eq!(refusal.status(), 400);
             assert_eq!(refusal.message(), "Enter your username and password.");
@@ -222,7 +257,7 @@ mod tests {
     fn five_wrong_passwords_make_the_sixth_attempt_wait_with_a_429_and_retry_after() {
         let mut throttle = Throttle::default();
         fail(&mut throttle, 5, NOW);
-        let refusal = login(&post("alice", "secret"), PEER, &mut throttle, NOW).unwrap_err();
+        let refusal = login(&post("alice", "secret"), PEER, &mut throttle, NOW, slot).unwrap_err();
         assert_eq!(refusal, LoginRefusal::Throttled { wait: 1 });
         assert_eq!(refusal.status(), 429);
         assert_eq!(refusal.retry_after(), Some(1));
@@ -231,7 +266,7 @@ mod tests {
             "Too many failed attempts. Try again in 1 seconds."
         );
         assert!(
-            login(&post("alice", "secret"), PEER, &mut throttle, NOW + 1).is_ok(),
+            login(&post("alice", "secret"), PEER, &mut throttle, NOW + 1, slot).is_ok(),
             "after the wait"
         );
     }
@@ -241,10 +276,10 @@ mod tests {
         let mut throttle = Throttle::default();
         // Five parallel guesses, none answered yet: the sixth must wait.
         let running: Vec<_> = (0..5)
-            .map(|_| login(&post("alice", "guess"), PEER, &mut throttle, NOW).unwrap())
+            .map(|_| login(&post("alice", "guess"), PEER, &mut throttle, NOW, slot).unwrap())
             .collect();
         assert_eq!(
-            login(&post("alice", "guess"), PEER, &mut throttle, NOW).unwrap_err(),
+            login(&post("alice", "guess"), PEER, &mut throttle, NOW, slot).unwrap_err(),
             LoginRefusal::Throttled { wait: 1 }
         );
         drop(running);
@@ -254,14 +289,76 @@ mod tests {
     fn a_right_password_signs_in_and_clears_the_failures() {
         let mut throttle = Throttle::default();
         fail(&mut throttle, 4, NOW);
-        let attempt = login(&post("alice", "secret"), PEER, &mut throttle, NOW).unwrap();
+        let attempt = login(&post("alice", "secret"), PEER, &mut throttle, NOW, slot).unwrap();
         assert_eq!((attempt.username, attempt.password), ("alice", "secret"));
         assert_eq!(attempt.finish(Some(alice()), &mut throttle), Ok(alice()));
         fail(&mut throttle, 4, NOW);
         assert!(
-            login(&post("alice", "secret"), PEER, &mut throttle, NOW).is_ok(),
+            login(&post("alice", "secret"), PEER, &mut throttle, NOW, slot).is_ok(),
             "the count started again"
         );
+    }
+
+    #[test]
+    fn a_username_over_256_bytes_is_refused_and_not_counted() {
+        let mut throttle = Throttle::default();
+        let long = "a".repeat(MAX_USERNAME + 1);
+        for _ in 0..30 {
+            let refusal = login(&post(&long, "pw"), PEER, &mut throttle, NOW, slot).unwrap_err();
+            assert_eq!(refusal, LoginRefusal::UsernameTooLong);
+            assert_eq!(refusal.status(), 400);
+            assert_eq!(
+                refusal.message(),
+                "That username is too long (at most 256 bytes)."
+            );
+        }
+        assert_eq!(post(&long, "pw").username_to_show(), "", "not shown again");
+        let longest = "a".repeat(MAX_USERNAME);
+        assert_eq!(post(&longest, "pw").username_to_show(), longest);
+        assert!(
+            login(&post(&longest, "pw"), PEER, &mut throttle, NOW, slot).is_ok(),
+            "256 bytes are fine, and nothing was counted for this address"
+        );
+    }
+
+    #[test]
+    fn an_attempt_without_a_free_password_check_slot_is_busy_and_not_counted() {
+        let mut throttle = Throttle::default();
+        for _ in 0..30 {
+            let refusal = login(&post("alice", "guess"), PEER, &mut throttle, NOW, || {
+                None::<()>
+            })
+            .unwrap_err();
+            assert_eq!(refusal, LoginRefusal::Busy);
+        }
+        fail(&mut throttle, 4, NOW);
+        assert!(
+            login(&post("alice", "secret"), PEER, &mut throttle, NOW, slot).is_ok(),
+            "only the four checked attempts count"
+        );
+    }
+
+    #[test]
+    fn a_throttled_attempt_does_not_take_a_password_check_slot() {
+        let mut throttle = Throttle::default();
+        fail(&mut throttle, 5, NOW);
+        let refusal = login(
+            &post("alice", "guess"),
+            PEER,
+            &mut throttle,
+            NOW,
+            || -> Option<()> { panic!("a slot taken for a throttled attempt") },
+        )
+        .unwrap_err();
+        assert_eq!(refusal, LoginRefusal::Throttled { wait: 1 });
+    }
+
+    #[test]
+    fn the_throttle_counts_a_username_under_its_hash() {
+        let key = throttle_key(&"x".repeat(MAX_USERNAME));
+        assert_eq!(key.len(), 43);
+        assert_ne!(throttle_key("alice"), throttle_key("alice "));
+        assert_eq!(throttle_key("alice"), throttle_key("alice"));
     }
 
     #[test]
