@@ -12,7 +12,13 @@ pub struct RateLimit {
     window: Duration,
     clock: Clock,
     seen: DashMap<IpAddr, (Instant, u32)>,
+    keys: usize,
 }
+
+/// Addresses counted at most (~60 B each). When that many have live windows, a
+/// new address is refused until windows end: a flood of addresses cannot grow
+/// the table, nor reset anyone's count by pushing it out.
+const MAX_KEYS: usize = 100_000;
 
 impl RateLimit {
     pub fn new(max: u32, window: Duration, clock: Clock) -> Self {
@@ -21,15 +27,28 @@ impl RateLimit {
             window,
             clock,
             seen: DashMap::new(),
+            keys: MAX_KEYS,
         }
+    }
+
+    #[cfg(test)]
+    fn with_keys(mut self, keys: usize) -> Self {
+        self.keys = keys;
+        self
     }
 
     /// Counts one call; `Err(seconds)` when the IP is over its limit for this window.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
         let now = self.clock.instant();
-        if self.seen.len() > 100_000 {
+        if self.seen.len() >= self.keys && !self.seen.contains_key(&ip) {
             self.seen
                 .retain(|_, (start, _)| now.duration_since(*start) < self.window);
+            if self.seen.len() >= self.keys {
+                let oldest = self.seen.iter().map(|e| e.0).min().unwrap_or(now);
+                return Err((self.window.saturating_sub(now.duration_since(oldest)))
+                    .as_secs()
+                    .max(1));
+            }
         }
         let mut entry = self.seen.entry(ip).or_insert((now, 0));
         let (start, count) = &mut *entry;
@@ -68,5 +87,23 @@ mod tests {
         assert_eq!(l.check(a), Err(60), "a full new window");
         assert!(l.check(b).is_ok());
         assert_eq!(l.check(b), Err(10), "b's window started 10 s later");
+    }
+
+    #[test]
+    fn a_flood_of_addresses_is_bounded_and_new_ones_wait_for_a_window_to_end() {
+        let time = ManualClock::new(0);
+        let l = RateLimit::new(5, Duration::from_secs(60), time.clock()).with_keys(100);
+        for i in 0..100u32 {
+            assert!(l.check(IpAddr::from(i.to_be_bytes())).is_ok());
+        }
+        let known: IpAddr = "0.0.0.7".parse().unwrap();
+        let new: IpAddr = "10.9.9.9".parse().unwrap();
+        time.advance(Duration::from_secs(20));
+        assert_eq!(l.check(new), Err(40), "full: a new address waits");
+        assert!(l.check(known).is_ok(), "counted addresses keep their count");
+        assert_eq!(l.seen.len(), 100);
+        time.advance(Duration::from_secs(40));
+        assert!(l.check(new).is_ok(), "ended windows make room");
+        assert_eq!(l.seen.len(), 1);
     }
 }

@@ -1,6 +1,6 @@
 //! `/oauth/consent`: the signed-in user's answer to a consent page.
 
-use super::{PageError, UsedTickets, back_to_client};
+use super::{PageError, TicketUse, UsedTickets, back_to_client};
 use crate::config::Config;
 use crate::login::LoginUser;
 use crate::login::session;
@@ -56,8 +56,10 @@ pub fn consent<'a>(input: &ConsentInput<'a>, used: &UsedTickets) -> ConsentOutco
         Some("deny") => false,
         _ => return ConsentOutcome::Refuse(PageError::NoDecision),
     };
-    if !used.first_use(&ticket) {
-        return ConsentOutcome::Refuse(PageError::AlreadyAnswered);
+    match used.first_use(&ticket, input.now) {
+        TicketUse::First => {}
+        TicketUse::Again => return ConsentOutcome::Refuse(PageError::AlreadyAnswered),
+        TicketUse::Full => return ConsentOutcome::Refuse(PageError::Busy),
     }
     let request = ticket.request;
     if !allow {

@@ -17,7 +17,7 @@ use http::{Method, StatusCode};
 pub use authorize::{AuthorizeInput, AuthorizeOutcome, authorize, login_url};
 pub use consent::{ConsentInput, ConsentOutcome, consent};
 pub use login::{LoginPost, LoginRefusal, login, next_after_login};
-pub use tickets::UsedTickets;
+pub use tickets::{TicketUse, UsedTickets};
 
 use crate::oauth::ErrorCode;
 use crate::oauth::authorize::redirect_url;
@@ -60,6 +60,8 @@ pub enum PageError {
     NoDecision,
     /// Minting the code failed.
     ServerError(OAuthError),
+    /// A bounded table is full for the moment (too many consents at once).
+    Busy,
 }
 
 impl PageError {
@@ -71,6 +73,7 @@ impl PageError {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             PageError::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            PageError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             PageError::NotAllowed { .. }
             | PageError::NoLongerAllowed
             | PageError::FormExpired
@@ -104,6 +107,7 @@ impl PageError {
             PageError::NotSignedIn => "Not signed in",
             PageError::AlreadyAnswered => "Already answered",
             PageError::ServerError(_) => "Something went wrong",
+            PageError::Busy => "Busy",
         }
     }
 
@@ -138,6 +142,7 @@ impl PageError {
             PageError::AlreadyAnswered => {
                 "This request was already answered. Go back to your application.".into()
             }
+            PageError::Busy => "The server is busy. Try again in a moment.".into(),
             PageError::NoDecision => "Choose Allow or Deny.".into(),
         }
     }

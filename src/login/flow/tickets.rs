@@ -7,18 +7,61 @@ use crate::login::session::ConsentTicket;
 /// Consent tickets already answered, kept until they expire: one answer per
 /// consent page, so that a form posted again mints no second code. In memory,
 /// per instance.
-#[derive(Debug, Default)]
-pub struct UsedTickets(DashMap<String, u64>);
+#[derive(Debug)]
+pub struct UsedTickets {
+    map: DashMap<String, u64>,
+    max: usize,
+}
+
+/// Answered tickets remembered at most (each lives 10 minutes; ~60 B). Past it,
+/// consent pages are refused for a moment rather than a ticket forgotten early
+/// (which would let its page be answered twice).
+const MAX_USED: usize = 100_000;
+
+impl Default for UsedTickets {
+    fn default() -> Self {
+        Self::with_capacity(MAX_USED)
+    }
+}
+
+/// Whether a consent page's answer may count.
+#[derive(Debug, PartialEq, Eq)]
+pub enum TicketUse {
+    First,
+    /// This page was already answered.
+    Again,
+    /// Too many unexpired answers are remembered: try again later.
+    Full,
+}
 
 impl UsedTickets {
-    /// Marks the ticket answered; false if it already was.
-    pub fn first_use(&self, ticket: &ConsentTicket) -> bool {
-        self.0.insert(ticket.id.clone(), ticket.exp).is_none()
+    fn with_capacity(max: usize) -> Self {
+        Self {
+            map: DashMap::new(),
+            max,
+        }
+    }
+
+    /// Marks the ticket answered.
+    pub fn first_use(&self, ticket: &ConsentTicket, now: u64) -> TicketUse {
+        if self.map.contains_key(&ticket.id) {
+            return TicketUse::Again;
+        }
+        if self.map.len() >= self.max {
+            self.sweep(now);
+            if self.map.len() >= self.max {
+                return TicketUse::Full;
+            }
+        }
+        match self.map.insert(ticket.id.clone(), ticket.exp) {
+            None => TicketUse::First,
+            Some(_) => TicketUse::Again,
+        }
     }
 
     /// Forgets the tickets that have expired: they are refused as such anyway.
     pub fn sweep(&self, now: u64) {
-        self.0.retain(|_, exp| *exp > now);
+        self.map.retain(|_, exp| *exp > now);
     }
 }
 
@@ -48,24 +91,54 @@ mod tests {
     #[test]
     fn a_ticket_is_used_once() {
         let used = UsedTickets::default();
-        assert!(used.first_use(&ticket("a", 100)));
-        assert!(!used.first_use(&ticket("a", 100)));
-        assert!(used.first_use(&ticket("b", 100)), "another page");
+        assert_eq!(used.first_use(&ticket("a", 100), 0), TicketUse::First);
+        assert_eq!(used.first_use(&ticket("a", 100), 0), TicketUse::Again);
+        assert_eq!(
+            used.first_use(&ticket("b", 100), 0),
+            TicketUse::First,
+            "another page"
+        );
     }
 
     #[test]
     fn used_tickets_are_remembered_until_they_expire() {
         let used = UsedTickets::default();
-        assert!(used.first_use(&ticket("a", 100)));
+        assert_eq!(used.first_use(&ticket("a", 100), 0), TicketUse::First);
         used.sweep(99);
-        assert!(
-            !used.first_use(&ticket("a", 100)),
+        assert_eq!(
+            used.first_use(&ticket("a", 100), 99),
+            TicketUse::Again,
             "still valid: still used"
         );
         used.sweep(100);
-        assert!(
-            used.first_use(&ticket("a", 100)),
+        assert_eq!(
+            used.first_use(&ticket("a", 100), 100),
+            TicketUse::First,
             "expired (refused as such): forgotten"
         );
+    }
+
+    #[test]
+    fn a_flood_of_answers_is_bounded_and_refused_rather_than_forgotten() {
+        let used = UsedTickets::with_capacity(100);
+        for i in 0..100 {
+            assert_eq!(
+                used.first_use(&ticket(&i.to_string(), 600), 0),
+                TicketUse::First
+            );
+        }
+        assert_eq!(used.first_use(&ticket("new", 600), 10), TicketUse::Full);
+        assert_eq!(used.map.len(), 100);
+        assert_eq!(
+            used.first_use(&ticket("0", 600), 10),
+            TicketUse::Again,
+            "none was forgotten early"
+        );
+        assert_eq!(
+            used.first_use(&ticket("new", 600), 600),
+            TicketUse::First,
+            "expired ones make room"
+        );
+        assert_eq!(used.map.len(), 1);
     }
 }
