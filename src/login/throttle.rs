@@ -17,6 +17,10 @@ const WINDOW: u64 = 15 * 60;
 const FREE_PER_USER: u32 = 5;
 const FREE_PER_IP: u32 = 20;
 const MAX_DELAY: u64 = 300;
+/// User names and IPs counted at most (~100 B each). Windows that are over go
+/// first; if the live ones are still more, those closest to their end (the
+/// oldest first failure) are forgotten, a hundredth at a time.
+const MAX_ENTRIES: usize = 100_000;
 
 #[derive(Debug, Clone, Copy, Default)]
 struct Failures {
@@ -77,10 +81,21 @@ impl Throttle {
             cur.last = now;
             *f = cur;
         }
-        // Bound memory: forget windows that are over.
-        if self.users.len() + self.ips.len() > 100_000 {
-            self.users.retain(|_, f| now < f.first + WINDOW);
-            self.ips.retain(|_, f| now < f.first + WINDOW);
+        self.bound(now, MAX_ENTRIES);
+    }
+
+    fn bound(&mut self, now: u64, max: usize) {
+        if self.users.len() + self.ips.len() <= max {
+            return;
+        }
+        self.users.retain(|_, f| now < f.first + WINDOW);
+        self.ips.retain(|_, f| now < f.first + WINDOW);
+        let keep = max - max / 100;
+        if self.users.len() + self.ips.len() > max {
+            let share = |n: usize| n * keep / (self.users.len() + self.ips.len()).max(1);
+            let (users, ips) = (share(self.users.len()), share(self.ips.len()));
+            keep_newest(&mut self.users, users);
+            keep_newest(&mut self.ips, ips);
         }
     }
 
@@ -90,6 +105,25 @@ impl Throttle {
             f.count = f.count.saturating_sub(1);
         }
     }
+}
+
+/// Keeps the `n` entries whose window started last.
+fn keep_newest<K: Eq + std::hash::Hash>(map: &mut HashMap<K, Failures>, n: usize) {
+    if map.len() <= n {
+        return;
+    }
+    let mut firsts: Vec<u64> = map.values().map(|f| f.first).collect();
+    let drop = map.len() - n;
+    let (_, cutoff, _) = firsts.select_nth_unstable(drop - 1);
+    let cutoff = *cutoff;
+    let mut dropped = 0;
+    map.retain(|_, f| {
+        if dropped < drop && f.first <= cutoff {
+            dropped += 1;
+            return false;
+        }
+        true
+    });
 }
 
 #[cfg(test)]
@@ -149,5 +183,21 @@ mod tests {
             t.failed("alice", IP, 100);
         }
         assert_eq!(t.wait("alice", IP, 100), MAX_DELAY);
+    }
+
+    #[test]
+    fn a_flood_of_names_and_addresses_stays_within_the_bound_and_keeps_the_newest() {
+        let mut t = Throttle::default();
+        for i in 0..1000u32 {
+            t.failed(
+                &format!("name{i}"),
+                IpAddr::from(i.to_be_bytes()),
+                u64::from(i),
+            );
+            t.bound(u64::from(i), 100);
+            assert!(t.users.len() + t.ips.len() <= 100, "{i}");
+        }
+        assert!(t.users.contains_key("name999"), "the newest are kept");
+        assert!(!t.users.contains_key("name0"), "the oldest went first");
     }
 }
