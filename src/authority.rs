@@ -26,6 +26,12 @@ const CODE_MEMORY: u64 = 600;
 /// How long a registered client that never obtained a token is kept. One that
 /// did is kept for the refresh TTL after each token it obtains ([`Authority::keep_client`]).
 const UNUSED_CLIENT_TTL: u64 = 86_400;
+/// Revoked, unexpired access tokens remembered at most (~80 B each). Past it the
+/// token endpoint issues no new tokens for a while (`temporarily_unavailable`)
+/// rather than forget a revocation: entries only come from tokens that were
+/// issued, each a store commit, so only a sustained refresh-and-revoke loop
+/// gets here.
+const MAX_DENIED: usize = 500_000;
 /// Verified access tokens kept in memory for the hot path.
 const VERIFIED_CACHE_MAX: usize = 10_000;
 const CACHE_KEY_LEN: usize = 32;
@@ -111,8 +117,9 @@ pub struct Authority {
     /// The signing keys, reloaded (and rotated) at the sweep. See [`keys`].
     keys: ArcSwap<keys::Keys>,
     pub signer: seal::Signer,
-    /// Revoked access tokens (jti → exp), until they expire.
+    /// Revoked access tokens (jti → exp), until they expire; at most `max_denied`.
     denied: DashMap<String, u64>,
+    max_denied: usize,
     /// Verified access tokens (expired ones too, until the sweep): the hot path
     /// skips the signature check for these. See [`cache_key`].
     verified: DashMap<[u8; CACHE_KEY_LEN], (Box<str>, Arc<Claims>)>,
@@ -144,6 +151,7 @@ impl Authority {
             keys: ArcSwap::from_pointee(keys),
             signer: seal::Signer::new(&hmac),
             denied,
+            max_denied: MAX_DENIED,
             verified: DashMap::new(),
             assertions: Mutex::default(),
         })
@@ -302,12 +310,27 @@ impl Authority {
     }
 
     /// The `authorization_code` grant.
+    /// New access tokens only while a revocation of each could be remembered.
+    fn room_for_tokens(&self) -> Result<(), OAuthError> {
+        if self.denied.len() >= self.max_denied {
+            self.denied.retain(|_, exp| *exp > self.clock.unix());
+            if self.denied.len() >= self.max_denied {
+                tracing::warn!("the revoked-token list is full: no new tokens for now");
+                return Err(OAuthError::temporarily_unavailable(
+                    "too many revoked tokens are still live; try again later",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn exchange_code(
         &self,
         config: &Config,
         client: &ClientRecord,
         p: &TokenParams,
     ) -> Result<TokenResponse, OAuthError> {
+        self.room_for_tokens()?;
         let code = p
             .code
             .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
@@ -411,6 +434,7 @@ impl Authority {
         client: &ClientRecord,
         p: &TokenParams,
     ) -> Result<TokenResponse, OAuthError> {
+        self.room_for_tokens()?;
         let token = p
             .refresh_token
             .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;

@@ -293,3 +293,30 @@ fn a_consent_is_remembered_per_user_and_client_for_the_refresh_ttl() {
     f.advance(1);
     assert!(!f.authority.has_consented("alice", id), "expired");
 }
+
+#[test]
+fn a_flood_of_revocations_is_bounded_and_pauses_issuing_rather_than_forgetting_one() {
+    let mut f = fixture();
+    f.authority.max_denied = 3;
+    let mut revoked = Vec::new();
+    for _ in 0..3 {
+        let tokens = f.exchange(&f.code()).unwrap();
+        f.authority.revoke(&f.client, &tokens.access_token).unwrap();
+        revoked.push(tokens.access_token);
+    }
+    let full = f.exchange(&f.code()).unwrap_err();
+    assert_eq!(full.code, ErrorCode::TemporarilyUnavailable);
+    assert_eq!(f.authority.denied.len(), 3);
+    for token in &revoked {
+        assert_eq!(
+            f.verify(token).unwrap_err(),
+            TokenError::Revoked,
+            "none forgotten"
+        );
+    }
+    f.advance(f.config.tokens.access_ttl.as_secs());
+    assert!(
+        f.exchange(&f.code()).is_ok(),
+        "expired revocations make room"
+    );
+}

@@ -21,12 +21,17 @@ pub fn error_response(e: &OAuthError) -> Response<Body> {
     let status = match e.code {
         ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
         ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+        ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
     let mut res = json(
         status,
         &serde_json::json!({ "error": e.code.as_str(), "error_description": e.description }),
     );
+    if e.code == ErrorCode::TemporarilyUnavailable {
+        res.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
+    }
     if e.code == ErrorCode::InvalidClient {
         res.headers_mut().insert(
             header::WWW_AUTHENTICATE,

@@ -17,6 +17,8 @@ pub enum ErrorCode {
     InvalidRedirectUri,
     InvalidClientMetadata,
     ServerError,
+    /// A bounded table is full or a backend is down for the moment (503, `Retry-After`).
+    TemporarilyUnavailable,
 }
 
 impl ErrorCode {
@@ -34,6 +36,7 @@ impl ErrorCode {
             ErrorCode::InvalidRedirectUri => "invalid_redirect_uri",
             ErrorCode::InvalidClientMetadata => "invalid_client_metadata",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
         }
     }
 }
@@ -76,6 +79,7 @@ constructors! {
     invalid_redirect_uri => InvalidRedirectUri,
     invalid_client_metadata => InvalidClientMetadata,
     server_error => ServerError,
+    temporarily_unavailable => TemporarilyUnavailable,
 }
 
 impl fmt::Display for OAuthError {
