@@ -3,7 +3,8 @@
 //! that is accepted describes exactly the client it was fetched for.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mcp_oauth_proxy::oauth::cimd::parse_document;
+// `oauth::cimd` before the refactor that moved it.
+use mcp_oauth_proxy::cimd::rules::parse_document;
 
 const NOW: u64 = 1_750_000_000;
 

@@ -3,7 +3,8 @@
 //! re-encode and re-parse unchanged.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use mcp_oauth_proxy::web::forms::parse;
+// `web::forms` before the refactor that moved it.
+use mcp_oauth_proxy::oauth::form::parse;
 
 fuzz_target!(|data: &[u8]| {
     let pairs: Vec<(String, String)> = url::form_urlencoded::parse(data)
