@@ -32,6 +32,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest document or key set read.
 const MAX_BODY: usize = 64 * 1024;
 const FAILURE_TTL: Duration = Duration::from_secs(30);
+/// An idle connection to a document host is closed after this.
+const POOL_IDLE: Duration = Duration::from_secs(10);
 /// Memory for fetched documents (and their failures), estimated from what is
 /// kept of each (`Weigh`); the least recently used go first.
 const DOCUMENT_CACHE_BYTES: usize = 8 * 1024 * 1024;
@@ -175,8 +177,11 @@ impl Fetcher {
         } else {
             builder.https_only().enable_http1().wrap_connector(http)
         };
+        // Hosts are attacker-chosen: idle connections to them do not linger.
         let client = Client::builder(TokioExecutor::new())
-            .pool_max_idle_per_host(4)
+            .pool_max_idle_per_host(1)
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_timer(hyper_util::rt::TokioTimer::new())
             .build(connector);
         Ok(Self {
             client,
