@@ -188,10 +188,9 @@ mod tests {
         assert!(resolve_endpoint(&sse, "http://169.254.169.254/latest").is_none());
     }
 
-    #[test]
-    fn the_endpoint_event_is_rewritten_once_and_the_session_ends_with_the_stream() {
-        let sessions = Arc::new(Sessions::default());
-        let (mut hook, _rx) = NewSession {
+    /// The hook of a stream alice opens on the legacy route.
+    fn alices_stream(sessions: &Arc<Sessions>) -> (EventHook, mpsc::Receiver<Bytes>) {
+        NewSession {
             sessions: sessions.clone(),
             route: "legacy".into(),
             route_path: "/legacy/sse".into(),
@@ -199,7 +198,13 @@ mod tests {
             sub: "alice".into(),
             client_id: "c".into(),
         }
-        .hook();
+        .hook()
+    }
+
+    #[test]
+    fn the_endpoint_event_is_rewritten_once_and_the_session_ends_with_the_stream() {
+        let sessions = Arc::new(Sessions::default());
+        let (mut hook, _rx) = alices_stream(&sessions);
         let raw = Bytes::from_static(b"event: endpoint\ndata: /message?sessionId=up1\n\n");
         let out = hook(raw.clone(), &sse::fields(&raw));
         let f = sse::fields(&out);
@@ -223,15 +228,7 @@ mod tests {
     #[tokio::test]
     async fn a_stalled_stream_ends_its_session_instead_of_queueing_without_bound() {
         let sessions = Arc::new(Sessions::default());
-        let (mut hook, mut rx) = NewSession {
-            sessions: sessions.clone(),
-            route: "legacy".into(),
-            route_path: "/legacy/sse".into(),
-            upstream_sse: "http://127.0.0.1:3001/sse".parse().unwrap(),
-            sub: "alice".into(),
-            client_id: "c".into(),
-        }
-        .hook();
+        let (mut hook, mut rx) = alices_stream(&sessions);
         let raw = Bytes::from_static(b"event: endpoint\ndata: /message?sessionId=up1\n\n");
         let out = hook(raw.clone(), &sse::fields(&raw));
         let id = sse::fields(&out)
