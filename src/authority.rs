@@ -123,6 +123,7 @@ pub struct Authority {
     /// Verified access tokens (expired ones too, until the sweep): the hot path
     /// skips the signature check for these. See [`cache_key`].
     verified: DashMap<[u8; CACHE_KEY_LEN], (Box<str>, Arc<Claims>)>,
+    max_verified: usize,
     /// Client assertions seen, so that none is accepted twice (bounded).
     assertions: Mutex<assertion::Seen>,
 }
@@ -153,6 +154,7 @@ impl Authority {
             denied,
             max_denied: MAX_DENIED,
             verified: DashMap::new(),
+            max_verified: VERIFIED_CACHE_MAX,
             assertions: Mutex::default(),
         })
     }
@@ -654,9 +656,9 @@ impl Authority {
                 // Expired tokens are kept too: clients retry with them, and each retry
                 // would cost a signature check. `check` refuses them below.
                 if c.iss == config.public_url.as_str() {
-                    if self.verified.len() >= VERIFIED_CACHE_MAX {
+                    if self.verified.len() >= self.max_verified {
                         self.verified.retain(|_, (_, c)| c.exp > t);
-                        if self.verified.len() >= VERIFIED_CACHE_MAX {
+                        if self.verified.len() >= self.max_verified {
                             self.verified.clear();
                         }
                     }

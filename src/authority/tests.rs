@@ -320,3 +320,26 @@ fn a_flood_of_revocations_is_bounded_and_pauses_issuing_rather_than_forgetting_o
         "expired revocations make room"
     );
 }
+
+#[test]
+fn a_flood_of_distinct_tokens_keeps_the_verified_cache_within_its_bound() {
+    let mut f = fixture();
+    f.authority.max_verified = 4;
+    let mut tokens = Vec::new();
+    for _ in 0..10 {
+        let access = f.exchange(&f.code()).unwrap().access_token;
+        f.verify(&access).unwrap();
+        assert!(
+            f.authority.verified.len() <= 4,
+            "{}",
+            f.authority.verified.len()
+        );
+        tokens.push(access);
+    }
+    for access in &tokens {
+        assert!(
+            f.verify(access).is_ok(),
+            "a token pushed out is verified again"
+        );
+    }
+}
