@@ -133,3 +133,23 @@ where
         }
     }
 }
+
+/// A refused request's body that is worth reading before the answer: at most this.
+const DISCARD_MAX: usize = 64 * 1024;
+/// And it must arrive within this.
+const DISCARD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and throws away a small body of a request that is answered without it
+/// (a 401, say). hyper cannot reuse an HTTP/1.1 connection whose request body
+/// was not read to its end, and closes it after the answer without saying so;
+/// a client that sent the body late, then reuses the connection, would find it
+/// closed. Larger bodies are left unread (the connection closes).
+pub async fn discard<B>(headers: &http::HeaderMap, body: B)
+where
+    B: http_body::Body<Data = Bytes> + Unpin,
+{
+    if declared_too_large(headers, DISCARD_MAX) {
+        return;
+    }
+    let _ = tokio::time::timeout(DISCARD_TIMEOUT, drain(body, DISCARD_MAX as u64)).await;
+}

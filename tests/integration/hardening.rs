@@ -301,3 +301,45 @@ async fn an_open_sse_stream_keeps_its_http2_connection_open_past_the_idle_timeou
         .unwrap()
         .unwrap();
 }
+
+/// Reads from `s` until `text` has arrived (or 5 s passed); what arrived.
+async fn read_until(s: &mut TcpStream, text: &str) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !String::from_utf8_lossy(&out).contains(text) {
+        match tokio::time::timeout_at(deadline, s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn a_refused_mcp_request_whose_body_comes_late_keeps_its_connection_usable() {
+    let proxy = proxy().await;
+    let mut s = TcpStream::connect(("127.0.0.1", proxy.port)).await.unwrap();
+    let body = br#"{"jsonrpc":"2.0","id":1,"method":"initialize"}"#;
+    let head = format!(
+        "POST /notes/mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    // The client's body comes late (a second write); a proxy that answered on the
+    // head alone would have done so by now and closed the connection after it.
+    let mut early = [0u8; 1];
+    let answered = tokio::time::timeout(Duration::from_millis(300), s.peek(&mut early)).await;
+    s.write_all(body).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let out = read_until(&mut s, "\"ok\"").await;
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    assert!(answered.is_err(), "the refusal waited for the body");
+    let next = &out[out.find("invalid_token").unwrap_or(0)..];
+    assert!(
+        next.contains("HTTP/1.1 200"),
+        "the connection still serves the next request: {out:?}"
+    );
+}

@@ -30,7 +30,7 @@ use crate::mcp::legacy;
 use crate::oauth::jwt::Claims;
 use crate::state::AppState;
 use crate::telemetry::AccessInfo;
-use crate::wire::{Body, ConnInfo};
+use crate::wire::{self, Body, ConnInfo};
 
 pub use error::McpError;
 
@@ -114,12 +114,15 @@ pub async fn handle(
 
 /// The phases up to `filter`, in order; `log` is [`log::finish`].
 async fn run(cx: &mut Context<'_>, req: Request<Incoming>) -> Result<Response<Body>, McpError> {
-    if let Some(preflight) = origin::check(cx, &req)? {
-        return Ok(preflight);
-    }
-    let claims = authenticate::bearer(cx, &req)?;
-    let claims = cx.claims.insert(claims).clone();
-    let target = session::check(cx, &claims, &req)?;
+    let (claims, target) = match admit(cx, &req) {
+        Ok(Admitted::Preflight(res)) => return Ok(res),
+        Ok(Admitted::Request(claims, target)) => (claims, target),
+        Err(e) => {
+            let (head, body) = req.into_parts();
+            wire::discard(&head.headers, body).await;
+            return Err(e);
+        }
+    };
     let request = inspect::request(cx, &claims, &target, req).await?;
     let response = forward::send(cx, &target, request.head, request.body).await?;
     session::after(cx, &claims, &target, &response);
@@ -132,4 +135,20 @@ async fn run(cx: &mut Context<'_>, req: Request<Incoming>) -> Result<Response<Bo
         response,
     )
     .await
+}
+
+enum Admitted {
+    Preflight(Response<Body>),
+    Request(Arc<Claims>, session::Target),
+}
+
+/// The phases that judge a request by its head: origin, authenticate, session.
+fn admit(cx: &mut Context<'_>, req: &Request<Incoming>) -> Result<Admitted, McpError> {
+    if let Some(preflight) = origin::check(cx, req)? {
+        return Ok(Admitted::Preflight(preflight));
+    }
+    let claims = authenticate::bearer(cx, req)?;
+    let claims = cx.claims.insert(claims).clone();
+    let target = session::check(cx, &claims, req)?;
+    Ok(Admitted::Request(claims, target))
 }
