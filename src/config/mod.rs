@@ -244,14 +244,16 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, Vec<ConfigError>> {
         let raw: raw::RawConfig = serde_saphyr::from_str(text).map_err(|e| {
+            let message = strip_location_suffix(&e.without_snippet().to_string());
             let (line, column) = e
                 .location()
                 .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
+                .or_else(|| duplicate_key_location(text, &message))
+                .unwrap_or((1, 1));
             vec![ConfigError {
                 line,
                 column,
-                message: strip_location_suffix(&e.without_snippet().to_string()),
+                message,
             }]
         })?;
         validate::validate(raw, base, env)
@@ -260,6 +262,25 @@ impl Config {
     pub fn route_by_path(&self, path: &str) -> Option<&Arc<Route>> {
         self.routes.iter().find(|r| r.path == path)
     }
+}
+
+/// serde reports a repeated key (`duplicate field `listen``) without a place:
+/// the line of the key's second occurrence, if the text says where.
+fn duplicate_key_location(text: &str, message: &str) -> Option<(u64, u64)> {
+    let key = message
+        .strip_prefix("duplicate field `")?
+        .split('`')
+        .next()?;
+    text.lines()
+        .enumerate()
+        .filter_map(|(i, line)| {
+            let column = line.find(key)?;
+            let rest = line[column + key.len()..].trim_start();
+            let before = line[..column].trim_start_matches([' ', '-']);
+            (rest.starts_with(':') && (before.is_empty() || before.ends_with(' ')))
+                .then_some((i as u64 + 1, column as u64 + 1))
+        })
+        .nth(1)
 }
 
 /// serde-saphyr ends its messages with " at line L, column C"; the location is printed in front instead.

@@ -282,3 +282,25 @@ fn a_per_ip_connection_cap_of_zero_is_refused() {
         "server.max_connections_per_ip",
     );
 }
+
+#[test]
+fn a_repeated_key_is_reported_where_it_repeats() {
+    // Found by the config fuzz target: serde names the key but not the place.
+    // (A tagged key gets past the YAML parser's own duplicate check.)
+    let yaml =
+        format!("{HEAD}tokens:\n  access_ttl: 1h\n!x listen: \"127.0.0.1:9090\"\nroutes: []\n");
+    assert_error(&yaml, 7, 4, "duplicate field `listen`");
+    let plain = format!("{HEAD}listen: \"127.0.0.1:9090\"\nroutes: []\n");
+    let e = one_error(&plain);
+    assert!(e.line > 0 && e.message.contains("listen"), "{e:?}");
+}
+
+#[test]
+fn every_parse_error_has_a_place() {
+    let crash = "listen: \"127.0.0.1:8443\"\npublic_url: \"https://mcp.exampleom\"\nstate:\n  dir: state\ntokens:\n  access_ttl: 1h\n!li listen: \"12users:\n  - name8\"";
+    let errors = load(crash).unwrap_err();
+    assert!(
+        errors.iter().all(|e| e.line > 0 && e.column > 0),
+        "{errors:?}"
+    );
+}
