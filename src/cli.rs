@@ -1,10 +1,11 @@
-//! The command line: `serve`, `check-config`, `hash-password`.
+//! The command line: `serve`, `check-config`, `hash-password`, `completions`,
+//! and the hidden `manpage` (for packagers).
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::config::{Config, StateBackend};
 
@@ -32,6 +33,37 @@ pub enum Command {
     CheckConfig(ConfigArg),
     /// Read a password from stdin and print an argon2id hash for `users[].password_hash`.
     HashPassword,
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    #[command(after_help = "Install, e.g.:\n  \
+        mcp-oauth-proxy completions bash > /etc/bash_completion.d/mcp-oauth-proxy\n  \
+        mcp-oauth-proxy completions zsh > /usr/local/share/zsh/site-functions/_mcp-oauth-proxy\n  \
+        mcp-oauth-proxy completions fish > ~/.config/fish/completions/mcp-oauth-proxy.fish")]
+    Completions {
+        /// The shell to generate completions for.
+        shell: Shell,
+    },
+    /// Print the man page (roff) to stdout, for packagers:
+    /// `mcp-oauth-proxy manpage > mcp-oauth-proxy.1`.
+    #[command(hide = true)]
+    Manpage,
+}
+
+/// The shells `completions` supports.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+impl From<Shell> for clap_complete::Shell {
+    fn from(shell: Shell) -> Self {
+        match shell {
+            Shell::Bash => clap_complete::Shell::Bash,
+            Shell::Zsh => clap_complete::Shell::Zsh,
+            Shell::Fish => clap_complete::Shell::Fish,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -87,6 +119,61 @@ pub fn check_config(path: &std::path::Path) -> ExitCode {
         }
     }
     ExitCode::SUCCESS
+}
+
+/// Writes the completion script for `shell`, generated from the clap definition.
+pub fn completions(shell: Shell, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    // clap_complete offers hidden commands too: complete a copy without them.
+    let full = Cli::command();
+    let name = full.get_name().to_string();
+    let mut cmd = clap::Command::new("mcp-oauth-proxy")
+        .version(env!("CARGO_PKG_VERSION"))
+        .args(full.get_arguments().cloned())
+        .subcommands(full.get_subcommands().filter(|s| !s.is_hide_set()).cloned());
+    // clap_complete panics on a write error; generate into memory, then write.
+    let mut script = Vec::new();
+    clap_complete::generate(
+        clap_complete::Shell::from(shell),
+        &mut cmd,
+        name,
+        &mut script,
+    );
+    out.write_all(&script)
+}
+
+/// Writes the man page (roff), generated from the clap definition: one page,
+/// with a COMMANDS section giving each command's synopsis, description and options.
+pub fn manpage(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    let cmd = Cli::command();
+    let man = clap_mangen::Man::new(cmd.clone());
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    writeln!(out, ".SH COMMANDS")?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let full_name = format!("{} {}", cmd.get_name(), sub.get_name());
+        writeln!(out, ".SS \"{full_name}\"")?;
+        // The subcommand's own sections as paragraphs, without their `.SH`
+        // headings (and the string definitions the title already made).
+        let sub_man = clap_mangen::Man::new(sub.clone().bin_name(full_name));
+        let mut synopsis = Vec::new();
+        sub_man.render_synopsis_section(&mut synopsis)?;
+        let mut description = Vec::new();
+        sub_man.render_description_section(&mut description)?;
+        let mut options = Vec::new();
+        sub_man.render_options_section(&mut options)?;
+        for section in [synopsis, description, options] {
+            writeln!(out, ".PP")?;
+            for line in String::from_utf8_lossy(&section).lines() {
+                if !line.starts_with(".SH") && !line.contains(".ds Aq") {
+                    writeln!(out, "{line}")?;
+                }
+            }
+        }
+    }
+    man.render_version_section(out)
 }
 
 pub fn hash_password() -> ExitCode {

@@ -9,6 +9,20 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig(arg) => cli::check_config(&arg.config),
         Command::HashPassword => cli::hash_password(),
+        Command::Completions { shell } => match cli::completions(shell, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cannot write the completions: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Manpage => match cli::manpage(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("cannot write the man page: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Serve(arg) => {
             // Fail fast: a bad config exits 64 before any port is bound.
             let config = match cli::load_or_report(&arg.config) {

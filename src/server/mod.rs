@@ -65,7 +65,14 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
     let signals = async {
         loop {
             tokio::select! {
-                _ = sighup.recv() => server.reload(&config_path),
+                _ = sighup.recv() => {
+                    // sd_notify(3): RELOADING=1 with MONOTONIC_USEC, then READY=1.
+                    if let Ok(now) = sd_notify::NotifyState::monotonic_usec_now() {
+                        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading, now]);
+                    }
+                    server.reload(&config_path);
+                    notify_systemd(sd_notify::NotifyState::Ready);
+                }
                 _ = sigterm.recv() => break,
                 _ = sigint.recv() => break,
             }

@@ -1,4 +1,4 @@
-//! The command line: check-config and hash-password.
+//! The command line: check-config, hash-password, completions and the man page.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -137,4 +137,117 @@ fn the_demo_config_validates_on_the_ports_demo_run_sets() {
     );
     assert!(stdout.contains("127.0.0.1:9090"), "{stdout}");
     assert!(stdout.contains("127.0.0.1:4001"), "{stdout}");
+}
+
+fn completions(shell: &str) -> String {
+    let out = Command::new(proxy_bin())
+        .args(["completions", shell])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{shell}: {out:?}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn names_the_visible_subcommands(script: &str) {
+    for sub in ["serve", "check-config", "hash-password", "completions"] {
+        assert!(script.contains(sub), "no {sub} in:\n{script}");
+    }
+    assert!(
+        !script.contains("manpage"),
+        "the hidden manpage command is offered"
+    );
+}
+
+#[test]
+fn bash_completions_are_a_bash_completion_script_naming_the_subcommands() {
+    let script = completions("bash");
+    assert!(script.contains("complete -F"), "{script}");
+    assert!(script.contains("mcp-oauth-proxy"), "{script}");
+    names_the_visible_subcommands(&script);
+}
+
+#[test]
+fn the_bash_completion_script_loads_in_bash_and_completes_the_binary() {
+    let mut child = Command::new("bash")
+        .args(["-c", "source /dev/stdin && complete -p mcp-oauth-proxy"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(completions("bash").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let registered = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        registered.contains("-F _mcp__oauth__proxy mcp-oauth-proxy"),
+        "{registered}"
+    );
+}
+
+#[test]
+fn zsh_completions_are_a_zsh_completion_script_naming_the_subcommands() {
+    let script = completions("zsh");
+    assert!(script.starts_with("#compdef mcp-oauth-proxy"), "{script}");
+    names_the_visible_subcommands(&script);
+}
+
+#[test]
+fn fish_completions_are_a_fish_completion_script_naming_the_subcommands() {
+    let script = completions("fish");
+    assert!(script.contains("complete -c mcp-oauth-proxy"), "{script}");
+    names_the_visible_subcommands(&script);
+}
+
+#[test]
+fn completions_for_an_unknown_shell_is_a_usage_error_listing_the_shells() {
+    let out = Command::new(proxy_bin())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("invalid value 'tcsh'"), "{stderr}");
+    assert!(
+        stderr.contains("[possible values: bash, zsh, fish]"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_man_page_is_roff_naming_every_command_and_its_options() {
+    let out = Command::new(proxy_bin()).arg("manpage").output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let page = String::from_utf8(out.stdout).unwrap();
+    let th = page
+        .lines()
+        .position(|l| l.starts_with(".TH mcp-oauth-proxy 1"));
+    let first_section = page.lines().position(|l| l.starts_with(".SH"));
+    assert!(
+        th.is_some() && th < first_section,
+        "no .TH header first:\n{page}"
+    );
+    assert!(page.contains(".SH NAME"), "{page}");
+    for sub in ["serve", "check-config", "hash-password", "completions"] {
+        assert!(
+            page.contains(&format!(".SS \"mcp-oauth-proxy {sub}\"")),
+            "no {sub} section in:\n{page}"
+        );
+    }
+    assert!(page.contains(r"\fB\-\-config\fR"), "{page}");
+    assert!(!page.contains(".SS \"mcp-oauth-proxy manpage\""), "{page}");
+}
+
+#[test]
+fn the_manpage_command_is_hidden_from_help() {
+    let out = Command::new(proxy_bin()).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("completions"), "{help}");
+    assert!(!help.contains("manpage"), "{help}");
 }

@@ -127,7 +127,7 @@ async fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
 }
 
 #[tokio::test]
-async fn systemd_is_told_ready_and_stopping() {
+async fn systemd_is_told_ready_reloading_around_a_sighup_and_stopping() {
     let dir = tempfile::tempdir().unwrap();
     let socket_path = dir.path().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
@@ -141,10 +141,28 @@ async fn systemd_is_told_ready_and_stopping() {
     )
     .await;
     let mut buf = [0u8; 256];
-    let n = socket.recv(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("READY=1"));
+    let mut next = || {
+        let n = socket
+            .recv(&mut buf)
+            .expect("no sd_notify message within 20s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(next().contains("READY=1"));
+
+    proxy.signal("HUP");
+    // Type=notify-reload and sd_notify(3): RELOADING=1 carries the monotonic
+    // time in the same message; READY=1 follows once the reload is done.
+    let reloading = next();
+    let lines: Vec<&str> = reloading.lines().collect();
+    assert!(lines.contains(&"RELOADING=1"), "{reloading}");
+    let usec = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .unwrap_or_else(|| panic!("no MONOTONIC_USEC in {reloading:?}"));
+    assert!(usec.parse::<u64>().unwrap() > 0, "{reloading}");
+    assert!(next().contains("READY=1"));
+
     proxy.signal("TERM");
-    let n = socket.recv(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..n]).contains("STOPPING=1"));
+    assert!(next().contains("STOPPING=1"));
     assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
 }
