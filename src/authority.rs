@@ -18,6 +18,7 @@ use crate::oauth::jwt::{Claims, TokenError};
 use crate::oauth::refresh::{self, Family, IssuedAccess, IssuedRefresh, Presented};
 use crate::oauth::{OAuthError, assertion, pkce, resource, scope, seal};
 use crate::store::{Namespace, Records, StoreError};
+use crate::telemetry::audit::{self, Event};
 
 /// How long an authorization code can be exchanged.
 const CODE_TTL: u64 = 60;
@@ -71,6 +72,11 @@ pub struct TokenResponse {
     pub expires_in: u64,
     pub refresh_token: String,
     pub scope: String,
+    /// Who the tokens are for and their resource: for the audit log, not sent.
+    #[serde(skip)]
+    pub user: String,
+    #[serde(skip)]
+    pub resource: String,
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -85,6 +91,8 @@ impl std::fmt::Debug for TokenResponse {
 /// The parameters of a token request that the grants read.
 #[derive(Default)]
 pub struct TokenParams<'a> {
+    /// The client's address, for the audit log.
+    pub peer: Option<std::net::IpAddr>,
     pub code: Option<&'a str>,
     pub redirect_uri: Option<&'a str>,
     pub code_verifier: Option<&'a str>,
@@ -340,7 +348,7 @@ impl Authority {
         let family_id = seal::random_token(16);
         enum Outcome {
             Fresh(Box<CodeRecord>),
-            Replayed(String),
+            Replayed(String, String),
             Refused(OAuthError),
         }
         let outcome = self
@@ -355,7 +363,10 @@ impl Authority {
                     );
                 };
                 if let Some(family) = &record.used_by {
-                    return (None, Outcome::Replayed(family.clone()));
+                    return (
+                        None,
+                        Outcome::Replayed(family.clone(), record.user.name.clone()),
+                    );
                 }
                 if let Err(e) = check_code(&record, client, p, t) {
                     return (None, Outcome::Refused(e));
@@ -371,9 +382,14 @@ impl Authority {
         let record = match outcome {
             Outcome::Fresh(r) => r,
             Outcome::Refused(e) => return Err(e),
-            Outcome::Replayed(family) => {
+            Outcome::Replayed(family, user) => {
                 self.revoke_family(&family, true)?;
-                tracing::warn!(client = %client.client_id, "authorization code replayed: its grant is revoked");
+                audit::event(Event::ReuseDetected {
+                    user: &user,
+                    client: &client.client_id,
+                    route: None,
+                    ip: p.peer,
+                });
                 return Err(OAuthError::invalid_grant(
                     "the authorization code was already used",
                 ));
@@ -426,6 +442,8 @@ impl Authority {
             expires_in: config.tokens.access_ttl.as_secs(),
             refresh_token: refresh,
             scope: scope::join(&req.scopes),
+            user: record.user.name.clone(),
+            resource: req.resource.clone(),
         })
     }
 
@@ -454,6 +472,7 @@ impl Authority {
                 None => None,
             };
         let mut denied = Vec::new();
+        let mut reused = None;
         let result = self
             .records
             .update::<Family, Result<TokenResponse, OAuthError>>(
@@ -471,12 +490,16 @@ impl Authority {
                         Presented::Rotate => {}
                         Presented::Replay(sealed) => {
                             let answer = seal::open(token, &f.id, sealed).and_then(|plain| {
-                                serde_json::from_slice::<TokenResponse>(&plain).ok()
+                                let mut r = serde_json::from_slice::<TokenResponse>(&plain).ok()?;
+                                r.user = f.user.clone();
+                                r.resource = f.resource.clone();
+                                Some(r)
                             });
                             return (None, answer.ok_or_else(invalid));
                         }
                         Presented::Reused => {
                             denied = f.revoke();
+                            reused = Some((f.user.clone(), f.resource.clone()));
                             let exp = f.expires_at();
                             return (
                                 Some((f, exp)),
@@ -530,6 +553,8 @@ impl Authority {
                         expires_in: config.tokens.access_ttl.as_secs(),
                         refresh_token: new_refresh,
                         scope: scope::join(&scopes),
+                        user: f.user.clone(),
+                        resource: f.resource.clone(),
                     };
                     let sealed = serde_json::to_vec(&response)
                         .ok()
@@ -542,6 +567,14 @@ impl Authority {
             )
             .map_err(store_error)?;
         self.deny(denied);
+        if let Some((user, resource)) = reused {
+            audit::event(Event::ReuseDetected {
+                user: &user,
+                client: &client.client_id,
+                route: config.route_name(&resource),
+                ip: p.peer,
+            });
+        }
         if result.is_err() {
             tracing::info!(client = %client.client_id, "refresh refused");
         } else {
@@ -609,8 +642,13 @@ impl Authority {
     }
 
     /// RFC 7009: revokes a refresh token (its whole family) or an access token
-    /// of this client. Unknown tokens are not an error.
-    pub fn revoke(&self, client: &ClientRecord, token: &str) -> Result<(), OAuthError> {
+    /// of this client. Unknown tokens are not an error. Returns the token's
+    /// user and resource when it was one of this client's.
+    pub fn revoke(
+        &self,
+        client: &ClientRecord,
+        token: &str,
+    ) -> Result<Option<(String, String)>, OAuthError> {
         if let Some(family_id) = refresh::family_id(token)
             && let Some(f) = self
                 .records
@@ -619,9 +657,10 @@ impl Authority {
         {
             let hash = seal::hash(token);
             if f.client_id == client.client_id && f.tokens.iter().any(|t| t.hash == hash) {
-                return self.revoke_family(family_id, false);
+                self.revoke_family(family_id, false)?;
+                return Ok(Some((f.user, f.resource)));
             }
-            return Ok(());
+            return Ok(None);
         }
         if let Ok(claims) = self.keys.load().verify_signature(token)
             && claims.client_id == client.client_id
@@ -630,8 +669,9 @@ impl Authority {
                 jti: claims.jti,
                 exp: claims.exp,
             }]);
+            return Ok(Some((claims.sub, claims.aud)));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The hot path: a bearer token presented to a route. A token seen before

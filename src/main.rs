@@ -29,7 +29,11 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(code) => return code,
             };
-            telemetry::init();
+            let audit = config.audit.as_ref().map(|a| a.path.as_path());
+            if let Err(e) = telemetry::init(&config.log, audit) {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()

@@ -15,6 +15,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Uri};
 
 use crate::secret::Secret;
+pub use crate::telemetry::{LogFormat, LogSettings};
 
 pub use duration::parse as parse_duration;
 
@@ -30,7 +31,17 @@ pub struct Config {
     pub oidc: Option<Oidc>,
     pub server: ServerSettings,
     pub cimd: Cimd,
+    /// `log:` format and filter; read once at start.
+    pub log: LogSettings,
+    /// `audit:`; without it, audit events go to the log with target `audit`.
+    pub audit: Option<Audit>,
     pub routes: Vec<Arc<Route>>,
+}
+
+/// The audit log file: one JSON line per security event.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    pub path: PathBuf,
 }
 
 /// Client ID metadata documents: a `client_id` that is an https URL.
@@ -257,6 +268,14 @@ impl Config {
             }]
         })?;
         validate::validate(raw, base, env)
+    }
+
+    /// The name of the route whose resource (token audience) this is.
+    pub fn route_name(&self, resource: &str) -> Option<&str> {
+        self.routes
+            .iter()
+            .find(|r| r.resource == resource)
+            .map(|r| r.name.as_str())
     }
 
     pub fn route_by_path(&self, path: &str) -> Option<&Arc<Route>> {

@@ -21,7 +21,24 @@ pub struct RawConfig {
     pub oidc: Option<S<RawOidc>>,
     pub server: Option<RawServer>,
     pub cimd: Option<RawCimd>,
+    pub log: Option<RawLog>,
+    pub audit: Option<RawAudit>,
     pub routes: S<Vec<S<RawRoute>>>,
+}
+
+/// Log format and filter.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<Str>,
+    pub filter: Option<Str>,
+}
+
+/// Where audit events go.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAudit {
+    pub path: Str,
 }
 
 /// Client ID metadata documents.

@@ -231,6 +231,12 @@ pub fn validate(
     });
 
     let server = server(&mut c, raw.server.as_ref());
+    let log = log(&mut c, raw.log.as_ref());
+    let audit = raw.audit.as_ref().and_then(|a| {
+        Some(Audit {
+            path: c.path(&a.path, "audit.path")?,
+        })
+    });
 
     let mut routes = Vec::new();
     if raw.routes.value.is_empty() {
@@ -289,10 +295,43 @@ pub fn validate(
                     .and_then(|c| c.allow_private_networks)
                     .unwrap_or(false),
             },
+            log,
+            audit,
             routes,
         }),
         _ => Err(c.errors),
     }
+}
+
+fn log(c: &mut Checker, raw: Option<&super::raw::RawLog>) -> LogSettings {
+    let format = match raw.and_then(|l| l.format.as_ref()) {
+        None => LogFormat::Text,
+        Some(f) => match c.text(f, "log.format").as_deref() {
+            Some("text") | None => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                c.error(
+                    f.referenced,
+                    "log.format",
+                    format!("must be text or json, not {other:?}"),
+                );
+                LogFormat::Text
+            }
+        },
+    };
+    let filter = raw.and_then(|l| l.filter.as_ref()).and_then(|f| {
+        let v = c.non_empty(f, "log.filter")?;
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&v) {
+            c.error(
+                f.referenced,
+                "log.filter",
+                format!("is not a valid filter ({e})"),
+            );
+            return None;
+        }
+        Some(v)
+    });
+    LogSettings { format, filter }
 }
 
 fn public_url(c: &mut Checker, s: &Str) -> Option<PublicUrl> {

@@ -19,6 +19,7 @@ use crate::oauth::form as forms;
 use crate::oauth::redirect;
 use crate::state::AppState;
 use crate::telemetry::AccessInfo;
+use crate::telemetry::audit::{self, Event};
 use crate::wire::ConnInfo;
 use crate::wire::{self, Body, MAX_FORM_BODY, full, read_body};
 
@@ -348,11 +349,14 @@ pub async fn login(
     let user = match finished {
         Ok(user) => user,
         Err(refusal) => {
-            tracing::info!(target: "audit", user = ?shown, peer = %ip, "login failed");
+            audit::event(Event::LoginFailed { user: &shown, ip });
             return refused(refusal);
         }
     };
-    tracing::info!(target: "audit", user = %user.name, peer = %ip, "login succeeded");
+    audit::event(Event::LoginSucceeded {
+        user: &user.name,
+        ip,
+    });
     let names = cookie_names(config);
     let cookie = names.set(
         names.session(),
@@ -406,7 +410,11 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
                 Ok(c) => c,
                 Err(e) => return PageError::ServerError(e).into_response(),
             };
-            tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent given");
+            audit::event(Event::ConsentAllowed {
+                user: &user.name,
+                client: &request.client_id,
+                route: &request.route,
+            });
             let url = flow::back_to_client(
                 &request.redirect_uri,
                 &[("code", &code)],
@@ -416,7 +424,11 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
             (request, user, url)
         }
         ConsentOutcome::Deny { request, user, url } => {
-            tracing::info!(target: "audit", user = %user.name, client = %request.client_id, route = %request.route, "consent denied");
+            audit::event(Event::ConsentDenied {
+                user: &user.name,
+                client: &request.client_id,
+                route: &request.route,
+            });
             (request, user, url)
         }
         ConsentOutcome::Refuse(e) => return e.into_response(),

@@ -13,6 +13,7 @@ use crate::oauth::form as forms;
 use crate::oauth::{ErrorCode, OAuthError, metadata};
 use crate::state::AppState;
 use crate::telemetry::AccessInfo;
+use crate::telemetry::audit::{self, Event};
 use crate::wire::ConnInfo;
 use crate::wire::{self, Body, MAX_FORM_BODY, json, read_body};
 
@@ -131,6 +132,10 @@ pub async fn register(
     let res = match result {
         Ok(doc) => {
             let client = doc["client_id"].as_str().map(str::to_string);
+            audit::event(Event::ClientRegistered {
+                client: client.as_deref().unwrap_or_default(),
+                ip: conn.peer.ip(),
+            });
             let mut res = no_store(json(StatusCode::CREATED, &doc));
             res.extensions_mut().insert(AccessInfo {
                 client,
@@ -187,6 +192,7 @@ pub async fn token(
         Ok(client) => tokio::task::block_in_place(|| {
             let authority = &state.authority;
             let params = TokenParams {
+                peer: Some(peer),
                 code: get("code"),
                 redirect_uri: get("redirect_uri"),
                 code_verifier: get("code_verifier"),
@@ -194,14 +200,36 @@ pub async fn token(
                 scope: get("scope"),
                 resource: get("resource"),
             };
-            let response = match get("grant_type") {
-                Some("authorization_code") => authority.exchange_code(config, &client, &params),
-                Some("refresh_token") => authority.refresh(config, &client, &params),
+            let (response, refreshed) = match get("grant_type") {
+                Some("authorization_code") => {
+                    (authority.exchange_code(config, &client, &params)?, false)
+                }
+                Some("refresh_token") => (authority.refresh(config, &client, &params)?, true),
                 Some(_) => Err(OAuthError::unsupported_grant_type(
                     "grant_type must be authorization_code or refresh_token",
-                )),
-                None => Err(OAuthError::invalid_request("grant_type is required")),
-            }?;
+                ))?,
+                None => Err(OAuthError::invalid_request("grant_type is required"))?,
+            };
+            let (user, client_id, route) = (
+                response.user.as_str(),
+                client.client_id.as_str(),
+                config.route_name(&response.resource),
+            );
+            audit::event(if refreshed {
+                Event::TokenRefreshed {
+                    user,
+                    client: client_id,
+                    route,
+                    ip: peer,
+                }
+            } else {
+                Event::TokenIssued {
+                    user,
+                    client: client_id,
+                    route,
+                    ip: peer,
+                }
+            });
             Ok((client.client_id, response))
         }),
     };
@@ -248,7 +276,15 @@ pub async fn revoke(
                 .get("token")
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-            state.authority.revoke(&client, token)?;
+            let known = state.authority.revoke(&client, token)?;
+            if let Some((user, resource)) = &known {
+                audit::event(Event::TokenRevoked {
+                    user: Some(user),
+                    client: &client.client_id,
+                    route: config.route_name(resource),
+                    ip: peer,
+                });
+            }
             Ok(client.client_id)
         }),
     };

@@ -147,6 +147,7 @@ impl Server {
     }
 
     fn reload(&self, path: &Path) {
+        crate::telemetry::audit::reopen(); // logrotate renamed it: a new file
         reload(path, &self.state, self.certs.as_deref());
     }
 

@@ -304,3 +304,30 @@ fn every_parse_error_has_a_place() {
         "{errors:?}"
     );
 }
+
+#[test]
+fn log_format_filter_and_audit_path_are_read_and_checked() {
+    let routes =
+        "  - name: notes\n    path: /notes/mcp\n    upstream: \"http://127.0.0.1:3001/mcp\"\n";
+    let c = load(&format!(
+        "{}log:\n  format: json\n  filter: \"info,mcp_oauth_proxy=debug\"\naudit:\n  path: /var/log/audit.jsonl\n",
+        with_routes(routes)
+    ))
+    .unwrap();
+    assert_eq!(c.log.format, crate::config::LogFormat::Json);
+    assert_eq!(c.log.filter.as_deref(), Some("info,mcp_oauth_proxy=debug"));
+    assert_eq!(c.audit.unwrap().path, Path::new("/var/log/audit.jsonl"));
+    let c = load(&with_routes(routes)).unwrap();
+    assert_eq!(c.log.format, crate::config::LogFormat::Text);
+    assert!(c.audit.is_none());
+    let e = one_error(&format!("{}log:\n  format: xml\n", with_routes(routes)));
+    assert!(
+        e.message.contains("log.format: must be text or json"),
+        "{e:?}"
+    );
+    let e = one_error(&format!(
+        "{}log:\n  filter: \"info,=[\"\n",
+        with_routes(routes)
+    ));
+    assert!(e.message.contains("log.filter"), "{e:?}");
+}

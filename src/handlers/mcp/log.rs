@@ -7,6 +7,7 @@ use http::Response;
 use super::error::StepUp;
 use super::{Context, Logged, McpError, origin};
 use crate::telemetry::AccessInfo;
+use crate::telemetry::audit::{self, Event};
 use crate::wire::Body;
 
 pub(super) fn finish(cx: Context<'_>, result: Result<Response<Body>, McpError>) -> Logged {
@@ -30,20 +31,30 @@ fn audit(cx: &Context<'_>, error: &McpError) {
         return;
     };
     let (user, client, route) = (&claims.sub, &claims.client_id, &cx.route.name);
-    let denied = |tool: &str, missing: &str| {
-        tracing::warn!(target: "audit", user = %user, client = %client, route = %route, tool = %tool, missing_scope = %missing, "tool call refused");
+    let denied = |tool: &str, missing_scope: Option<&str>| {
+        audit::event(Event::ToolCallRefused {
+            user,
+            client,
+            route,
+            tool,
+            missing_scope,
+        });
     };
     match error {
         McpError::ForeignSession => {
-            tracing::warn!(target: "audit", user = %user, client = %client, route = %route, "another user's MCP session refused");
+            audit::event(Event::SessionRefused {
+                user,
+                client,
+                route,
+            });
         }
         McpError::InsufficientScope(step_up) => {
             let StepUp { tool, missing, .. } = step_up.as_ref();
-            denied(tool, missing);
+            denied(tool, Some(missing));
         }
         McpError::Refused { tools, .. } | McpError::RefusedOnStream { tools } => {
             for tool in tools {
-                denied(tool, "-");
+                denied(tool, None);
             }
         }
         _ => {}
