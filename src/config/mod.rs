@@ -30,7 +30,15 @@ pub struct Config {
     pub oidc: Option<Oidc>,
     pub server: ServerSettings,
     pub cimd: Cimd,
+    /// The admin listener (`/metrics`, `/readyz`); `None`: none, and no metrics.
+    pub admin: Option<Admin>,
     pub routes: Vec<Arc<Route>>,
+}
+
+/// The admin listener: a socket apart from `listen`, for operators only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin {
+    pub listen: SocketAddr,
 }
 
 /// Client ID metadata documents: a `client_id` that is an https URL.

@@ -21,7 +21,15 @@ pub struct RawConfig {
     pub oidc: Option<S<RawOidc>>,
     pub server: Option<RawServer>,
     pub cimd: Option<RawCimd>,
+    pub admin: Option<S<RawAdmin>>,
     pub routes: S<Vec<S<RawRoute>>>,
+}
+
+/// The admin listener: metrics and readiness, never on the public listener.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Str,
 }
 
 /// Client ID metadata documents.

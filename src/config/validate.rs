@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Uri};
 use serde_saphyr::Location;
 
-use super::raw::{RawConfig, RawRoute, RawUpstreamAuth, S, Str};
+use super::raw::{RawAdmin, RawConfig, RawRoute, RawUpstreamAuth, S, Str};
 use super::*;
 use crate::paths;
 
@@ -231,6 +231,7 @@ pub fn validate(
     });
 
     let server = server(&mut c, raw.server.as_ref());
+    let admin = raw.admin.as_ref().and_then(|a| admin(&mut c, a, listen));
 
     let mut routes = Vec::new();
     if raw.routes.value.is_empty() {
@@ -289,10 +290,38 @@ pub fn validate(
                     .and_then(|c| c.allow_private_networks)
                     .unwrap_or(false),
             },
+            admin,
             routes,
         }),
         _ => Err(c.errors),
     }
+}
+
+/// `admin.listen`: a socket address, not the public one.
+fn admin(c: &mut Checker, raw: &S<RawAdmin>, public: Option<SocketAddr>) -> Option<Admin> {
+    let l = &raw.value.listen;
+    let listen = c.non_empty(l, "admin.listen")?;
+    let Ok(listen) = listen.parse::<SocketAddr>() else {
+        c.error(
+            l.referenced,
+            "admin.listen",
+            "must be a socket address such as 127.0.0.1:9464",
+        );
+        return None;
+    };
+    let shared = public.is_some_and(|p| {
+        p.port() == listen.port()
+            && (p.ip() == listen.ip() || p.ip().is_unspecified() || listen.ip().is_unspecified())
+    });
+    if shared && listen.port() != 0 {
+        c.error(
+            l.referenced,
+            "admin.listen",
+            "must not be the public `listen` address: metrics are for operators only",
+        );
+        return None;
+    }
+    Some(Admin { listen })
 }
 
 fn public_url(c: &mut Checker, s: &Str) -> Option<PublicUrl> {

@@ -348,10 +348,12 @@ pub async fn login(
     let user = match finished {
         Ok(user) => user,
         Err(refusal) => {
+            state.metrics.login(false);
             tracing::info!(target: "audit", user = ?shown, peer = %ip, "login failed");
             return refused(refusal);
         }
     };
+    state.metrics.login(true);
     tracing::info!(target: "audit", user = %user.name, peer = %ip, "login succeeded");
     let names = cookie_names(config);
     let cookie = names.set(

@@ -5,9 +5,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use super::clients;
-use crate::authority::{Authority, TokenParams};
+use crate::authority::TokenParams;
 use crate::config::Config;
-use crate::limit::RateLimit;
+use crate::metrics::Grant;
 use crate::oauth::client::RegistrationRequest;
 use crate::oauth::form as forms;
 use crate::oauth::{ErrorCode, OAuthError, metadata};
@@ -92,12 +92,8 @@ pub fn authorization_server_metadata(req: &Request<Incoming>, config: &Config) -
     document(req, metadata::authorization_server(config))
 }
 
-pub async fn register(
-    authority: &Authority,
-    limit: &RateLimit,
-    req: Request<Incoming>,
-    conn: ConnInfo,
-) -> Response<Body> {
+pub async fn register(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+    let (authority, limit) = (&state.authority, &state.registrations);
     if let Some(res) = wire::check_method(&req, &[Method::POST]) {
         return cors(res);
     }
@@ -130,6 +126,7 @@ pub async fn register(
     };
     let res = match result {
         Ok(doc) => {
+            state.metrics.registration();
             let client = doc["client_id"].as_str().map(str::to_string);
             let mut res = no_store(json(StatusCode::CREATED, &doc));
             res.extensions_mut().insert(AccessInfo {
@@ -195,8 +192,12 @@ pub async fn token(
                 resource: get("resource"),
             };
             let response = match get("grant_type") {
-                Some("authorization_code") => authority.exchange_code(config, &client, &params),
-                Some("refresh_token") => authority.refresh(config, &client, &params),
+                Some("authorization_code") => authority
+                    .exchange_code(config, &client, &params)
+                    .inspect(|_| state.metrics.token_issued(Grant::AuthorizationCode)),
+                Some("refresh_token") => authority
+                    .refresh(config, &client, &params)
+                    .inspect(|_| state.metrics.token_issued(Grant::RefreshToken)),
                 Some(_) => Err(OAuthError::unsupported_grant_type(
                     "grant_type must be authorization_code or refresh_token",
                 )),
