@@ -325,3 +325,50 @@ async fn without_admin_the_public_listener_serves_no_metrics_either() {
     let res = reqwest::get(proxy.url("/metrics")).await.unwrap();
     assert_eq!(res.status(), 404);
 }
+
+/// An upstream that answers every request with 500, on a loopback port.
+async fn failing_upstream() -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                let _ = tcp.read(&mut buf).await;
+                let _ = tcp
+                    .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn an_upstream_answering_5xx_counts_as_an_upstream_error_of_its_route() {
+    let port = failing_upstream().await;
+    let upstream = format!("http://127.0.0.1:{port}/mcp");
+    let proxy = Proxy::start(|p, dir| config(p, dir, &upstream, admin_port())).await;
+    let t = tokens(&proxy, &[]).await;
+    let res = mcp_post(
+        Some(&t.access),
+        &proxy.url("/notes/mcp"),
+        None,
+        &initialize_body(),
+    )
+    .await;
+    assert_eq!(res.status(), 500);
+    let after = Scrape::of(&proxy).await;
+    let errors = "mcp_oauth_proxy_upstream_errors_total";
+    let on_notes = |kind| [("route", "notes"), ("kind", kind)];
+    assert_eq!(after.value(errors, &on_notes("status_5xx")), 1.0);
+    assert_eq!(after.value(errors, &on_notes("connect")), 0.0);
+    assert_eq!(
+        after.value(
+            "mcp_oauth_proxy_http_requests_total",
+            &[("route", "notes"), ("method", "POST"), ("status", "5xx")]
+        ),
+        1.0
+    );
+}
