@@ -29,6 +29,7 @@ pub(crate) mod handlers;
 pub(crate) mod limit;
 pub(crate) mod login;
 pub mod mcp;
+pub(crate) mod metrics;
 pub mod oauth;
 pub(crate) mod password;
 pub(crate) mod paths;

@@ -28,4 +28,6 @@ pub struct AppState {
     pub fetcher: crate::cimd::fetch::Fetcher,
     /// Dynamic registrations per client IP.
     pub registrations: crate::limit::RateLimit,
+    /// Prometheus metrics; off without `admin`.
+    pub metrics: crate::metrics::Metrics,
 }

@@ -35,7 +35,15 @@ pub struct Config {
     pub log: LogSettings,
     /// `audit:`; without it, audit events go to the log with target `audit`.
     pub audit: Option<Audit>,
+    /// The admin listener (`/metrics`, `/readyz`); `None`: none, and no metrics.
+    pub admin: Option<Admin>,
     pub routes: Vec<Arc<Route>>,
+}
+
+/// The admin listener: a socket apart from `listen`, for operators only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admin {
+    pub listen: SocketAddr,
 }
 
 /// The audit log file: one JSON line per security event.

@@ -23,7 +23,15 @@ pub struct RawConfig {
     pub cimd: Option<RawCimd>,
     pub log: Option<RawLog>,
     pub audit: Option<RawAudit>,
+    pub admin: Option<S<RawAdmin>>,
     pub routes: S<Vec<S<RawRoute>>>,
+}
+
+/// The admin listener: metrics and readiness, never on the public listener.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    pub listen: Str,
 }
 
 /// Log format and filter.

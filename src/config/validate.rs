@@ -10,7 +10,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Uri};
 use serde_saphyr::Location;
 
-use super::raw::{RawConfig, RawRoute, RawUpstreamAuth, S, Str};
+use super::raw::{RawAdmin, RawConfig, RawRoute, RawUpstreamAuth, S, Str};
 use super::*;
 use crate::paths;
 
@@ -237,6 +237,7 @@ pub fn validate(
             path: c.path(&a.path, "audit.path")?,
         })
     });
+    let admin = raw.admin.as_ref().and_then(|a| admin(&mut c, a, listen));
 
     let mut routes = Vec::new();
     if raw.routes.value.is_empty() {
@@ -297,6 +298,7 @@ pub fn validate(
             },
             log,
             audit,
+            admin,
             routes,
         }),
         _ => Err(c.errors),
@@ -332,6 +334,33 @@ fn log(c: &mut Checker, raw: Option<&super::raw::RawLog>) -> LogSettings {
         Some(v)
     });
     LogSettings { format, filter }
+}
+
+/// `admin.listen`: a socket address, not the public one.
+fn admin(c: &mut Checker, raw: &S<RawAdmin>, public: Option<SocketAddr>) -> Option<Admin> {
+    let l = &raw.value.listen;
+    let listen = c.non_empty(l, "admin.listen")?;
+    let Ok(listen) = listen.parse::<SocketAddr>() else {
+        c.error(
+            l.referenced,
+            "admin.listen",
+            "must be a socket address such as 127.0.0.1:9464",
+        );
+        return None;
+    };
+    let shared = public.is_some_and(|p| {
+        p.port() == listen.port()
+            && (p.ip() == listen.ip() || p.ip().is_unspecified() || listen.ip().is_unspecified())
+    });
+    if shared && listen.port() != 0 {
+        c.error(
+            l.referenced,
+            "admin.listen",
+            "must not be the public `listen` address: metrics are for operators only",
+        );
+        return None;
+    }
+    Some(Admin { listen })
 }
 
 fn public_url(c: &mut Checker, s: &Str) -> Option<PublicUrl> {

@@ -349,10 +349,12 @@ pub async fn login(
     let user = match finished {
         Ok(user) => user,
         Err(refusal) => {
+            state.metrics.login(false);
             audit::event(Event::LoginFailed { user: &shown, ip });
             return refused(refusal);
         }
     };
+    state.metrics.login(true);
     audit::event(Event::LoginSucceeded {
         user: &user.name,
         ip,

@@ -5,9 +5,9 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use super::clients;
-use crate::authority::{Authority, TokenParams};
+use crate::authority::TokenParams;
 use crate::config::Config;
-use crate::limit::RateLimit;
+use crate::metrics::Grant;
 use crate::oauth::client::RegistrationRequest;
 use crate::oauth::form as forms;
 use crate::oauth::{ErrorCode, OAuthError, metadata};
@@ -93,12 +93,8 @@ pub fn authorization_server_metadata(req: &Request<Incoming>, config: &Config) -
     document(req, metadata::authorization_server(config))
 }
 
-pub async fn register(
-    authority: &Authority,
-    limit: &RateLimit,
-    req: Request<Incoming>,
-    conn: ConnInfo,
-) -> Response<Body> {
+pub async fn register(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> Response<Body> {
+    let (authority, limit) = (&state.authority, &state.registrations);
     if let Some(res) = wire::check_method(&req, &[Method::POST]) {
         return cors(res);
     }
@@ -131,6 +127,7 @@ pub async fn register(
     };
     let res = match result {
         Ok(doc) => {
+            state.metrics.registration();
             let client = doc["client_id"].as_str().map(str::to_string);
             audit::event(Event::ClientRegistered {
                 client: client.as_deref().unwrap_or_default(),
@@ -215,6 +212,11 @@ pub async fn token(
                 client.client_id.as_str(),
                 config.route_name(&response.resource),
             );
+            state.metrics.token_issued(if refreshed {
+                Grant::RefreshToken
+            } else {
+                Grant::AuthorizationCode
+            });
             audit::event(if refreshed {
                 Event::TokenRefreshed {
                     user,

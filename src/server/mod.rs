@@ -3,6 +3,7 @@
 //! `serve` is the binary's (signals, systemd); `serve_on` runs the same accept
 //! loop on a given listener, clock and shutdown future (tests).
 
+mod admin;
 mod conns;
 pub mod router;
 
@@ -54,10 +55,12 @@ pub enum ServeError {
 pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     let addr = config.listen;
     // The store and keys first: a state problem is reported before any port is bound.
+    let admin = config.admin;
     let server = Server::new(config, Clock::system())?;
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|source| ServeError::Bind { addr, source })?;
+    let admin = bind_admin(admin).await?;
 
     let mut sigterm = signal(SignalKind::terminate()).map_err(ServeError::Signal)?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(ServeError::Signal)?;
@@ -80,12 +83,27 @@ pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeErro
         notify_systemd(sd_notify::NotifyState::Stopping);
     };
     notify_systemd(sd_notify::NotifyState::Ready);
-    server.run(listener, signals).await
+    server.run(listener, admin, signals).await
+}
+
+/// Binds `admin.listen`, if configured.
+async fn bind_admin(
+    admin: Option<crate::config::Admin>,
+) -> Result<Option<TcpListener>, ServeError> {
+    let Some(admin) = admin else {
+        return Ok(None);
+    };
+    let addr = admin.listen;
+    TcpListener::bind(addr)
+        .await
+        .map(Some)
+        .map_err(|source| ServeError::Bind { addr, source })
 }
 
 /// Serves on `listener` with `config`, reading the time from `clock`, until
 /// `shutdown` completes; then drains for the configured grace period. The config's
-/// `listen` is not used, and nothing reloads the config (`serve` does, on SIGHUP).
+/// `listen` is not used (`admin.listen` is bound here), and nothing reloads the config
+/// (`serve` does, on SIGHUP).
 /// For a server inside another program, e.g. a test with a
 /// [`ManualClock`](crate::clock::ManualClock). Needs a multi-threaded runtime: the
 /// store runs under `block_in_place`.
@@ -95,7 +113,10 @@ pub async fn serve_on(
     clock: Clock,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    Server::new(config, clock)?.run(listener, shutdown).await
+    let admin = config.admin;
+    let server = Server::new(config, clock)?;
+    let admin = bind_admin(admin).await?;
+    server.run(listener, admin, shutdown).await
 }
 
 /// Everything a listener serves with: the shared state and TLS.
@@ -121,7 +142,13 @@ impl Server {
         };
         let fetcher =
             crate::cimd::fetch::Fetcher::new(config.cimd.allow_private_networks, clock.clone())?;
+        let metrics = match config.admin {
+            Some(_) => crate::metrics::Metrics::on(),
+            None => crate::metrics::Metrics::off(),
+        };
+        metrics.config_loaded(clock.unix());
         let state = Arc::new(AppState {
+            metrics,
             upstream: Upstream::new(clock.clone())?,
             fetcher,
             config: ArcSwap::from_pointee(config),
@@ -148,17 +175,21 @@ impl Server {
 
     fn reload(&self, path: &Path) {
         crate::telemetry::audit::reopen(); // logrotate renamed it: a new file
-        reload(path, &self.state, self.certs.as_deref());
+        let ok = reload(path, &self.state, self.certs.as_deref());
+        let now = self.state.authority.now();
+        self.state.metrics.reload(ok, now);
     }
 
     /// Accepts connections until `shutdown` completes, then drains them.
     async fn run(
         &self,
         listener: TcpListener,
+        admin: Option<TcpListener>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServeError> {
         let state = &self.state;
         let _sweeper = spawn_sweeper(state.clone());
+        let _admin = admin.map(|l| AbortOnDrop(tokio::spawn(admin::run(l, state.clone()))));
         // Told to every connection at shutdown; the drain is over when all have dropped it.
         let (drain, _) = watch::channel(());
         let connections = Arc::new(tokio::sync::Semaphore::new(
@@ -437,13 +468,17 @@ async fn serve_io<I>(
     }
 }
 
-/// Re-reads the config file; a bad file is logged and the running config stays.
-fn reload(path: &std::path::Path, state: &AppState, certs: Option<&tls::ReloadableCert>) {
+/// Re-reads the config file; a bad file is logged and the running config stays
+/// (false).
+fn reload(path: &std::path::Path, state: &AppState, certs: Option<&tls::ReloadableCert>) -> bool {
     match Config::load(path) {
         Ok(new) => {
             let old = state.config.load();
             if new.listen != old.listen {
                 tracing::warn!("`listen` changed: takes effect only after a restart");
+            }
+            if new.admin != old.admin {
+                tracing::warn!("`admin` changed: takes effect only after a restart");
             }
             match (certs, &new.tls) {
                 (Some(c), Some(t)) => c.0.store(t.certified.clone()),
@@ -452,11 +487,13 @@ fn reload(path: &std::path::Path, state: &AppState, certs: Option<&tls::Reloadab
             }
             state.config.store(Arc::new(new));
             tracing::info!("configuration reloaded");
+            true
         }
         Err(errors) => {
             for line in errors.to_string().lines() {
                 tracing::error!("reload rejected: {line}");
             }
+            false
         }
     }
 }

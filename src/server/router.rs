@@ -20,13 +20,19 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) ->
     let method = req.method().clone();
     let uri = req.uri().clone();
 
-    let (response, info) = dispatch(state, req, conn).await;
+    let ((response, info), mcp) = dispatch(state, req, conn).await;
 
+    let latency = started.elapsed();
+    let status = response.status().as_u16();
+    // Metrics name MCP routes; the own endpoints (whose log line may name the route
+    // a login is for) are `-`.
+    let route = info.route.as_deref().filter(|_| mcp);
+    state.metrics.request(route, &method, status, latency);
     telemetry::access(&Access {
         method: method.as_str(),
         path: uri.path(),
-        status: response.status().as_u16(),
-        latency: started.elapsed(),
+        status,
+        latency,
         route: info.route.as_deref(),
         user: info.user.as_deref(),
         client: info.client.as_deref(),
@@ -36,8 +42,9 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) ->
 }
 
 /// The response, and what the access log says of it: MCP routes return it, the
-/// proxy's own endpoints put it in the response's extensions.
-async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> mcp::Logged {
+/// proxy's own endpoints put it in the response's extensions; and whether the
+/// request was for an MCP route.
+async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> (mcp::Logged, bool) {
     let config = state.config.load_full();
     let path = req.uri().path();
 
@@ -48,21 +55,24 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> m
             }
             _ => wire::method_not_allowed(&[Method::GET, Method::HEAD]),
         };
-        return (res, AccessInfo::default());
+        return ((res, AccessInfo::default()), false);
     }
     // Handlers' futures are boxed: hyper keeps each connection's request future (this
     // one) for the connection's life, and moves it; inline, it would have the size of
     // the largest handler.
     if let Some((route, endpoint)) = mcp::endpoint_for(&config, path) {
         let route = route.clone();
-        return Box::pin(mcp::handle(state, &config, &route, endpoint, req, conn)).await;
+        return (
+            Box::pin(mcp::handle(state, &config, &route, endpoint, req, conn)).await,
+            true,
+        );
     }
     let mut res = Box::pin(own_endpoint(state, &config, req, conn)).await;
     let info = res
         .extensions_mut()
         .remove::<AccessInfo>()
         .unwrap_or_default();
-    (res, info)
+    ((res, info), false)
 }
 
 async fn own_endpoint(
@@ -79,9 +89,7 @@ async fn own_endpoint(
         return oauth_api::preflight();
     }
     match path {
-        paths::REGISTER | "/register" => {
-            oauth_api::register(authority, &state.registrations, req, conn).await
-        }
+        paths::REGISTER | "/register" => oauth_api::register(state, req, conn).await,
         paths::TOKEN | "/token" => oauth_api::token(state, config, req, conn).await,
         paths::REVOKE => oauth_api::revoke(state, config, req, conn).await,
         paths::JWKS => oauth_api::document(&req, authority.jwks()),

@@ -331,3 +331,47 @@ fn log_format_filter_and_audit_path_are_read_and_checked() {
     ));
     assert!(e.message.contains("log.filter"), "{e:?}");
 }
+
+#[test]
+fn without_admin_there_is_no_admin_listener() {
+    let c = load(&with_routes(ROUTE)).unwrap();
+    assert_eq!(c.admin, None);
+}
+
+#[test]
+fn admin_listen_is_a_socket_address() {
+    let c = load(&format!(
+        "{HEAD}admin:\n  listen: \"127.0.0.1:9464\"\nroutes:\n{ROUTE}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.admin.map(|a| a.listen.to_string()).as_deref(),
+        Some("127.0.0.1:9464")
+    );
+    assert_error(
+        &format!("{HEAD}admin:\n  listen: \"localhost\"\nroutes:\n{ROUTE}"),
+        6,
+        11,
+        "socket address",
+    );
+}
+
+#[test]
+fn admin_listen_may_not_be_the_public_listener() {
+    for listen in ["127.0.0.1:8080", "0.0.0.0:8080"] {
+        assert_error(
+            &format!("{HEAD}admin:\n  listen: \"{listen}\"\nroutes:\n{ROUTE}"),
+            6,
+            11,
+            "must not be the public `listen` address",
+        );
+    }
+}
+
+#[test]
+fn admin_takes_no_other_keys() {
+    let e = one_error(&format!(
+        "{HEAD}admin:\n  listen: \"127.0.0.1:9464\"\n  token: x\nroutes:\n{ROUTE}"
+    ));
+    assert!(e.message.contains("token"), "{e:?}");
+}

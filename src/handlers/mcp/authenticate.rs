@@ -6,7 +6,8 @@ use std::sync::Arc;
 use http::{Request, header};
 
 use super::{Context, McpError};
-use crate::oauth::jwt::Claims;
+use crate::metrics::TokenRefusal;
+use crate::oauth::jwt::{Claims, TokenError};
 
 /// The `WWW-Authenticate` challenge of a protected route.
 pub(super) fn challenge(prm_url: &str, scope: &str, error: Option<(&str, &str)>) -> String {
@@ -30,12 +31,15 @@ pub(super) fn bearer<B>(cx: &Context<'_>, req: &Request<B>) -> Result<Arc<Claims
     let in_query = uri.query().is_some_and(|q| {
         url::form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "access_token")
     });
+    let refused = |reason| cx.state.metrics.token_refused(reason);
     if in_query {
+        refused(TokenRefusal::InvalidRequest);
         return Err(McpError::invalid_request(
             "send the access token in the Authorization header, not the URL",
         ));
     }
     let Some(value) = req.headers().get(header::AUTHORIZATION) else {
+        refused(TokenRefusal::Missing);
         return Err(McpError::Unauthorized(None));
     };
     // UTF-8 rather than `to_str`'s byte-by-byte check: this runs on every MCP request,
@@ -47,6 +51,7 @@ pub(super) fn bearer<B>(cx: &Context<'_>, req: &Request<B>) -> Result<Arc<Claims
         .map(|(_, t)| t.trim_ascii())
         .filter(|t| !t.is_empty());
     let Some(token) = token else {
+        refused(TokenRefusal::InvalidRequest);
         return Err(McpError::invalid_request(
             "the Authorization header must be `Bearer <token>`",
         ));
@@ -54,7 +59,17 @@ pub(super) fn bearer<B>(cx: &Context<'_>, req: &Request<B>) -> Result<Arc<Claims
     cx.state
         .authority
         .verify_access(cx.config, cx.route, token)
-        .map_err(|e| McpError::Unauthorized(Some(("invalid_token", e.to_string().into()))))
+        .map_err(|e| {
+            refused(match e {
+                TokenError::Malformed => TokenRefusal::Malformed,
+                TokenError::BadSignature => TokenRefusal::Signature,
+                TokenError::Expired => TokenRefusal::Expired,
+                TokenError::WrongAudience => TokenRefusal::Audience,
+                TokenError::WrongIssuer => TokenRefusal::Issuer,
+                TokenError::Revoked => TokenRefusal::Revoked,
+            });
+            McpError::Unauthorized(Some(("invalid_token", e.to_string().into())))
+        })
 }
 
 #[cfg(test)]

@@ -1,20 +1,30 @@
 //! The log phase, for every request whichever phase ended it: refusals become
-//! audit lines, the answer gets its CORS headers, and the access log learns the
-//! route, user and client (the router writes the access line).
+//! audit lines and metrics, the answer gets its CORS headers, and the access log
+//! learns the route, user and client (the router writes the access line and
+//! counts the request).
 
 use http::Response;
 
 use super::error::StepUp;
 use super::{Context, Logged, McpError, origin};
+use crate::metrics::{PolicyRefusal, UpstreamError};
+use crate::proxy::ProxyError;
 use crate::telemetry::AccessInfo;
 use crate::telemetry::audit::{self, Event};
 use crate::wire::Body;
 
 pub(super) fn finish(cx: Context<'_>, result: Result<Response<Body>, McpError>) -> Logged {
     let response = match result {
-        Ok(response) => response,
+        Ok(response) => {
+            if response.status().is_server_error() {
+                let metrics = &cx.state.metrics;
+                metrics.upstream_error(&cx.route.name, UpstreamError::Status5xx);
+            }
+            response
+        }
         Err(e) => {
             audit(&cx, &e);
+            count(&cx, &e);
             e.into_response(cx.config, cx.route)
         }
     };
@@ -24,6 +34,29 @@ pub(super) fn finish(cx: Context<'_>, result: Result<Response<Body>, McpError>) 
         client: cx.claims.as_ref().map(|c| c.client_id.clone()),
     };
     (origin::with_cors(response, cx.origin), info)
+}
+
+/// The metrics of a refusal or an upstream failure.
+fn count(cx: &Context<'_>, error: &McpError) {
+    let (metrics, route) = (&cx.state.metrics, cx.route.name.as_str());
+    match error {
+        McpError::Upstream(e) => {
+            let kind = match e {
+                ProxyError::Unreachable => UpstreamError::Connect,
+                ProxyError::Failed => UpstreamError::Failed,
+                ProxyError::Timeout => UpstreamError::Timeout,
+                ProxyError::UpstreamAuth => UpstreamError::Auth,
+            };
+            metrics.upstream_error(route, kind);
+        }
+        McpError::InsufficientScope(_) => {
+            metrics.policy_refusal(route, PolicyRefusal::StepUp, 1);
+        }
+        McpError::Refused { tools, .. } | McpError::RefusedOnStream { tools } => {
+            metrics.policy_refusal(route, PolicyRefusal::ToolsCall, tools.len() as u64);
+        }
+        _ => {}
+    }
 }
 
 fn audit(cx: &Context<'_>, error: &McpError) {
