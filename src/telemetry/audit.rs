@@ -258,7 +258,8 @@ impl Record<'_> {
             self.client,
             self.route,
             self.tool,
-            self.missing_scope,
+            // A refused tool no scope would allow: `missing_scope=-`, as the log always said.
+            self.missing_scope.or(self.tool.map(|_| "-")),
         );
         if self.warn {
             tracing::warn!(target: "audit", event, user, client, route, tool, missing_scope, ip, "{}", self.message);
