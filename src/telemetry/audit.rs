@@ -445,7 +445,7 @@ mod tests {
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = buf.clone();
         let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || Sink(sink.clone()))
+            .with_writer(move || super::super::tests::Sink(sink.clone()))
             .with_ansi(false)
             .fmt_fields(super::super::EscapedFields)
             .finish();
@@ -467,18 +467,5 @@ mod tests {
             ),
             "{out}"
         );
-    }
-
-    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
     }
 }

@@ -236,7 +236,8 @@ mod tests {
         assert!(out.contains(" tool=\"c1\\x5cr\\x5cn2026-"), "{out}");
     }
 
-    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    /// A log writer that collects what it is given (the audit tests use it too).
+    pub(super) struct Sink(pub(super) std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
     impl std::io::Write for Sink {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
