@@ -1,6 +1,7 @@
 //! The authorization server's operations: they combine the pure rules of
 //! `oauth/` with the store, the keys and the clock. HTTP stays in `handlers/`.
 
+mod identities;
 mod keys;
 
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,9 @@ use crate::login::{LoginUser, users};
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::{self, ClientRecord, RegistrationRequest};
 use crate::oauth::jwt::{Claims, TokenError};
-use crate::oauth::refresh::{self, Family, IssuedAccess, IssuedRefresh, Presented};
+use crate::oauth::refresh::{
+    self, Family, IdentityVerdict, IssuedAccess, IssuedRefresh, Presented,
+};
 use crate::oauth::{OAuthError, assertion, pkce, resource, scope, seal};
 use crate::store::{Namespace, Records, StoreError};
 use crate::telemetry::audit::{self, Event};
@@ -99,6 +102,8 @@ pub struct TokenParams<'a> {
     pub refresh_token: Option<&'a str>,
     pub scope: Option<&'a str>,
     pub resource: Option<&'a str>,
+    /// At a refresh for a provider's user: what the provider said of them.
+    pub identity: Option<IdentityVerdict>,
 }
 
 /// Why the stored keys and deny list cannot be loaded.
@@ -473,6 +478,7 @@ impl Authority {
             };
         let mut denied = Vec::new();
         let mut reused = None;
+        let mut ended = None;
         let result = self
             .records
             .update::<Family, Result<TokenResponse, OAuthError>>(
@@ -523,6 +529,21 @@ impl Authority {
                             )),
                         );
                     }
+                    match &p.identity {
+                        Some(IdentityVerdict::Refused) => {
+                            denied = f.revoke();
+                            ended = Some((f.user.clone(), f.resource.clone()));
+                            let exp = f.expires_at();
+                            return (
+                                Some((f, exp)),
+                                Err(OAuthError::invalid_grant(
+                                    "the identity provider no longer confirms this person; sign in again",
+                                )),
+                            );
+                        }
+                        Some(IdentityVerdict::Confirmed { groups }) => f.groups = groups.clone(),
+                        None => {}
+                    }
                     // The user must still exist and be allowed on the route. A config change
                     // can undo this, so the family is refused, not revoked.
                     let route = config.routes.iter().find(|r| r.resource == f.resource);
@@ -569,6 +590,14 @@ impl Authority {
         self.deny(denied);
         if let Some((user, resource)) = reused {
             audit::event(Event::ReuseDetected {
+                user: &user,
+                client: &client.client_id,
+                route: config.route_name(&resource),
+                ip: p.peer,
+            });
+        }
+        if let Some((user, resource)) = ended {
+            audit::event(Event::IdentityEnded {
                 user: &user,
                 client: &client.client_id,
                 route: config.route_name(&resource),

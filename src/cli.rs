@@ -102,6 +102,17 @@ pub fn check_config(path: &std::path::Path) -> ExitCode {
         StateBackend::Dir(d) => println!("state: dir {}", d.display()),
         StateBackend::Redis(_) => println!("state: redis"),
     }
+    for p in &config.identity_providers {
+        let kind = match p.kind {
+            crate::config::ProviderKind::Oidc { .. } => "openid",
+            crate::config::ProviderKind::GitHub { .. } => "github",
+        };
+        println!(
+            "identity provider {} ({kind}): redirect URI to register: {}",
+            p.name,
+            p.redirect_uri(&config.public_url)
+        );
+    }
     for r in &config.routes {
         let auth = r.upstream_auth.as_ref().map_or("none", |a| a.kind);
         println!(

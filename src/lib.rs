@@ -9,7 +9,7 @@
 //! cli, server                  the binary's commands; listener, router, lifecycle
 //! handlers                     HTTP handlers: OAuth endpoints, browser pages, the MCP pipeline
 //! state                        AppState: what the handlers share
-//! authority, cimd, login, limit, mcp, proxy
+//! authority, cimd, federation, login, limit, mcp, proxy
 //! oauth, store, config         pure OAuth rules; the store; the typed configuration
 //! wire, tls, telemetry, paths, password, secret, clock    leaves
 //! ```
@@ -25,6 +25,7 @@ pub mod cimd;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub(crate) mod federation;
 pub(crate) mod handlers;
 pub(crate) mod limit;
 pub(crate) mod login;

@@ -130,6 +130,26 @@ struct GrantLabels {
     grant: &'static str,
 }
 
+/// How a person logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginMethod {
+    /// A local account's password.
+    Local = 0,
+    /// An identity provider.
+    Provider = 1,
+}
+
+impl LoginMethod {
+    const ALL: [LoginMethod; 2] = [LoginMethod::Local, LoginMethod::Provider];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            LoginMethod::Local => "local",
+            LoginMethod::Provider => "provider",
+        }
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoginLabels {
     method: &'static str,
@@ -169,7 +189,8 @@ struct Inner {
     policy_refusals: Family<RouteKindLabels, Counter>,
     tokens_issued: [Counter; 2],
     tokens_refused: [Counter; 8],
-    logins: [Counter; 2],
+    /// By [`LoginMethod`], then succeeded/failed.
+    logins: [[Counter; 2]; 2],
     registrations: Counter,
     reloads: [Counter; 2],
     config_loaded: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -292,13 +313,15 @@ impl Metrics {
                     .get_or_create(&ReasonLabels { reason })
                     .clone()
             }),
-            logins: ["succeeded", "failed"].map(|result| {
-                logins
-                    .get_or_create(&LoginLabels {
-                        method: "local",
-                        result,
-                    })
-                    .clone()
+            logins: LoginMethod::ALL.map(|method| {
+                ["succeeded", "failed"].map(|result| {
+                    logins
+                        .get_or_create(&LoginLabels {
+                            method: method.as_str(),
+                            result,
+                        })
+                        .clone()
+                })
             }),
             reloads: ["ok", "failed"]
                 .map(|result| reloads.get_or_create(&ResultLabels { result }).clone()),
@@ -421,10 +444,10 @@ impl Metrics {
         }
     }
 
-    /// A local (password) login checked.
-    pub fn login(&self, succeeded: bool) {
+    /// A login checked: a password, or a sign-in at an identity provider.
+    pub fn login(&self, method: LoginMethod, succeeded: bool) {
         if let Some(inner) = &self.inner {
-            inner.logins[usize::from(!succeeded)].inc();
+            inner.logins[method as usize][usize::from(!succeeded)].inc();
         }
     }
 

@@ -14,6 +14,10 @@ pub const REVOKE: &str = "/oauth/revoke";
 pub const JWKS: &str = "/oauth/jwks";
 pub const LOGIN: &str = "/oauth/login";
 pub const CONSENT: &str = "/oauth/consent";
+/// `/oauth/login/<provider>`: starts a sign-in at an identity provider.
+pub const PROVIDER_LOGIN_PREFIX: &str = "/oauth/login/";
+/// `/oauth/callback/<provider>`: where the provider sends the browser back.
+pub const CALLBACK_PREFIX: &str = "/oauth/callback/";
 /// 2025-03-26 clients without metadata fall back to these at the origin.
 pub const FALLBACKS: [&str; 3] = ["/authorize", "/token", "/register"];
 

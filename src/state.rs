@@ -30,4 +30,6 @@ pub struct AppState {
     pub registrations: crate::limit::RateLimit,
     /// Prometheus metrics; off without `admin`.
     pub metrics: crate::metrics::Metrics,
+    /// Identity providers' discovery documents, key sets and connections.
+    pub federation: Arc<crate::federation::Federation>,
 }

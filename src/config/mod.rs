@@ -28,7 +28,8 @@ pub struct Config {
     pub state: StateBackend,
     pub tokens: Tokens,
     pub users: Vec<User>,
-    pub oidc: Option<Oidc>,
+    /// `identity_providers`: people may sign in through these (besides `users`).
+    pub identity_providers: Vec<IdentityProvider>,
     pub server: ServerSettings,
     pub cimd: Cimd,
     /// `log:` format and filter; read once at start.
@@ -125,13 +126,57 @@ pub struct User {
     pub groups: Vec<String>,
 }
 
+/// An organisation's identity provider: the proxy is its relying party.
 #[derive(Debug)]
-pub struct Oidc {
-    pub issuer: String,
+pub struct IdentityProvider {
+    /// `[a-z0-9-]+`: in URLs (`/oauth/login/<name>`, `/oauth/callback/<name>`) and
+    /// as the prefix of its users' names (`<name>:<email or login>`).
+    pub name: String,
+    /// What the button says after "Sign in with".
+    pub display_name: String,
     pub client_id: String,
-    pub client_secret: Option<Secret>,
-    pub allowed_email_domains: Vec<String>,
-    pub groups_claim: Option<String>,
+    pub client_secret: Secret,
+    /// Scopes asked of the provider.
+    pub scopes: Vec<String>,
+    /// A person is confirmed with the provider again at a refresh after this long.
+    pub revalidate_after: Duration,
+    /// Extra parameters for the provider's authorization request (e.g. Google's
+    /// `access_type=offline`); never one the flow sets itself.
+    pub authorize_params: Vec<(String, String)>,
+    pub kind: ProviderKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProviderKind {
+    /// OpenID Connect, configured by discovery from the issuer.
+    Oidc {
+        /// As configured, without a trailing slash; may contain `{tenantid}`.
+        issuer: String,
+        /// Lowercase; empty: any.
+        allowed_email_domains: Vec<String>,
+        groups_claim: Option<String>,
+    },
+    /// GitHub (or GitHub Enterprise Server): OAuth 2.0 and the REST API.
+    GitHub {
+        /// The REST API, without a trailing slash.
+        api_url: String,
+        /// Where `/login/oauth/authorize` and `/login/oauth/access_token` are.
+        web_url: String,
+        /// Organisation logins, lowercase; empty: any.
+        allowed_organizations: Vec<String>,
+    },
+}
+
+impl IdentityProvider {
+    /// The redirect URI to register at the provider.
+    pub fn redirect_uri(&self, public_url: &PublicUrl) -> String {
+        public_url.join(&format!("{}{}", crate::paths::CALLBACK_PREFIX, self.name))
+    }
+
+    /// The name of this provider's user `id` (an email or a login).
+    pub fn user_name(&self, id: &str) -> String {
+        format!("{}:{id}", self.name)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -288,6 +333,11 @@ impl Config {
 
     pub fn route_by_path(&self, path: &str) -> Option<&Arc<Route>> {
         self.routes.iter().find(|r| r.path == path)
+    }
+
+    /// The identity provider with this name.
+    pub fn provider(&self, name: &str) -> Option<&IdentityProvider> {
+        self.identity_providers.iter().find(|p| p.name == name)
     }
 }
 

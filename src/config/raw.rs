@@ -18,7 +18,8 @@ pub struct RawConfig {
     pub tokens: Option<RawTokens>,
     #[serde(default)]
     pub users: Vec<S<RawUser>>,
-    pub oidc: Option<S<RawOidc>>,
+    #[serde(default)]
+    pub identity_providers: Vec<S<RawIdentityProvider>>,
     pub server: Option<RawServer>,
     pub cimd: Option<RawCimd>,
     pub log: Option<RawLog>,
@@ -89,15 +90,27 @@ pub struct RawUser {
     pub groups: Vec<Str>,
 }
 
+/// One identity provider people may sign in with.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawOidc {
-    pub issuer: Str,
+pub struct RawIdentityProvider {
+    pub name: Str,
+    #[serde(rename = "type")]
+    pub kind: Option<Str>,
+    pub display_name: Option<Str>,
+    pub issuer: Option<Str>,
     pub client_id: Str,
     pub client_secret: Option<Str>,
+    pub client_secret_file: Option<Str>,
+    pub scopes: Option<S<Vec<Str>>>,
     #[serde(default)]
     pub allowed_email_domains: Vec<Str>,
     pub groups_claim: Option<Str>,
+    pub revalidate_after: Option<Str>,
+    pub authorize_params: Option<S<IndexMap<Str, Str>>>,
+    pub api_url: Option<Str>,
+    #[serde(default)]
+    pub allowed_organizations: Vec<Str>,
 }
 
 /// Tuning knobs with safe defaults; not in the minimal example.

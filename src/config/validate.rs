@@ -91,6 +91,27 @@ impl Checker<'_> {
         Some(p)
     }
 
+    /// A secret read from a file (e.g. systemd's `$CREDENTIALS_DIRECTORY`), without
+    /// the spaces and newline around it; an empty file is an error.
+    fn secret_file(&mut self, s: &Str, key: &str) -> Option<String> {
+        let path = self.existing_file(s, key)?;
+        match std::fs::read_to_string(&path) {
+            Ok(t) if !t.trim().is_empty() => Some(t.trim().to_string()),
+            Ok(_) => {
+                self.error(s.referenced, key, format!("{} is empty", path.display()));
+                None
+            }
+            Err(e) => {
+                self.error(
+                    s.referenced,
+                    key,
+                    format!("cannot read {}: {e}", path.display()),
+                );
+                None
+            }
+        }
+    }
+
     /// An absolute http(s) URL; plain http only for a loopback host.
     fn url(&mut self, s: &Str, key: &str, https_unless_loopback: bool) -> Option<url::Url> {
         let v = self.non_empty(s, key)?;
@@ -196,39 +217,7 @@ pub fn validate(
     };
 
     let users = users(&mut c, &raw.users);
-    if let Some(o) = &raw.oidc {
-        c.error(
-            o.referenced,
-            "oidc",
-            "login through an OpenID Provider is not supported by this version yet; use `users`",
-        );
-    }
-    let oidc = raw.oidc.as_ref().and_then(|o| {
-        let issuer = c.url(&o.value.issuer, "oidc.issuer", true)?;
-        let client_id = c.non_empty(&o.value.client_id, "oidc.client_id")?;
-        let client_secret = match &o.value.client_secret {
-            Some(s) => Some(Secret::new(c.non_empty(s, "oidc.client_secret")?)),
-            None => None,
-        };
-        let mut domains = Vec::new();
-        for d in &o.value.allowed_email_domains {
-            domains.push(
-                c.non_empty(d, "oidc.allowed_email_domains")?
-                    .to_ascii_lowercase(),
-            );
-        }
-        let groups_claim = match &o.value.groups_claim {
-            Some(g) => Some(c.non_empty(g, "oidc.groups_claim")?),
-            None => None,
-        };
-        Some(Oidc {
-            issuer: issuer.as_str().trim_end_matches('/').to_string(),
-            client_id,
-            client_secret,
-            allowed_email_domains: domains,
-            groups_claim,
-        })
-    });
+    let identity_providers = providers::providers(&mut c, &raw.identity_providers);
 
     let server = server(&mut c, raw.server.as_ref());
     let log = log(&mut c, raw.log.as_ref());
@@ -258,7 +247,7 @@ pub fn validate(
             public_url.as_ref(),
             &server,
             &users,
-            oidc.is_some(),
+            &identity_providers,
         ) {
             if !names.insert(route.name.clone()) {
                 c.error(
@@ -286,7 +275,7 @@ pub fn validate(
             state,
             tokens,
             users,
-            oidc,
+            identity_providers,
             server,
             cimd: Cimd {
                 enabled: raw.cimd.as_ref().and_then(|c| c.enabled).unwrap_or(true),
@@ -472,6 +461,14 @@ fn users(c: &mut Checker, raw: &[S<super::raw::RawUser>]) -> Vec<User> {
                 format!("duplicate user {name:?}"),
             );
         }
+        if name.contains(':') {
+            // `:` separates an identity provider's name from its users' ids.
+            c.error(
+                u.value.name.referenced,
+                &format!("{key}.name"),
+                "must not contain `:` (reserved for identity providers' users)",
+            );
+        }
         let Some(hash) = c.non_empty(&u.value.password_hash, &format!("{key}.password_hash"))
         else {
             continue;
@@ -594,7 +591,7 @@ fn route(
     public_url: Option<&PublicUrl>,
     server: &ServerSettings,
     users: &[User],
-    has_oidc: bool,
+    providers: &[IdentityProvider],
 ) -> Option<Route> {
     let r = &raw.value;
     let name = c.non_empty(&r.name, &format!("{key}.name"))?;
@@ -669,11 +666,18 @@ fn route(
             let Some(name) = c.non_empty(u, &users_key) else {
                 continue;
             };
-            if !has_oidc && !users.iter().any(|x| x.name == name) {
+            let known = match name.split_once(':') {
+                Some((provider, _)) => providers.iter().any(|p| p.name == provider),
+                None => users.iter().any(|x| x.name == name),
+            };
+            if !known {
                 c.error(
                     u.referenced,
                     &users_key,
-                    format!("no user named {name:?} in `users`"),
+                    format!(
+                        "no user named {name:?} in `users`, and no identity provider for it \
+                         (a provider's users are `<provider>:<email or login>`)"
+                    ),
                 );
             }
             allow.users.push(name);
@@ -790,23 +794,7 @@ fn upstream_auth(c: &mut Checker, key: &str, a: &S<RawUpstreamAuth>) -> Option<U
             b.referenced,
         )
     } else if let Some(f) = &v.bearer_file {
-        let fkey = format!("{key}.bearer_file");
-        let path = c.existing_file(f, &fkey)?;
-        let token = match std::fs::read_to_string(&path) {
-            Ok(t) if !t.trim().is_empty() => t.trim().to_string(),
-            Ok(_) => {
-                c.error(f.referenced, &fkey, format!("{} is empty", path.display()));
-                return None;
-            }
-            Err(e) => {
-                c.error(
-                    f.referenced,
-                    &fkey,
-                    format!("cannot read {}: {e}", path.display()),
-                );
-                return None;
-            }
-        };
+        let token = c.secret_file(f, &format!("{key}.bearer_file"))?;
         (
             http::header::AUTHORIZATION,
             format!("Bearer {token}"),
@@ -856,5 +844,6 @@ fn upstream_auth(c: &mut Checker, key: &str, a: &S<RawUpstreamAuth>) -> Option<U
     }
 }
 
+mod providers;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ use crate::login::flow::{
 use crate::login::session::{self, CookieNames};
 use crate::login::throttle::Throttle;
 use crate::login::{LoginUser, pages, users};
+use crate::metrics::LoginMethod;
 use crate::oauth::authorize::AuthorizationRequest;
 use crate::oauth::client::ClientRecord;
 use crate::oauth::form as forms;
@@ -32,7 +33,7 @@ const CSP_CONSENT: &str =
 const GET_OR_POST: &[Method] = &[Method::GET, Method::POST];
 const POST: &[Method] = &[Method::POST];
 
-fn html(status: StatusCode, body: String, csp: &'static str) -> Response<Body> {
+pub(super) fn html(status: StatusCode, body: String, csp: &'static str) -> Response<Body> {
     let mut res = Response::new(full(body));
     *res.status_mut() = status;
     let h = res.headers_mut();
@@ -58,13 +59,13 @@ fn html(status: StatusCode, body: String, csp: &'static str) -> Response<Body> {
 }
 
 /// A page that only says something.
-fn page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
+pub(super) fn page(status: StatusCode, title: &str, text: &str) -> Response<Body> {
     html(status, pages::message(title, text), CSP_LOGIN)
 }
 
 impl PageError {
     /// The one renderer of the browser flow's error pages.
-    fn into_response(self) -> Response<Body> {
+    pub(super) fn into_response(self) -> Response<Body> {
         let mut res = page(self.status(), self.title(), &self.text());
         if let PageError::MethodNotAllowed(methods) = self {
             let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
@@ -76,7 +77,7 @@ impl PageError {
     }
 }
 
-fn redirect_to(status: StatusCode, location: &str) -> Response<Body> {
+pub(super) fn redirect_to(status: StatusCode, location: &str) -> Response<Body> {
     let Ok(location) = HeaderValue::from_str(location) else {
         return PageError::BadRedirect.into_response();
     };
@@ -92,13 +93,13 @@ fn redirect_to(status: StatusCode, location: &str) -> Response<Body> {
     res
 }
 
-fn cookie_names(config: &Config) -> CookieNames {
+pub(super) fn cookie_names(config: &Config) -> CookieNames {
     CookieNames {
         secure: config.public_url.is_https(),
     }
 }
 
-fn with_cookie(mut res: Response<Body>, cookie: HeaderValue) -> Response<Body> {
+pub(super) fn with_cookie(mut res: Response<Body>, cookie: HeaderValue) -> Response<Body> {
     res.headers_mut().append(header::SET_COOKIE, cookie);
     res
 }
@@ -136,7 +137,7 @@ fn throttle(state: &AppState) -> std::sync::MutexGuard<'_, Throttle> {
 }
 
 /// Reads the parameters of a GET (query) or POST (form body) request.
-async fn params(
+pub(super) async fn params(
     req: Request<Incoming>,
 ) -> Result<(http::request::Parts, HashMap<String, String>), Response<Body>> {
     let (parts, body) = req.into_parts();
@@ -276,7 +277,14 @@ fn login_form(
     let names = cookie_names(config);
     let (nonce, new_nonce) = session::csrf_nonce(headers, &names);
     let csrf = session::csrf_token(&state.authority.signer, &nonce);
-    let res = html(status, pages::login(&csrf, next, username, msg), CSP_LOGIN);
+    let providers: Vec<(&str, &str)> = config
+        .identity_providers
+        .iter()
+        .map(|p| (p.name.as_str(), p.display_name.as_str()))
+        .collect();
+    let local = !config.users.is_empty() || providers.is_empty();
+    let page = pages::login(&csrf, next, username, msg, &providers, local);
+    let res = html(status, page, CSP_LOGIN);
     if new_nonce {
         with_cookie(res, names.set(names.csrf(), &nonce, session::SESSION_TTL))
     } else {
@@ -349,16 +357,27 @@ pub async fn login(
     let user = match finished {
         Ok(user) => user,
         Err(refusal) => {
-            state.metrics.login(false);
+            state.metrics.login(LoginMethod::Local, false);
             audit::event(Event::LoginFailed { user: &shown, ip });
             return refused(refusal);
         }
     };
-    state.metrics.login(true);
+    state.metrics.login(LoginMethod::Local, true);
     audit::event(Event::LoginSucceeded {
         user: &user.name,
         ip,
     });
+    signed_in(state, config, user, next)
+}
+
+/// After a login: the session cookie, and on to `next` (the authorization
+/// request) or a page saying who is signed in.
+pub(super) fn signed_in(
+    state: &AppState,
+    config: &Config,
+    user: LoginUser,
+    next: &str,
+) -> Response<Body> {
     let names = cookie_names(config);
     let cookie = names.set(
         names.session(),

@@ -4,5 +4,6 @@
 
 pub mod browser;
 pub mod clients;
+pub mod federated;
 pub mod mcp;
 pub mod oauth_api;

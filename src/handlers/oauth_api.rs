@@ -4,7 +4,7 @@
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use super::clients;
+use super::{clients, federated};
 use crate::authority::TokenParams;
 use crate::config::Config;
 use crate::metrics::Grant;
@@ -183,10 +183,18 @@ pub async fn token(
         Err(res) => return res,
     };
     let get = |k: &str| form.get(k).map(String::as_str);
-    let result = match clients::authenticate(state, config, &parts.headers, &form, peer).await {
+    let authenticated = clients::authenticate(state, config, &parts.headers, &form, peer).await;
+    // A provider's user is confirmed with the provider (when due) before a refresh.
+    let identity = match (&authenticated, get("grant_type")) {
+        (Ok(_), Some("refresh_token")) => {
+            federated::recheck(state, config, get("refresh_token")).await
+        }
+        _ => Ok(None),
+    };
+    let result = match authenticated.and_then(|c| identity.map(|i| (c, i))) {
         Err(e) => Err(e),
         // The store is synchronous (fsync): let the runtime move other tasks off this thread.
-        Ok(client) => tokio::task::block_in_place(|| {
+        Ok((client, identity)) => tokio::task::block_in_place(|| {
             let authority = &state.authority;
             let params = TokenParams {
                 peer: Some(peer),
@@ -196,6 +204,7 @@ pub async fn token(
                 refresh_token: get("refresh_token"),
                 scope: get("scope"),
                 resource: get("resource"),
+                identity,
             };
             let (response, refreshed) = match get("grant_type") {
                 Some("authorization_code") => {

@@ -38,25 +38,54 @@ fn layout(title: &str, body: &str) -> String {
     )
 }
 
-pub fn login(csrf: &str, next: &str, username: &str, message: Option<&str>) -> String {
+/// The login page: a button per identity provider (`(name, display name)`),
+/// above the local form when there are local accounts (`local`).
+pub fn login(
+    csrf: &str,
+    next: &str,
+    username: &str,
+    message: Option<&str>,
+    providers: &[(&str, &str)],
+    local: bool,
+) -> String {
     let mut body = String::from("<h1>Sign in</h1>");
     if let Some(m) = message {
         let _ = write!(body, "<p class=\"error\" role=\"alert\">{}</p>", esc(m));
     }
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"{}\">\
+    // Links, not forms: the login page's CSP allows forms to post only here, and
+    // Chromium applies that to the redirect to the provider too.
+    for (name, display) in providers {
+        let mut href = format!("{}{name}", paths::PROVIDER_LOGIN_PREFIX);
+        if !next.is_empty() {
+            href.push_str("?next=");
+            href.extend(url::form_urlencoded::byte_serialize(next.as_bytes()));
+        }
+        let _ = write!(
+            body,
+            "<p><a class=\"provider\" role=\"button\" href=\"{}\">Sign in with {}</a></p>",
+            esc(&href),
+            esc(display)
+        );
+    }
+    if local {
+        if !providers.is_empty() {
+            body.push_str("<p class=\"muted\">Or with a local account:</p>");
+        }
+        let _ = write!(
+            body,
+            "<form method=\"post\" action=\"{}\">\
 <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"next\" value=\"{}\">\
 <label for=\"username\">Username</label>\
 <input id=\"username\" name=\"username\" type=\"text\" autocomplete=\"username\" autocapitalize=\"none\" required value=\"{}\">\
 <label for=\"password\">Password</label>\
 <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
 <button type=\"submit\">Sign in</button></form>",
-        paths::LOGIN,
-        esc(csrf),
-        esc(next),
-        esc(username)
-    );
+            paths::LOGIN,
+            esc(csrf),
+            esc(next),
+            esc(username)
+        );
+    }
     layout("Sign in", &body)
 }
 
@@ -144,6 +173,8 @@ mod tests {
             "/oauth/authorize?a=1&b=\"2\"",
             "<script>",
             Some("<b>bad</b>"),
+            &[],
+            true,
         );
         assert!(!page.contains("<script>"));
         assert!(!page.contains("<b>bad"));
@@ -152,10 +183,25 @@ mod tests {
 
     #[test]
     fn login_has_the_labels_and_button_of_the_contract() {
-        let page = login("c", "/", "", None);
+        let page = login("c", "/", "", None, &[], true);
         assert!(page.contains("<label for=\"username\">Username</label>"));
         assert!(page.contains("<label for=\"password\">Password</label>"));
         assert!(page.contains(">Sign in</button>"));
+    }
+
+    #[test]
+    fn providers_come_first_and_without_local_users_there_is_no_password_form() {
+        let next = "/oauth/authorize?client_id=a&x=<b>";
+        let page = login("c", next, "", None, &[("corp", "Corp <SSO>")], true);
+        let button = page.find("Sign in with Corp &lt;SSO&gt;</a>").unwrap();
+        assert!(button < page.find("Password").unwrap());
+        assert!(page.contains(
+            "href=\"/oauth/login/corp?next=%2Foauth%2Fauthorize%3Fclient_id%3Da%26x%3D%3Cb%3E\""
+        ));
+        let page = login("c", next, "", None, &[("corp", "Corp")], false);
+        assert!(page.contains("Sign in with Corp"));
+        assert!(!page.contains("Password"));
+        assert!(!page.contains("<form"));
     }
 
     #[test]

@@ -49,14 +49,18 @@ pub async fn check(config: &Config, name: &str, password: &str) -> Option<LoginU
 }
 
 /// A logged-in user as the config knows them now (groups may have changed,
-/// the account may be gone). Users of an OpenID Provider keep their login groups.
+/// the account may be gone). A user of an identity provider (`<provider>:<id>`)
+/// keeps the groups the provider last confirmed, while that provider is configured.
 pub fn current(config: &Config, user: &LoginUser) -> Option<LoginUser> {
-    match config.users.iter().find(|u| u.name == user.name) {
-        Some(u) => Some(LoginUser {
+    if let Some((provider, _)) = user.name.split_once(':') {
+        return config.provider(provider).map(|_| user.clone());
+    }
+    config
+        .users
+        .iter()
+        .find(|u| u.name == user.name)
+        .map(|u| LoginUser {
             name: u.name.clone(),
             groups: u.groups.clone(),
-        }),
-        None if config.oidc.is_some() => Some(user.clone()),
-        None => None,
-    }
+        })
 }

@@ -3,9 +3,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::signature::{self, RsaPublicKeyComponents, UnparsedPublicKey};
+use super::jwk;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -73,9 +71,7 @@ pub struct Verified {
 }
 
 fn b64(part: &str) -> Result<Vec<u8>, AssertionError> {
-    URL_SAFE_NO_PAD
-        .decode(part.trim_end_matches('='))
-        .map_err(|_| AssertionError::NotAJwt)
+    jwk::b64(part).ok_or(AssertionError::NotAJwt)
 }
 
 /// The `iss` of an assertion, read without verifying (to find the client).
@@ -84,47 +80,6 @@ pub fn issuer(assertion: &str) -> Option<String> {
     serde_json::from_slice::<Claims>(&b64(claims).ok()?)
         .ok()?
         .iss
-}
-
-fn jwk_verifies(jwk: &Value, alg: &str, message: &[u8], sig: &[u8]) -> bool {
-    let field = |k: &str| jwk.get(k).and_then(Value::as_str).and_then(|v| b64(v).ok());
-    if jwk
-        .get("alg")
-        .and_then(Value::as_str)
-        .is_some_and(|a| a != alg)
-    {
-        return false;
-    }
-    match (alg, jwk.get("kty").and_then(Value::as_str)) {
-        ("RS256", Some("RSA")) => match (field("n"), field("e")) {
-            (Some(n), Some(e)) => RsaPublicKeyComponents { n, e }
-                .verify(&signature::RSA_PKCS1_2048_8192_SHA256, message, sig)
-                .is_ok(),
-            _ => false,
-        },
-        ("ES256", Some("EC")) if jwk.get("crv").and_then(Value::as_str) == Some("P-256") => {
-            match (field("x"), field("y")) {
-                (Some(x), Some(y)) if x.len() == 32 && y.len() == 32 => {
-                    let mut point = vec![0x04];
-                    point.extend_from_slice(&x);
-                    point.extend_from_slice(&y);
-                    UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_FIXED, point)
-                        .verify(message, sig)
-                        .is_ok()
-                }
-                _ => false,
-            }
-        }
-        ("EdDSA", Some("OKP")) if jwk.get("crv").and_then(Value::as_str) == Some("Ed25519") => {
-            match field("x") {
-                Some(x) => UnparsedPublicKey::new(&signature::ED25519, x)
-                    .verify(message, sig)
-                    .is_ok(),
-                None => false,
-            }
-        }
-        _ => false,
-    }
 }
 
 /// Verifies a client assertion against the client's key set: signature (RS256,
@@ -147,17 +102,11 @@ pub fn verify(
     let header: Header = serde_json::from_slice(&b64(h)?).map_err(|_| E::UnreadableHeader)?;
     let sig = b64(s)?;
     let message = &assertion.as_bytes()[..h.len() + 1 + c.len()];
-    let keys = jwks
-        .get("keys")
-        .and_then(Value::as_array)
-        .ok_or(E::NoKeySet)?;
-    let candidates = keys.iter().filter(|k| match &header.kid {
-        Some(kid) => k.get("kid").and_then(Value::as_str) == Some(kid),
-        None => true,
-    });
-    if !candidates
-        .into_iter()
-        .any(|k| jwk_verifies(k, &header.alg, message, &sig))
+    if !jwks.get("keys").is_some_and(Value::is_array) {
+        return Err(E::NoKeySet);
+    }
+    if !jwk::candidates(jwks, header.kid.as_deref())
+        .any(|k| jwk::verifies(k, &header.alg, message, &sig))
     {
         return Err(E::BadSignature);
     }
@@ -265,8 +214,10 @@ impl Seen {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use ring::rand::SystemRandom;
-    use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair};
+    use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair};
 
     const CLIENT: &str = "https://chatgpt.example/client.json";
     const AUD: &str = "https://proxy.example/oauth/token";

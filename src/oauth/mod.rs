@@ -7,6 +7,7 @@ pub mod authorize;
 pub mod client;
 pub mod error;
 pub mod form;
+pub mod jwk;
 pub mod jwt;
 pub mod metadata;
 pub mod pkce;

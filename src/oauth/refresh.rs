@@ -39,6 +39,15 @@ pub struct IssuedAccess {
     pub exp: u64,
 }
 
+/// What an identity provider said of the person at a refresh of their grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdentityVerdict {
+    /// Still a member, with these groups (the route's `allow` is applied to them).
+    Confirmed { groups: Vec<String> },
+    /// Gone, or no longer allowed: the family ends.
+    Refused,
+}
+
 /// What presenting a refresh token means.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Presented<'a> {

@@ -142,6 +142,7 @@ impl Server {
         };
         let fetcher =
             crate::cimd::fetch::Fetcher::new(config.cimd.allow_private_networks, clock.clone())?;
+        let federation = Arc::new(crate::federation::Federation::new(clock.clone())?);
         let metrics = match config.admin {
             Some(_) => crate::metrics::Metrics::on(),
             None => crate::metrics::Metrics::off(),
@@ -149,6 +150,7 @@ impl Server {
         metrics.config_loaded(clock.unix());
         let state = Arc::new(AppState {
             metrics,
+            federation,
             upstream: Upstream::new(clock.clone())?,
             fetcher,
             config: ArcSwap::from_pointee(config),
@@ -188,6 +190,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ServeError> {
         let state = &self.state;
+        state.federation.warm_up(&state.config.load());
         let _sweeper = spawn_sweeper(state.clone());
         let _admin = admin.map(|l| AbortOnDrop(tokio::spawn(admin::run(l, state.clone()))));
         // Told to every connection at shutdown; the drain is over when all have dropped it.

@@ -7,7 +7,7 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 use crate::config::Config;
-use crate::handlers::{browser, mcp, oauth_api};
+use crate::handlers::{browser, federated, mcp, oauth_api};
 use crate::oauth::metadata;
 use crate::paths;
 use crate::state::AppState;
@@ -96,7 +96,17 @@ async fn own_endpoint(
         paths::AUTHORIZE | "/authorize" => browser::authorize(state, config, req, conn).await,
         paths::LOGIN => browser::login(state, config, req, conn).await,
         paths::CONSENT => browser::consent(state, config, req).await,
-        _ => well_known(config, req).await,
+        _ => {
+            if let Some(name) = path.strip_prefix(paths::PROVIDER_LOGIN_PREFIX) {
+                let name = name.to_string();
+                return federated::start(state, config, req, &name).await;
+            }
+            if let Some(name) = path.strip_prefix(paths::CALLBACK_PREFIX) {
+                let name = name.to_string();
+                return federated::callback(state, config, req, conn, &name).await;
+            }
+            well_known(config, req).await
+        }
     }
 }
 

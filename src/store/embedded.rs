@@ -15,6 +15,7 @@ fn table(ns: Namespace) -> TableDefinition<'static, &'static str, &'static [u8]>
         Namespace::Keys => "keys",
         Namespace::Denied => "denied",
         Namespace::Consents => "consents",
+        Namespace::Identities => "identities",
     })
 }
 

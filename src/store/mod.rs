@@ -22,16 +22,20 @@ pub enum Namespace {
     Denied,
     /// Which user allowed which client (by an HMAC of both), until the refresh TTL.
     Consents,
+    /// Users of identity providers (by user name): when the provider last
+    /// confirmed them, their groups, and the provider's token, sealed.
+    Identities,
 }
 
 impl Namespace {
-    pub const ALL: [Namespace; 6] = [
+    pub const ALL: [Namespace; 7] = [
         Namespace::Clients,
         Namespace::Codes,
         Namespace::Families,
         Namespace::Keys,
         Namespace::Denied,
         Namespace::Consents,
+        Namespace::Identities,
     ];
 }
 

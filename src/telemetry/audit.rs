@@ -81,6 +81,13 @@ pub enum Event<'a> {
         client: &'a str,
         route: &'a str,
     },
+    /// The identity provider no longer confirms a person at a refresh: their grant ends.
+    IdentityEnded {
+        user: &'a str,
+        client: &'a str,
+        route: Option<&'a str>,
+        ip: Option<IpAddr>,
+    },
 }
 
 /// An event as flat fields, as both destinations write it.
@@ -218,6 +225,22 @@ impl<'a> Event<'a> {
                 route: Some(route),
                 warn: true,
                 ..named("session_refused", "another user's MCP session refused")
+            },
+            IdentityEnded {
+                user,
+                client,
+                route,
+                ip,
+            } => Record {
+                user: Some(user),
+                client: Some(client),
+                route,
+                ip,
+                warn: true,
+                ..named(
+                    "identity_ended",
+                    "the identity provider no longer confirms the person; grant revoked",
+                )
             },
         }
     }

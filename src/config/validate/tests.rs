@@ -375,3 +375,133 @@ fn admin_takes_no_other_keys() {
     ));
     assert!(e.message.contains("token"), "{e:?}");
 }
+
+const PROVIDERS: &str = "identity_providers:\n  - name: corp\n    display_name: Corp SSO\n    issuer: \"https://idp.example.com/\"\n    client_id: proxy\n    client_secret: s3cret\n    allowed_email_domains: [\"@Example.com\"]\n    groups_claim: groups\n    revalidate_after: 2s\n    authorize_params: {access_type: offline}\n  - name: gh\n    type: github\n    client_id: ghid\n    client_secret_file: Cargo.toml\n    allowed_organizations: [Acme]\n";
+
+#[test]
+fn identity_providers_validate_with_their_defaults() {
+    let yaml = format!(
+        "{HEAD}{PROVIDERS}routes:\n{ROUTE}    allow:\n      users: [\"corp:alice@example.com\", \"gh:octocat\"]\n      groups: [acme/platform]\n"
+    );
+    let c = match load(&yaml) {
+        Ok(c) => c,
+        Err(e) => panic!("{e:?}"),
+    };
+    let corp = c.provider("corp").unwrap();
+    assert_eq!(corp.display_name, "Corp SSO");
+    assert_eq!(corp.scopes, ["openid", "email", "profile"]);
+    assert_eq!(corp.revalidate_after, std::time::Duration::from_secs(2));
+    assert_eq!(
+        corp.authorize_params,
+        [("access_type".into(), "offline".into())]
+    );
+    assert_eq!(
+        corp.kind,
+        crate::config::ProviderKind::Oidc {
+            issuer: "https://idp.example.com".into(),
+            allowed_email_domains: vec!["example.com".into()],
+            groups_claim: Some("groups".into()),
+        }
+    );
+    assert_eq!(
+        corp.redirect_uri(&c.public_url),
+        "http://127.0.0.1:8080/oauth/callback/corp"
+    );
+    assert_eq!(corp.user_name("a@example.com"), "corp:a@example.com");
+    let gh = c.provider("gh").unwrap();
+    assert_eq!(gh.display_name, "gh");
+    assert_eq!(gh.scopes, ["read:org"]);
+    assert!(gh.client_secret.expose().contains("[package]"));
+    assert_eq!(
+        gh.kind,
+        crate::config::ProviderKind::GitHub {
+            api_url: "https://api.github.com".into(),
+            web_url: "https://github.com".into(),
+            allowed_organizations: vec!["acme".into()],
+        }
+    );
+    // The secret stays out of Debug.
+    assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
+fn identity_provider_problems_are_located() {
+    let provider = |body: &str| {
+        with_routes(ROUTE).replace(
+            "routes:\n",
+            &format!("identity_providers:\n  - {body}routes:\n"),
+        )
+    };
+    assert_error(
+        &provider(
+            "name: Corp\n    issuer: \"https://i.example\"\n    client_id: c\n    client_secret: s\n",
+        ),
+        6,
+        11,
+        "must be 1 to 32 of",
+    );
+    assert_error(
+        &provider(
+            "name: corp\n    issuer: \"http://idp.example.com\"\n    client_id: c\n    client_secret: s\n",
+        ),
+        7,
+        13,
+        "must use https unless the host is loopback",
+    );
+    assert_error(
+        &provider(
+            "name: corp\n    issuer: \"https://i.example\"\n    client_id: c\n    client_secret: s\n    client_secret_file: Cargo.toml\n",
+        ),
+        9,
+        20,
+        "exactly one of `client_secret` or `client_secret_file`",
+    );
+    assert_error(
+        &provider("name: corp\n    client_id: c\n    client_secret: s\n"),
+        6,
+        11,
+        "issuer: is required",
+    );
+    assert_error(
+        &provider(
+            "name: gh\n    type: github\n    issuer: \"https://i.example\"\n    client_id: c\n    client_secret: s\n",
+        ),
+        8,
+        13,
+        "is not used by a provider of type `github`",
+    );
+    assert_error(
+        &provider(
+            "name: corp\n    issuer: \"https://i.example\"\n    client_id: c\n    client_secret: s\n    scopes: [email]\n",
+        ),
+        10,
+        13,
+        "must include `openid`",
+    );
+    assert_error(
+        &provider(
+            "name: corp\n    issuer: \"https://i.example\"\n    client_id: c\n    client_secret: s\n    authorize_params: {resource: x}\n",
+        ),
+        10,
+        24,
+        "\"resource\" is set by the proxy itself",
+    );
+    assert_error(
+        &provider("name: corp\n    type: saml\n    client_id: c\n    client_secret: s\n"),
+        7,
+        11,
+        "must be `oidc` or `github`",
+    );
+}
+
+#[test]
+fn federated_names_need_their_provider_and_local_names_have_no_colon() {
+    let yaml = with_routes(&format!(
+        "{ROUTE}    allow:\n      users: [\"corp:a@x.org\"]\n"
+    ));
+    assert_error(&yaml, 10, 15, "no identity provider for it");
+    let yaml = format!(
+        "{HEAD}users:\n  - name: \"corp:a@x.org\"\n    password_hash: \"{PHC}\"\nroutes:\n{ROUTE}"
+    );
+    assert_error(&yaml, 6, 11, "must not contain `:`");
+}

@@ -62,6 +62,19 @@ pub enum PageError {
     ServerError(OAuthError),
     /// A bounded table is full for the moment (too many consents at once).
     Busy,
+    /// No identity provider of that name is configured.
+    UnknownProvider,
+    /// A provider's callback without this browser's sign-in attempt, with
+    /// another attempt's `state`, expired, or replayed.
+    SignInExpired,
+    /// The provider sent the person back with an error (they said no).
+    SignInCancelled,
+    /// The provider's answer was refused (ID token, `iss`, a refused code).
+    ProviderAnswerInvalid,
+    /// The provider knows the person, but they may not sign in here: why.
+    ProviderNotAllowed(String),
+    /// The provider is down or slow.
+    ProviderUnavailable,
 }
 
 impl PageError {
@@ -74,6 +87,10 @@ impl PageError {
             }
             PageError::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
             PageError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::UnknownProvider => StatusCode::NOT_FOUND,
+            PageError::SignInCancelled | PageError::ProviderNotAllowed(_) => StatusCode::FORBIDDEN,
+            PageError::ProviderAnswerInvalid => StatusCode::BAD_GATEWAY,
+            PageError::ProviderUnavailable => StatusCode::GATEWAY_TIMEOUT,
             PageError::NotAllowed { .. }
             | PageError::NoLongerAllowed
             | PageError::FormExpired
@@ -86,6 +103,7 @@ impl PageError {
             | PageError::UnknownRoute
             | PageError::TicketExpired
             | PageError::AlreadyAnswered
+            | PageError::SignInExpired
             | PageError::NoDecision => StatusCode::BAD_REQUEST,
         }
     }
@@ -102,7 +120,14 @@ impl PageError {
                 "This sign-in link is not valid"
             }
             PageError::UnknownRoute => "Unknown server",
-            PageError::NotAllowed { .. } | PageError::NoLongerAllowed => "Access not allowed",
+            PageError::NotAllowed { .. }
+            | PageError::NoLongerAllowed
+            | PageError::ProviderNotAllowed(_) => "Access not allowed",
+            PageError::UnknownProvider => "Unknown identity provider",
+            PageError::SignInExpired => "This sign-in expired",
+            PageError::SignInCancelled => "Sign-in was cancelled",
+            PageError::ProviderAnswerInvalid => "The identity provider's answer was not valid",
+            PageError::ProviderUnavailable => "The identity provider did not answer",
             PageError::FormExpired | PageError::TicketExpired => "This page expired",
             PageError::NotSignedIn => "Not signed in",
             PageError::AlreadyAnswered => "Already answered",
@@ -144,6 +169,22 @@ impl PageError {
             }
             PageError::Busy => "The server is busy. Try again in a moment.".into(),
             PageError::NoDecision => "Choose Allow or Deny.".into(),
+            PageError::UnknownProvider => "This way of signing in is not configured.".into(),
+            PageError::SignInExpired => {
+                "Go back to your application and connect again.".into()
+            }
+            PageError::SignInCancelled => {
+                "The identity provider did not sign you in. Go back to your application to try again."
+                    .into()
+            }
+            PageError::ProviderAnswerInvalid => {
+                "Signing in could not be completed. Try again; if it keeps failing, tell the administrator."
+                    .into()
+            }
+            PageError::ProviderNotAllowed(why) => why.into(),
+            PageError::ProviderUnavailable => {
+                "Signing in could not be completed. Try again in a moment.".into()
+            }
         }
     }
 }
@@ -271,6 +312,42 @@ mod tests {
                 400,
                 "Bad request",
                 "Choose Allow or Deny.",
+            ),
+            (
+                PageError::UnknownProvider,
+                404,
+                "Unknown identity provider",
+                "This way of signing in is not configured.",
+            ),
+            (
+                PageError::SignInExpired,
+                400,
+                "This sign-in expired",
+                "Go back to your application and connect again.",
+            ),
+            (
+                PageError::SignInCancelled,
+                403,
+                "Sign-in was cancelled",
+                "The identity provider did not sign you in. Go back to your application to try again.",
+            ),
+            (
+                PageError::ProviderAnswerInvalid,
+                502,
+                "The identity provider's answer was not valid",
+                "Signing in could not be completed. Try again; if it keeps failing, tell the administrator.",
+            ),
+            (
+                PageError::ProviderNotAllowed("Accounts of x.org may not sign in here.".into()),
+                403,
+                "Access not allowed",
+                "Accounts of x.org may not sign in here.",
+            ),
+            (
+                PageError::ProviderUnavailable,
+                504,
+                "The identity provider did not answer",
+                "Signing in could not be completed. Try again in a moment.",
             ),
             (
                 PageError::ServerError(oauth(ErrorCode::ServerError)),

@@ -1,4 +1,4 @@
-//! The memory of answered consent pages.
+//! The memory of answered consent pages (and of finished provider sign-ins).
 
 use dashmap::DashMap;
 
@@ -44,7 +44,12 @@ impl UsedTickets {
 
     /// Marks the ticket answered.
     pub fn first_use(&self, ticket: &ConsentTicket, now: u64) -> TicketUse {
-        if self.map.contains_key(&ticket.id) {
+        self.first_use_of(&ticket.id, ticket.exp, now)
+    }
+
+    /// Marks a single-use value (a ticket id, a sign-in attempt's state) used until `exp`.
+    pub fn first_use_of(&self, id: &str, exp: u64, now: u64) -> TicketUse {
+        if self.map.contains_key(id) {
             return TicketUse::Again;
         }
         if self.map.len() >= self.max {
@@ -53,7 +58,7 @@ impl UsedTickets {
                 return TicketUse::Full;
             }
         }
-        match self.map.insert(ticket.id.clone(), ticket.exp) {
+        match self.map.insert(id.to_string(), exp) {
             None => TicketUse::First,
             Some(_) => TicketUse::Again,
         }
