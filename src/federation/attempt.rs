@@ -1,8 +1,10 @@
 //! A sign-in at an identity provider, bound to the browser that started it:
-//! `state`, `nonce` and the PKCE verifier live in a signed cookie that only
-//! this browser holds, for ten minutes. The callback must bring the same
-//! `state` back with the cookie; each attempt counts once.
+//! `state`, `nonce` and the PKCE verifier live in an encrypted, authenticated
+//! cookie that only this browser holds, for ten minutes. The callback must
+//! bring the same `state` back with the cookie; each attempt counts once.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
@@ -13,7 +15,7 @@ use crate::oauth::seal::{self, Signer};
 pub const ATTEMPT_TTL: u64 = 10 * 60;
 const PURPOSE: &str = "provider-attempt";
 
-/// What the cookie holds (signed, so the browser cannot change it).
+/// What the cookie holds (sealed: the browser can neither read nor change it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attempt {
     pub provider: String,
@@ -42,8 +44,11 @@ impl Attempt {
         pkce::s256(&self.verifier)
     }
 
+    /// The cookie's value: sealed under a key derived from the proxy's secret key.
     pub fn seal(&self, signer: &Signer) -> String {
-        signer.sign(PURPOSE, &serde_json::to_vec(self).unwrap_or_default())
+        let plain = serde_json::to_vec(self).unwrap_or_default();
+        let sealed = seal::seal(&key(signer), PURPOSE, &plain).unwrap_or_default();
+        URL_SAFE_NO_PAD.encode(sealed)
     }
 
     /// The attempt in `cookie`, if the proxy signed it, it is for `provider`,
@@ -55,10 +60,16 @@ impl Attempt {
         state: Option<&str>,
         now: u64,
     ) -> Option<Attempt> {
-        let attempt: Attempt = serde_json::from_slice(&signer.verify(PURPOSE, cookie?)?).ok()?;
+        let sealed = URL_SAFE_NO_PAD.decode(cookie?).ok()?;
+        let plain = seal::open(&key(signer), PURPOSE, &sealed)?;
+        let attempt: Attempt = serde_json::from_slice(&plain).ok()?;
         let state_ok = bool::from(attempt.state.as_bytes().ct_eq(state?.as_bytes()));
         (attempt.provider == provider && now < attempt.exp && state_ok).then_some(attempt)
     }
+}
+
+fn key(signer: &Signer) -> String {
+    signer.mac("provider-attempt-key", b"")
 }
 
 #[cfg(test)]
@@ -90,6 +101,12 @@ mod tests {
         // Another proxy's (or a tampered) cookie.
         let forged = a.seal(&Signer::new(b"other"));
         assert_eq!(open(Some(&forged), "corp", Some(&a.state), NOW), None);
+        let mut flipped = cookie.clone().into_bytes();
+        flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
+        let flipped = String::from_utf8(flipped).unwrap();
+        assert_eq!(open(Some(&flipped), "corp", Some(&a.state), NOW), None);
+        // The browser cannot read the state, nonce or verifier.
+        assert!(!cookie.contains(&a.verifier) && !cookie.contains("corp"));
     }
 
     #[test]
