@@ -1,6 +1,7 @@
 //! The authorization server's operations: they combine the pure rules of
 //! `oauth/` with the store, the keys and the clock. HTTP stays in `handlers/`.
 
+mod grants;
 mod identities;
 mod keys;
 
@@ -73,7 +74,9 @@ pub struct TokenResponse {
     pub access_token: String,
     pub token_type: String,
     pub expires_in: u64,
-    pub refresh_token: String,
+    /// None for grants that have no refresh (client credentials, ID-JAG).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     pub scope: String,
     /// Who the tokens are for and their resource: for the audit log, not sent.
     #[serde(skip)]
@@ -299,7 +302,7 @@ impl Authority {
             aud: resource.to_string(),
             client_id: client_id.to_string(),
             scope: scope::join(scopes),
-            exp: t + config.tokens.access_ttl.as_secs(),
+            exp: t + config.access_ttl(client_id).as_secs(),
             iat: t,
             jti: seal::random_token(16),
         };
@@ -444,8 +447,8 @@ impl Authority {
         Ok(TokenResponse {
             access_token: access,
             token_type: "Bearer".into(),
-            expires_in: config.tokens.access_ttl.as_secs(),
-            refresh_token: refresh,
+            expires_in: config.access_ttl(&client.client_id).as_secs(),
+            refresh_token: Some(refresh),
             scope: scope::join(&req.scopes),
             user: record.user.name.clone(),
             resource: req.resource.clone(),
@@ -557,12 +560,18 @@ impl Authority {
                     let still_allowed =
                         matches!((route, &user), (Some(r), Some(u)) if u.allowed_on(r));
                     if !still_allowed {
-                        return (
-                            None,
-                            Err(OAuthError::invalid_grant(
-                                "the user is no longer allowed on this resource",
-                            )),
-                        );
+                        let refused = Err(OAuthError::invalid_grant(
+                            "the user is no longer allowed on this resource",
+                        ));
+                        // Groups the identity provider just confirmed no longer admit the
+                        // person: that is the organisation's decision, and the grant ends.
+                        if matches!(p.identity, Some(IdentityVerdict::Confirmed { .. })) {
+                            denied = f.revoke();
+                            ended = Some((f.user.clone(), f.resource.clone()));
+                            let exp = f.expires_at();
+                            return (Some((f, exp)), refused);
+                        }
+                        return (None, refused);
                     }
                     let scopes = scope::narrow(&f.scope, p.scope);
                     let (access, issued_access) =
@@ -571,8 +580,8 @@ impl Authority {
                     let response = TokenResponse {
                         access_token: access,
                         token_type: "Bearer".into(),
-                        expires_in: config.tokens.access_ttl.as_secs(),
-                        refresh_token: new_refresh,
+                        expires_in: config.access_ttl(&f.client_id).as_secs(),
+                        refresh_token: Some(new_refresh),
                         scope: scope::join(&scopes),
                         user: f.user.clone(),
                         resource: f.resource.clone(),

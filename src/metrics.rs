@@ -96,10 +96,18 @@ impl TokenRefusal {
 pub enum Grant {
     AuthorizationCode,
     RefreshToken,
+    ClientCredentials,
+    /// The JWT bearer grant with an identity provider's ID-JAG.
+    JwtBearer,
 }
 
 impl Grant {
-    const ALL: [&str; 2] = ["authorization_code", "refresh_token"];
+    const ALL: [&str; 4] = [
+        "authorization_code",
+        "refresh_token",
+        "client_credentials",
+        "jwt_bearer",
+    ];
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -187,7 +195,7 @@ struct Inner {
     latency: HistogramFamily,
     upstream_errors: Family<RouteKindLabels, Counter>,
     policy_refusals: Family<RouteKindLabels, Counter>,
-    tokens_issued: [Counter; 2],
+    tokens_issued: [Counter; 4],
     tokens_refused: [Counter; 8],
     /// By [`LoginMethod`], then succeeded/failed.
     logins: [[Counter; 2]; 2],

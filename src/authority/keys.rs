@@ -62,7 +62,7 @@ impl From<&Tokens> for Schedule {
     fn from(t: &Tokens) -> Self {
         Self {
             rotation: t.signing_key_rotation.as_secs(),
-            access_ttl: t.access_ttl.as_secs(),
+            access_ttl: t.longest_access_ttl.as_secs(),
         }
     }
 }
@@ -212,6 +212,7 @@ mod tests {
     fn tokens() -> Tokens {
         Tokens {
             access_ttl: Duration::from_secs(SCHEDULE.access_ttl),
+            longest_access_ttl: Duration::from_secs(SCHEDULE.access_ttl),
             refresh_ttl: Duration::from_secs(30 * DAY),
             refresh_grace: Duration::from_secs(10),
             signing_key_rotation: Duration::from_secs(SCHEDULE.rotation),

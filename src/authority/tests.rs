@@ -119,7 +119,9 @@ fn codes_are_single_use_and_a_replay_revokes_the_grant() {
         TokenError::Revoked
     );
     assert_eq!(
-        f.refresh(&tokens.refresh_token).unwrap_err().code,
+        f.refresh(tokens.refresh_token.as_deref().unwrap())
+            .unwrap_err()
+            .code,
         ErrorCode::InvalidGrant
     );
 }
@@ -149,20 +151,24 @@ fn access_tokens_expire_exactly() {
 fn the_grace_window_replays_then_reuse_revokes() {
     let f = fixture();
     let first = f.exchange(&f.code()).unwrap();
-    let second = f.refresh(&first.refresh_token).unwrap();
+    let second = f.refresh(first.refresh_token.as_deref().unwrap()).unwrap();
     f.advance(10);
     assert_eq!(
-        f.refresh(&first.refresh_token).unwrap(),
+        f.refresh(first.refresh_token.as_deref().unwrap()).unwrap(),
         second,
         "within the window: the same answer"
     );
     f.advance(1);
     assert_eq!(
-        f.refresh(&first.refresh_token).unwrap_err().code,
+        f.refresh(first.refresh_token.as_deref().unwrap())
+            .unwrap_err()
+            .code,
         ErrorCode::InvalidGrant
     );
     assert_eq!(
-        f.refresh(&second.refresh_token).unwrap_err().code,
+        f.refresh(second.refresh_token.as_deref().unwrap())
+            .unwrap_err()
+            .code,
         ErrorCode::InvalidGrant,
         "the family is revoked"
     );
@@ -203,7 +209,7 @@ fn a_user_removed_from_the_config_cannot_refresh_but_the_grant_is_kept() {
         ..config()
     };
     let p = TokenParams {
-        refresh_token: Some(&tokens.refresh_token),
+        refresh_token: Some(tokens.refresh_token.as_deref().unwrap()),
         ..Default::default()
     };
     assert_eq!(
@@ -214,7 +220,7 @@ fn a_user_removed_from_the_config_cannot_refresh_but_the_grant_is_kept() {
         ErrorCode::InvalidGrant
     );
     assert!(
-        f.refresh(&tokens.refresh_token).is_ok(),
+        f.refresh(tokens.refresh_token.as_deref().unwrap()).is_ok(),
         "the config mistake undone, the family works again"
     );
 }
@@ -224,7 +230,10 @@ fn token_responses_do_not_print_their_tokens() {
     let f = fixture();
     let tokens = f.exchange(&f.code()).unwrap();
     let printed = format!("{tokens:?}");
-    assert!(!printed.contains(&tokens.access_token) && !printed.contains(&tokens.refresh_token));
+    assert!(
+        !printed.contains(&tokens.access_token)
+            && !printed.contains(tokens.refresh_token.as_deref().unwrap())
+    );
 }
 
 #[test]
@@ -245,10 +254,10 @@ fn a_client_that_obtained_a_token_still_refreshes_after_two_days() {
     f.advance(2 * DAY);
     let client = f.authority.client(&f.client.client_id).unwrap();
     assert!(client.is_some(), "the client is still registered");
-    let again = f.refresh(&tokens.refresh_token).unwrap();
+    let again = f.refresh(tokens.refresh_token.as_deref().unwrap()).unwrap();
     f.advance(29 * DAY);
     assert!(
-        f.refresh(&again.refresh_token).is_ok(),
+        f.refresh(again.refresh_token.as_deref().unwrap()).is_ok(),
         "each refresh keeps the client for another refresh TTL"
     );
 }

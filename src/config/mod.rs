@@ -27,9 +27,13 @@ pub struct Config {
     pub tls: Option<Tls>,
     pub state: StateBackend,
     pub tokens: Tokens,
+    /// `tokens.access_ttl_by_client`: a longer (or shorter) life for some clients' tokens.
+    pub access_ttl_by_client: Vec<(String, Duration)>,
     pub users: Vec<User>,
     /// `identity_providers`: people may sign in through these (besides `users`).
     pub identity_providers: Vec<IdentityProvider>,
+    /// `clients`: machine clients registered in the file (`client_credentials`).
+    pub clients: Vec<MachineClient>,
     pub server: ServerSettings,
     pub cimd: Cimd,
     /// `log:` format and filter; read once at start.
@@ -117,6 +121,9 @@ pub struct Tokens {
     pub refresh_grace: Duration,
     /// How long a signing key signs access tokens before a new one takes over.
     pub signing_key_rotation: Duration,
+    /// The longest access-token lifetime of any client (`access_ttl` or one of
+    /// `access_ttl_by_client`): how long a retired signing key stays published.
+    pub longest_access_ttl: Duration,
 }
 
 #[derive(Debug)]
@@ -143,7 +150,34 @@ pub struct IdentityProvider {
     /// Extra parameters for the provider's authorization request (e.g. Google's
     /// `access_type=offline`); never one the flow sets itself.
     pub authorize_params: Vec<(String, String)>,
+    /// Its Identity Assertion JWT Authorization Grants (ID-JAG) are accepted at
+    /// the token endpoint (enterprise-managed authorization).
+    pub id_jag: bool,
     pub kind: ProviderKind,
+}
+
+/// A machine client from `clients:`: it gets access tokens for itself
+/// (`client_credentials`), for the routes and scopes listed here only.
+#[derive(Debug)]
+pub struct MachineClient {
+    pub client_id: String,
+    /// What it is called in logs, tokens (`sub`) and policy: `service:<name>`.
+    pub name: String,
+    pub credential: MachineCredential,
+    /// Route names.
+    pub routes: Vec<String>,
+    /// Scope names it may get (on any of its routes that defines them).
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum MachineCredential {
+    /// An argon2 PHC string (`mcp-oauth-proxy hash-password`).
+    SecretHash(Secret),
+    /// `private_key_jwt` with these keys.
+    Jwks(serde_json::Value),
+    /// `private_key_jwt` with the keys at this URL.
+    JwksUri(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -333,6 +367,19 @@ impl Config {
 
     pub fn route_by_path(&self, path: &str) -> Option<&Arc<Route>> {
         self.routes.iter().find(|r| r.path == path)
+    }
+
+    /// The machine client with this id.
+    pub fn machine_client(&self, client_id: &str) -> Option<&MachineClient> {
+        self.clients.iter().find(|c| c.client_id == client_id)
+    }
+
+    /// The access-token lifetime for tokens of this client.
+    pub fn access_ttl(&self, client_id: &str) -> Duration {
+        self.access_ttl_by_client
+            .iter()
+            .find(|(c, _)| c == client_id)
+            .map_or(self.tokens.access_ttl, |(_, ttl)| *ttl)
     }
 
     /// The identity provider with this name.

@@ -20,6 +20,8 @@ pub struct RawConfig {
     pub users: Vec<S<RawUser>>,
     #[serde(default)]
     pub identity_providers: Vec<S<RawIdentityProvider>>,
+    #[serde(default)]
+    pub clients: Vec<S<RawMachineClient>>,
     pub server: Option<RawServer>,
     pub cimd: Option<RawCimd>,
     pub log: Option<RawLog>,
@@ -79,6 +81,7 @@ pub struct RawTokens {
     pub refresh_ttl: Option<Str>,
     pub refresh_grace: Option<Str>,
     pub signing_key_rotation: Option<Str>,
+    pub access_ttl_by_client: Option<IndexMap<Str, Str>>,
 }
 
 #[derive(Deserialize)]
@@ -111,6 +114,21 @@ pub struct RawIdentityProvider {
     pub api_url: Option<Str>,
     #[serde(default)]
     pub allowed_organizations: Vec<Str>,
+    pub id_jag: Option<bool>,
+}
+
+/// A machine client registered in the file (the `client_credentials` grant).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMachineClient {
+    pub client_id: Str,
+    pub name: Option<Str>,
+    pub client_secret_hash: Option<Str>,
+    pub jwks: Option<S<serde_json::Value>>,
+    pub jwks_uri: Option<Str>,
+    pub routes: S<Vec<Str>>,
+    #[serde(default)]
+    pub scopes: Vec<Str>,
 }
 
 /// Tuning knobs with safe defaults; not in the minimal example.

@@ -214,6 +214,25 @@ pub fn validate(
             &mut c,
             t.and_then(|t| t.signing_key_rotation.as_ref()),
         ),
+        longest_access_ttl: Duration::ZERO,
+    };
+    let mut access_ttl_by_client = Vec::new();
+    for (client, ttl) in t
+        .and_then(|t| t.access_ttl_by_client.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let key = "tokens.access_ttl_by_client";
+        if let Some(id) = c.non_empty(client, key) {
+            access_ttl_by_client.push((id, c.duration(Some(ttl), key, tokens.access_ttl)));
+        }
+    }
+    let tokens = Tokens {
+        longest_access_ttl: access_ttl_by_client
+            .iter()
+            .map(|(_, ttl)| *ttl)
+            .fold(tokens.access_ttl, Duration::max),
+        ..tokens
     };
 
     let users = users(&mut c, &raw.users);
@@ -267,6 +286,8 @@ pub fn validate(
         }
     }
 
+    let clients = machine_clients::machine_clients(&mut c, &raw.clients, &routes);
+
     match (listen, public_url, state, c.errors.is_empty()) {
         (Some(listen), Some(public_url), Some(state), true) => Ok(Config {
             listen,
@@ -276,6 +297,8 @@ pub fn validate(
             tokens,
             users,
             identity_providers,
+            clients,
+            access_ttl_by_client,
             server,
             cimd: Cimd {
                 enabled: raw.cimd.as_ref().and_then(|c| c.enabled).unwrap_or(true),
@@ -844,6 +867,7 @@ fn upstream_auth(c: &mut Checker, key: &str, a: &S<RawUpstreamAuth>) -> Option<U
     }
 }
 
+mod machine_clients;
 mod providers;
 #[cfg(test)]
 mod tests;

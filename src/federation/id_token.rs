@@ -44,12 +44,15 @@ pub enum IdTokenError {
 struct Header {
     alg: String,
     kid: Option<String>,
+    typ: Option<String>,
 }
 
 /// A JWS in compact form, split but not yet trusted.
 pub struct Unverified<'a> {
     alg: String,
     kid: Option<String>,
+    /// The header's `typ` (explicit typing, RFC 8725).
+    pub typ: Option<String>,
     message: &'a [u8],
     signature: Vec<u8>,
     claims: Map<String, Value>,
@@ -73,6 +76,7 @@ impl<'a> Unverified<'a> {
         Ok(Unverified {
             alg: header.alg,
             kid: header.kid,
+            typ: header.typ,
             message: &token.as_bytes()[..h.len() + 1 + c.len()],
             signature: decode(s)?,
             claims,

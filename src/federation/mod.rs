@@ -8,6 +8,7 @@
 pub mod attempt;
 pub mod client;
 mod github;
+pub mod id_jag;
 pub mod id_token;
 mod oidc;
 pub mod person;
@@ -241,6 +242,29 @@ impl Federation {
             }
         })
         .await
+    }
+}
+
+impl Federation {
+    /// An ID-JAG's header `typ`, its claims and the provider's stated issuer,
+    /// once its signature verifies with the provider's keys.
+    pub async fn verify_assertion(
+        &self,
+        provider: &IdentityProvider,
+        assertion: &str,
+    ) -> Result<
+        (
+            Option<String>,
+            serde_json::Map<String, serde_json::Value>,
+            String,
+        ),
+        SignInError,
+    > {
+        let ProviderKind::Oidc { issuer, .. } = &provider.kind else {
+            return Err(SignInError::Invalid("not an OpenID provider".into()));
+        };
+        let oidc = self.oidc(&provider.name, issuer);
+        within_budget(oidc.verify_assertion(&self.http, &self.clock, assertion)).await
     }
 }
 

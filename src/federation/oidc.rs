@@ -314,8 +314,7 @@ impl OidcProvider {
         })
     }
 
-    /// The claims of an ID token that verifies with the provider's keys (fetched
-    /// again once if it names a key not yet known: the provider rotated).
+    /// The claims of an ID token that verifies and passes the ID token checks.
     async fn id_token_claims(
         &self,
         http: &ProviderHttp,
@@ -324,6 +323,35 @@ impl OidcProvider {
         token: &str,
         expected: &Expected<'_>,
     ) -> Result<Map<String, Value>, SignInError> {
+        let (_, claims) = self.verified(http, clock, d, token).await?;
+        id_token::check_claims(&claims, expected)
+            .map_err(|e| SignInError::Invalid(e.to_string()))?;
+        Ok(claims)
+    }
+
+    /// A JWT this provider signed (an ID-JAG): its header's `typ` and its claims,
+    /// checked by the caller.
+    pub async fn verify_assertion(
+        &self,
+        http: &ProviderHttp,
+        clock: &Clock,
+        token: &str,
+    ) -> Result<(Option<String>, Map<String, Value>, String), SignInError> {
+        let d = self.discovery(http, clock).await?;
+        let (typ, claims) = self.verified(http, clock, &d, token).await?;
+        Ok((typ, claims, d.issuer.clone()))
+    }
+
+    /// The `typ` and claims of a JWT whose signature verifies with the
+    /// provider's keys (fetched again once if it names a key not yet known:
+    /// the provider rotated), made with an algorithm the provider announces.
+    async fn verified(
+        &self,
+        http: &ProviderHttp,
+        clock: &Clock,
+        d: &Discovery,
+        token: &str,
+    ) -> Result<(Option<String>, Map<String, Value>), SignInError> {
         let invalid = |e: id_token::IdTokenError| SignInError::Invalid(e.to_string());
         let parsed = Unverified::parse(token).map_err(invalid)?;
         parsed.check_algorithm(&d.algorithms).map_err(invalid)?;
@@ -331,11 +359,11 @@ impl OidcProvider {
         if !jwks.as_ref().is_some_and(|k| parsed.key_known(k)) {
             jwks = Some(self.fetch_jwks(http, clock, d, jwks).await?);
         }
+        let typ = parsed.typ.clone();
         let claims = parsed
             .verify(jwks.as_deref().unwrap_or(&Value::Null))
             .map_err(invalid)?;
-        id_token::check_claims(&claims, expected).map_err(invalid)?;
-        Ok(claims)
+        Ok((typ, claims))
     }
 
     fn cached_jwks(&self) -> Option<Arc<Value>> {

@@ -8,7 +8,7 @@ use http::HeaderMap;
 
 use crate::cimd::CimdError;
 use crate::cimd::rules as cimd;
-use crate::config::Config;
+use crate::config::{Config, MachineClient, MachineCredential};
 use crate::oauth::client::{self, AuthMethod, ClientRecord};
 use crate::oauth::form::ClientCredentials;
 use crate::oauth::{OAuthError, assertion};
@@ -34,6 +34,9 @@ pub async fn resolve(
     client_id: &str,
     peer: IpAddr,
 ) -> Result<Option<ClientRecord>, OAuthError> {
+    if let Some(machine) = config.machine_client(client_id) {
+        return Ok(Some(machine_record(machine)));
+    }
     if is_document(state, config, client_id) {
         return match state.fetcher.client(client_id, peer).await {
             Ok(c) => Ok(Some((*c).clone())),
@@ -44,6 +47,54 @@ pub async fn resolve(
         };
     }
     tokio::task::block_in_place(|| state.authority.client(client_id))
+}
+
+/// A machine client of `clients:` as the token endpoint sees it.
+fn machine_record(m: &MachineClient) -> ClientRecord {
+    let (auth_method, jwks, jwks_uri) = match &m.credential {
+        // Checked against its argon2 hash in `authenticate`.
+        MachineCredential::SecretHash(_) => (AuthMethod::ClientSecretBasic, None, None),
+        MachineCredential::Jwks(keys) => (AuthMethod::PrivateKeyJwt, Some(keys.clone()), None),
+        MachineCredential::JwksUri(uri) => (AuthMethod::PrivateKeyJwt, None, Some(uri.clone())),
+    };
+    ClientRecord {
+        client_id: m.client_id.clone(),
+        secret_hash: None,
+        auth_method,
+        redirect_uris: Vec::new(),
+        client_name: Some(m.name.clone()),
+        client_uri: None,
+        logo_uri: None,
+        grant_types: vec!["client_credentials".into()],
+        application_type: "service".into(),
+        scope: None,
+        software_id: None,
+        software_version: None,
+        issued_at: 0,
+        jwks,
+        jwks_uri,
+    }
+}
+
+/// A machine client's secret against its argon2 hash, on the blocking pool and
+/// within the password-check limit (argon2 is memory- and CPU-heavy).
+async fn check_machine_secret(
+    state: &AppState,
+    hash: &crate::secret::Secret,
+    secret: Option<&str>,
+) -> Result<(), ()> {
+    let secret = secret.ok_or(())?.to_string();
+    let _slot = state
+        .password_checks
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ())?;
+    let hash = hash.expose().to_string();
+    let ok = tokio::task::spawn_blocking(move || crate::password::verify(&secret, &hash))
+        .await
+        .unwrap_or(false);
+    ok.then_some(()).ok_or(())
 }
 
 /// Authenticates the client of a token or revocation request: a secret (Basic
@@ -71,6 +122,14 @@ pub async fn authenticate(
     let Some(assertion) = assertion else {
         if client.auth_method == AuthMethod::PrivateKeyJwt {
             return Err(fail("this client authenticates with private_key_jwt"));
+        }
+        if let Some(MachineCredential::SecretHash(hash)) =
+            config.machine_client(&client_id).map(|m| &m.credential)
+        {
+            check_machine_secret(state, hash, creds.secret.as_deref())
+                .await
+                .map_err(|()| fail("wrong client secret"))?;
+            return Ok(client);
         }
         client::authenticate(&client, &creds.presented())?;
         return Ok(client);

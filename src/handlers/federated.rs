@@ -296,3 +296,127 @@ pub async fn recheck(
         }
     }
 }
+
+/// The JWT bearer grant with an ID-JAG (enterprise-managed authorization):
+/// the person the organisation's provider vouches for, the route the grant is
+/// for, and the scopes it allows there. Refusals are `invalid_grant` (RFC 7523
+/// §3.1), `invalid_target` for a resource that is not ours, `invalid_scope`.
+pub async fn id_jag_grant(
+    state: &AppState,
+    config: &Config,
+    client_id: &str,
+    assertion: Option<&str>,
+    requested_scope: Option<&str>,
+) -> Result<(LoginUser, String, Vec<String>), OAuthError> {
+    let assertion =
+        assertion.ok_or_else(|| OAuthError::invalid_request("assertion is required"))?;
+    let refused = |why: &str| OAuthError::invalid_grant(format!("the assertion is refused: {why}"));
+    let iss = crate::oauth::assertion::issuer(assertion)
+        .ok_or_else(|| refused("it is not a JWT with an issuer"))?;
+    let provider = config
+        .identity_providers
+        .iter()
+        .find(|p| match &p.kind {
+            crate::config::ProviderKind::Oidc { issuer, .. } => {
+                issuer.trim_end_matches('/') == iss.trim_end_matches('/')
+            }
+            crate::config::ProviderKind::GitHub { .. } => false,
+        })
+        .ok_or_else(|| refused("its issuer is not a configured identity provider"))?;
+    if !provider.id_jag {
+        return Err(refused(&format!(
+            "identity provider {} is not trusted for identity assertions (id_jag)",
+            provider.name
+        )));
+    }
+    let (typ, claims, issuer) = match state.federation.verify_assertion(provider, assertion).await {
+        Ok(v) => v,
+        Err(SignInError::Unavailable(why)) => {
+            tracing::warn!(provider = %provider.name, error = %why, "cannot check an identity assertion");
+            return Err(OAuthError::temporarily_unavailable(
+                "the identity provider's keys cannot be fetched right now",
+            ));
+        }
+        Err(e) => return Err(refused(&e.to_string())),
+    };
+    let now = state.authority.now();
+    let expected = federation::id_jag::Expected {
+        issuer: &issuer,
+        audience: config.public_url.as_str(),
+        client_id,
+        now,
+    };
+    let grant = federation::id_jag::check(typ.as_deref(), &claims, &expected)
+        .map_err(|e| refused(&e.to_string()))?;
+    let route = crate::oauth::resource::canonical(&grant.resource)
+        .and_then(|r| config.routes.iter().find(|x| x.resource == r))
+        .ok_or_else(|| OAuthError::invalid_target("the assertion's resource is not served here"))?;
+    state
+        .authority
+        .first_use_of_assertion(&format!("id-jag:{}", provider.name), &grant.jti, grant.exp)
+        .map_err(|e| refused(&e.to_string()))?;
+    // The provider speaks for the person here: an email without `email_verified` counts as verified.
+    let mut claims = claims;
+    claims
+        .entry("email_verified")
+        .or_insert(serde_json::Value::Bool(true));
+    let crate::config::ProviderKind::Oidc {
+        allowed_email_domains,
+        groups_claim,
+        ..
+    } = &provider.kind
+    else {
+        return Err(refused("not an OpenID provider"));
+    };
+    let person = federation::person::from_claims(
+        &claims,
+        &grant.subject,
+        allowed_email_domains,
+        groups_claim.as_deref(),
+    )
+    .map_err(|e| refused(&e.to_string()))?;
+    let user = LoginUser {
+        name: provider.user_name(&person.id),
+        groups: person.groups,
+    };
+    if !user.allowed_on(route) {
+        return Err(refused(&format!(
+            "{} is not allowed on {}",
+            user.name, route.name
+        )));
+    }
+    let scopes = id_jag_scopes(route, grant.scope.as_deref(), requested_scope)?;
+    Ok((user, route.resource.clone(), scopes))
+}
+
+/// An ID-JAG's scopes: its `scope` claim (the organisation's decision) within
+/// what the route defines (its defaults when the claim is absent), narrowed by
+/// the token request's `scope`.
+fn id_jag_scopes(
+    route: &crate::config::Route,
+    granted: Option<&str>,
+    requested: Option<&str>,
+) -> Result<Vec<String>, OAuthError> {
+    use crate::oauth::scope;
+    let Some(defined) = route.scopes.as_deref() else {
+        return Ok(Vec::new());
+    };
+    let allowed = match granted {
+        None => scope::grant(&[], Some(defined), &route.default_scopes),
+        Some(g) => {
+            let claimed = scope::parse(Some(g));
+            defined
+                .iter()
+                .map(|(n, _)| n)
+                .filter(|n| claimed.contains(n))
+                .cloned()
+                .collect()
+        }
+    };
+    if allowed.is_empty() {
+        return Err(OAuthError::invalid_scope(
+            "the assertion allows no scope of this resource",
+        ));
+    }
+    Ok(scope::narrow(&allowed, requested))
+}

@@ -5,11 +5,14 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
 use super::{clients, federated};
-use crate::authority::TokenParams;
+use crate::authority::{TokenParams, TokenResponse};
 use crate::config::Config;
+use crate::federation::id_jag;
+use crate::login::LoginUser;
 use crate::metrics::Grant;
-use crate::oauth::client::RegistrationRequest;
+use crate::oauth::client::{ClientRecord, RegistrationRequest};
 use crate::oauth::form as forms;
+use crate::oauth::refresh::IdentityVerdict;
 use crate::oauth::{ErrorCode, OAuthError, metadata};
 use crate::state::AppState;
 use crate::telemetry::AccessInfo;
@@ -184,18 +187,32 @@ pub async fn token(
     };
     let get = |k: &str| form.get(k).map(String::as_str);
     let authenticated = clients::authenticate(state, config, &parts.headers, &form, peer).await;
-    // A provider's user is confirmed with the provider (when due) before a refresh.
-    let identity = match (&authenticated, get("grant_type")) {
-        (Ok(_), Some("refresh_token")) => {
-            federated::recheck(state, config, get("refresh_token")).await
+    let grant = get("grant_type");
+    // What needs the network first: a provider's user confirmed with the provider
+    // (when due) before a refresh; an ID-JAG checked with its provider's keys.
+    let prepared = match (&authenticated, grant) {
+        (Ok(_), Some("refresh_token")) => federated::recheck(state, config, get("refresh_token"))
+            .await
+            .map(Prepared::Refresh),
+        (Ok(c), Some(id_jag::GRANT_TYPE)) => {
+            federated::id_jag_grant(state, config, &c.client_id, get("assertion"), get("scope"))
+                .await
+                .map(|(user, resource, scopes)| Prepared::Assertion(user, resource, scopes))
         }
-        _ => Ok(None),
+        _ => Ok(Prepared::Nothing),
     };
-    let result = match authenticated.and_then(|c| identity.map(|i| (c, i))) {
+    let result = match authenticated.and_then(|c| prepared.map(|p| (c, p))) {
         Err(e) => Err(e),
         // The store is synchronous (fsync): let the runtime move other tasks off this thread.
-        Ok((client, identity)) => tokio::task::block_in_place(|| {
+        Ok((client, prepared)) => tokio::task::block_in_place(|| {
             let authority = &state.authority;
+            let (identity, asserted) = match prepared {
+                Prepared::Refresh(identity) => (identity, None),
+                Prepared::Assertion(user, resource, scopes) => {
+                    (None, Some((user, resource, scopes)))
+                }
+                Prepared::Nothing => (None, None),
+            };
             let params = TokenParams {
                 peer: Some(peer),
                 code: get("code"),
@@ -206,27 +223,36 @@ pub async fn token(
                 resource: get("resource"),
                 identity,
             };
-            let (response, refreshed) = match get("grant_type") {
-                Some("authorization_code") => {
-                    (authority.exchange_code(config, &client, &params)?, false)
-                }
-                Some("refresh_token") => (authority.refresh(config, &client, &params)?, true),
-                Some(_) => Err(OAuthError::unsupported_grant_type(
-                    "grant_type must be authorization_code or refresh_token",
+            let (response, kind) = match (grant, asserted) {
+                (Some("authorization_code"), _) => (
+                    authority.exchange_code(config, &client, &params)?,
+                    Grant::AuthorizationCode,
+                ),
+                (Some("refresh_token"), _) => (
+                    authority.refresh(config, &client, &params)?,
+                    Grant::RefreshToken,
+                ),
+                (Some("client_credentials"), _) => (
+                    client_credentials(state, config, &client, &params)?,
+                    Grant::ClientCredentials,
+                ),
+                (Some(id_jag::GRANT_TYPE), Some((user, resource, scopes))) => (
+                    authority.issue_access(config, &client.client_id, &user, &resource, &scopes)?,
+                    Grant::JwtBearer,
+                ),
+                (Some(_), _) => Err(OAuthError::unsupported_grant_type(
+                    "grant_type must be authorization_code, refresh_token, client_credentials \
+                     or urn:ietf:params:oauth:grant-type:jwt-bearer",
                 ))?,
-                None => Err(OAuthError::invalid_request("grant_type is required"))?,
+                (None, _) => Err(OAuthError::invalid_request("grant_type is required"))?,
             };
             let (user, client_id, route) = (
                 response.user.as_str(),
                 client.client_id.as_str(),
                 config.route_name(&response.resource),
             );
-            state.metrics.token_issued(if refreshed {
-                Grant::RefreshToken
-            } else {
-                Grant::AuthorizationCode
-            });
-            audit::event(if refreshed {
+            state.metrics.token_issued(kind);
+            audit::event(if kind == Grant::RefreshToken {
                 Event::TokenRefreshed {
                     user,
                     client: client_id,
@@ -251,6 +277,44 @@ pub async fn token(
         );
         (client, body)
     }))
+}
+
+/// What a grant needed from the network before the store is touched.
+enum Prepared {
+    Nothing,
+    /// At a refresh: what the identity provider said of the person, if asked.
+    Refresh(Option<IdentityVerdict>),
+    /// A checked ID-JAG: the person, the route's resource, the scopes.
+    Assertion(LoginUser, String, Vec<String>),
+}
+
+/// `client_credentials`: a machine client of `clients:` gets a token for
+/// itself, for a route and scopes it was given.
+fn client_credentials(
+    state: &AppState,
+    config: &Config,
+    client: &ClientRecord,
+    params: &TokenParams,
+) -> Result<TokenResponse, OAuthError> {
+    let machine = config.machine_client(&client.client_id).ok_or_else(|| {
+        OAuthError::unauthorized_client(
+            "only clients of the configuration's `clients` may use client_credentials",
+        )
+    })?;
+    let resource = params
+        .resource
+        .ok_or_else(|| OAuthError::invalid_request("resource is required"))?;
+    let route = crate::oauth::resource::canonical(resource)
+        .and_then(|r| config.routes.iter().find(|x| x.resource == r))
+        .ok_or_else(|| OAuthError::invalid_target("resource is not served here"))?;
+    let scopes = crate::oauth::machine::scopes(machine, route, params.scope)?;
+    let user = LoginUser {
+        name: machine.name.clone(),
+        groups: Vec::new(),
+    };
+    state
+        .authority
+        .issue_access(config, &client.client_id, &user, &route.resource, &scopes)
 }
 
 /// The response of the token and revocation endpoints: `no-store`, CORS, and the client in the access log.

@@ -25,7 +25,7 @@ const STYLE: &str = "body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sa
 main{max-width:26rem;margin:8vh auto;background:#fff;border-radius:10px;box-shadow:0 2px 12px rgba(0,0,0,.08);padding:2rem}\
 h1{font-size:1.3rem;margin:0 0 1rem}label{display:block;font-weight:600;margin:.8rem 0 .3rem}\
 input[type=text],input[type=password]{width:100%;box-sizing:border-box;padding:.6rem;border:1px solid #c5cad3;border-radius:6px;font-size:1rem}\
-button{margin-top:1.2rem;padding:.6rem 1.2rem;border:0;border-radius:6px;font-size:1rem;cursor:pointer;background:#2f5bd3;color:#fff}\
+button,a.provider{display:inline-block;text-decoration:none;margin-top:1.2rem;padding:.6rem 1.2rem;border:0;border-radius:6px;font-size:1rem;cursor:pointer;background:#2f5bd3;color:#fff}\
 button.secondary{background:#e6e8ec;color:#1d2330;margin-left:.5rem}.error{background:#fdecec;color:#8a1f1f;padding:.6rem;border-radius:6px}\
 .muted{color:#5b6373;font-size:.9rem}ul{padding-left:1.2rem}code{background:#f0f1f4;padding:0 .25rem;border-radius:4px}";
 

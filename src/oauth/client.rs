@@ -137,10 +137,12 @@ pub fn register(
             "refresh_token".to_string(),
         ]
     });
-    if let Some(g) = grant_types
-        .iter()
-        .find(|g| !matches!(g.as_str(), "authorization_code" | "refresh_token"))
-    {
+    if let Some(g) = grant_types.iter().find(|g| {
+        !matches!(
+            g.as_str(),
+            "authorization_code" | "refresh_token" | super::metadata::JWT_BEARER
+        )
+    }) {
         return Err(OAuthError::invalid_client_metadata(format!(
             "grant type {g:?} is not supported"
         )));

@@ -6,6 +6,9 @@ use serde_json::{Value, json};
 use crate::config::{Config, Route};
 use crate::paths;
 
+/// RFC 7523's JWT bearer grant (the ID-JAG of enterprise-managed authorization).
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
 /// Every scope any route defines, once, in file order.
 pub fn all_scopes(config: &Config) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -25,6 +28,13 @@ pub fn authorization_server(config: &Config) -> Value {
     if config.cimd.enabled {
         auth_methods.push("private_key_jwt");
     }
+    let mut grants = vec!["authorization_code", "refresh_token"];
+    if !config.clients.is_empty() {
+        grants.push("client_credentials");
+    }
+    if config.identity_providers.iter().any(|p| p.id_jag) {
+        grants.push(JWT_BEARER);
+    }
     json!({
         "issuer": u.as_str(),
         "authorization_endpoint": u.join(paths::AUTHORIZE),
@@ -35,7 +45,7 @@ pub fn authorization_server(config: &Config) -> Value {
         "scopes_supported": all_scopes(config),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": grants,
         "code_challenge_methods_supported": ["S256"],
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,

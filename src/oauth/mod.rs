@@ -9,6 +9,7 @@ pub mod error;
 pub mod form;
 pub mod jwk;
 pub mod jwt;
+pub mod machine;
 pub mod metadata;
 pub mod pkce;
 pub mod redirect;

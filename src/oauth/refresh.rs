@@ -137,10 +137,12 @@ impl Family {
     }
 
     /// When the store may forget this family.
+    /// When the last of its tokens (refresh or access) expires.
     pub fn expires_at(&self) -> u64 {
         self.tokens
             .iter()
             .map(|t| t.expires_at)
+            .chain(self.access.iter().map(|a| a.exp))
             .max()
             .unwrap_or(self.created_at)
     }

@@ -14,10 +14,10 @@ use crate::common::{Proxy, simple_config, wait_for};
 use crate::oauth_client::*;
 
 /// What the document server answers for a path: status line and headers, body.
-type Documents = Arc<dyn Fn(u16, &str) -> Option<(String, Vec<u8>)> + Send + Sync>;
+pub type Documents = Arc<dyn Fn(u16, &str) -> Option<(String, Vec<u8>)> + Send + Sync>;
 
 /// A tiny document server. `/hang` never answers.
-async fn doc_server(docs: Documents) -> u16 {
+pub async fn doc_server(docs: Documents) -> u16 {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
@@ -50,7 +50,7 @@ async fn doc_server(docs: Documents) -> u16 {
     port
 }
 
-fn key() -> (Ed25519KeyPair, serde_json::Value) {
+pub fn key() -> (Ed25519KeyPair, serde_json::Value) {
     let doc = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).unwrap();
     let pair = Ed25519KeyPair::from_pkcs8(doc.as_ref()).unwrap();
     let jwk = json!({"kty": "OKP", "crv": "Ed25519", "kid": "k1", "x": URL_SAFE_NO_PAD.encode(pair.public_key().as_ref())});

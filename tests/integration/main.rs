@@ -10,6 +10,7 @@ mod common;
 mod forwarding;
 mod hardening;
 mod lifecycle;
+mod machines;
 mod metrics;
 mod oauth;
 mod oauth_client;

@@ -54,6 +54,12 @@ fn provider(c: &mut Checker, key: &str, p: &RawIdentityProvider) -> Option<Ident
             &name_key,
             "must be 1 to 32 of `a-z`, `0-9` and `-`",
         );
+    } else if name == super::machine_clients::PREFIX {
+        c.error(
+            p.name.referenced,
+            &name_key,
+            "`service` names the machine clients of `clients`",
+        );
     }
     let github = match &p.kind {
         None => false,
@@ -117,6 +123,14 @@ fn provider(c: &mut Checker, key: &str, p: &RawIdentityProvider) -> Option<Ident
     );
     let authorize_params = authorize_params(c, key, p);
 
+    let id_jag = p.id_jag.unwrap_or(false);
+    if id_jag && github {
+        c.error(
+            p.name.referenced,
+            &format!("{key}.id_jag"),
+            "GitHub issues no identity assertions: only an OpenID provider can have `id_jag`",
+        );
+    }
     let kind = if github {
         github_kind(c, key, p)?
     } else {
@@ -130,6 +144,7 @@ fn provider(c: &mut Checker, key: &str, p: &RawIdentityProvider) -> Option<Ident
         scopes,
         revalidate_after,
         authorize_params,
+        id_jag,
         kind,
     })
 }

@@ -505,3 +505,33 @@ fn federated_names_need_their_provider_and_local_names_have_no_colon() {
     );
     assert_error(&yaml, 6, 11, "must not contain `:`");
 }
+
+#[test]
+fn machine_clients_and_per_client_lifetimes_validate_and_their_problems_are_located() {
+    let scoped = format!("{ROUTE}    scopes:\n      \"notes:read\": [\"*\"]\n");
+    let yaml = format!(
+        "{HEAD}tokens:\n  access_ttl: 10m\n  access_ttl_by_client: {{\"https://claude.ai/meta\": 8h}}\nclients:\n  - client_id: ci\n    client_secret_hash: \"{PHC}\"\n    routes: [notes]\n    scopes: [\"notes:read\"]\nroutes:\n{scoped}"
+    );
+    let c = load(&yaml).unwrap_or_else(|e| panic!("{e:?}"));
+    let m = c.machine_client("ci").unwrap();
+    assert_eq!(m.name, "service:ci");
+    assert_eq!(c.access_ttl("https://claude.ai/meta"), std::time::Duration::from_secs(8 * 3600));
+    assert_eq!(c.access_ttl("other"), std::time::Duration::from_secs(600));
+    assert_eq!(c.tokens.longest_access_ttl, std::time::Duration::from_secs(8 * 3600));
+
+    let client = |body: &str| format!("{HEAD}clients:\n  - client_id: ci\n{body}routes:\n{scoped}");
+    assert_error(
+        &client("    client_secret_hash: plain\n    routes: [notes]\n"),
+        7,
+        25,
+        "must be an argon2 PHC string",
+    );
+    assert_error(&client("    jwks_uri: \"https://k.example/jwks\"\n    routes: [nope]\n"), 8, 14, "no route named \"nope\"");
+    assert_error(
+        &client("    jwks_uri: \"https://k.example/jwks\"\n    routes: [notes]\n    scopes: [\"notes:write\"]\n"),
+        9,
+        14,
+        "no route of this client defines scope",
+    );
+    assert_error(&client("    routes: [notes]\n"), 6, 16, "exactly one of `client_secret_hash`, `jwks` or `jwks_uri`");
+}
