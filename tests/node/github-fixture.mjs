@@ -136,8 +136,33 @@ export async function startGithubFixture({ clients = [], users = {}, port = 0 } 
     tokensOf(login) {
       return [...tokens].filter(([, r]) => r.login === login).map(([t]) => t);
     },
-    stop: () => new Promise((r) => server.close(() => r())),
+    /**
+     * Makes the fixture stop answering: `refuse` closes the listening socket,
+     * `hang` accepts requests and never answers, `error` answers 503.
+     */
+    async down(mode = 'refuse') {
+      if (!['refuse', 'hang', 'error'].includes(mode)) throw new Error(`unknown outage mode ${mode}`);
+      outage = mode;
+      if (mode === 'refuse') await closeListener();
+    },
+    /** Answers again (same port). Requests left hanging are dropped. */
+    async up() {
+      const was = outage;
+      outage = null;
+      for (const res of hanging) res.destroy();
+      hanging.clear();
+      if (was === 'refuse' && !server.listening) await listen(fixture.port);
+    },
+    async stop() {
+      outage = 'error';
+      for (const res of hanging) res.destroy();
+      hanging.clear();
+      await closeListener();
+    },
   };
+  let outage = null;
+  const hanging = new Set();
+  const sockets = new Set();
 
   function json(res, status, body, headers = {}) {
     res.writeHead(status, {
@@ -426,6 +451,15 @@ export async function startGithubFixture({ clients = [], users = {}, port = 0 } 
     res.once('finish', () => {
       rec.status = res.statusCode;
     });
+    if (outage === 'hang') {
+      hanging.add(res);
+      res.once('close', () => hanging.delete(res));
+      return;
+    }
+    if (outage === 'error') {
+      res.writeHead(503, { 'content-type': 'text/html; charset=utf-8' }).end('<h1>Unicorn!</h1><p>No server is currently available to service your request.</p>');
+      return;
+    }
     try {
       if (u.pathname === '/login/oauth/authorize' && req.method === 'GET') return authorize(req, res, u);
       if (u.pathname === '/login/oauth/authorize' && req.method === 'POST') return await authorizeDecision(req, res);
@@ -437,8 +471,27 @@ export async function startGithubFixture({ clients = [], users = {}, port = 0 } 
       res.end(String(e?.stack ?? e));
     }
   });
-  await new Promise((r) => server.listen(port, '127.0.0.1', r));
-  fixture.port = server.address().port;
+  server.on('connection', (sock) => {
+    sockets.add(sock);
+    sock.once('close', () => sockets.delete(sock));
+  });
+  function listen(p) {
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(p, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve(server.address().port);
+      });
+    });
+  }
+  function closeListener() {
+    return new Promise((resolve) => {
+      if (!server.listening) return resolve();
+      server.close(() => resolve());
+      for (const sock of sockets) sock.destroy();
+    });
+  }
+  fixture.port = await listen(port);
   fixture.url = `http://127.0.0.1:${fixture.port}`;
   return fixture;
 }

@@ -50,6 +50,9 @@ export function decodeJwt(jwt) {
   return { header: b64json(h), payload: b64json(p) };
 }
 
+/** The title of the page a held authorization response shows (interceptCallback). */
+export const HELD_TITLE = 'Held by the test';
+
 export const TAMPER_MODES = ['wrong-aud', 'expired', 'wrong-nonce', 'bad-signature', 'wrong-iss', 'alg-none', 'hs256-public-key', 'wrong-azp'];
 
 /**
@@ -126,6 +129,7 @@ export async function startOidcProvider({
   const cookieKeys = [randomBytes(32).toString('base64url')];
   let signingKey = await newSigningKey();
   let tamperMode = null;
+  let callbackHook = null;
   let outage = null; // null | 'refuse' | 'hang' | 'error'
   const hanging = new Set();
   const sockets = new Set();
@@ -143,6 +147,8 @@ export async function startOidcProvider({
     tokenResponses: [],
     /** Every code, access, refresh and ID token handed out (for leak checks). */
     issued: [],
+    /** Every authorization response: the URL the browser was sent back to (a client's redirect URI). */
+    callbacks: [],
     provider: null,
   };
 
@@ -209,6 +215,25 @@ export async function startOidcProvider({
           .join('\n')}</pre>`;
       },
     });
+    // Authorization responses (the redirect back to a client), seen and
+    // possibly changed by the test: see interceptCallback().
+    provider.use(async (ctx, next) => {
+      await next();
+      const location = ctx.status >= 300 && ctx.status < 400 ? ctx.response.get('location') : '';
+      if (!location || !isRedirectUri(location)) return;
+      handle.callbacks.push(location);
+      if (!callbackHook) return;
+      const r = await callbackHook(new URL(location));
+      if (r === undefined || r === null) return;
+      if (r === 'hold') {
+        ctx.remove('location');
+        ctx.status = 200;
+        ctx.type = 'html';
+        ctx.body = `<!doctype html><title>${HELD_TITLE}</title><h1>${HELD_TITLE}</h1>`;
+        return;
+      }
+      ctx.redirect(String(r));
+    });
     provider.use(async (ctx, next) => {
       await next();
       if (ctx.oidc?.route !== 'token') return;
@@ -217,6 +242,7 @@ export async function startOidcProvider({
         grantType: ctx.oidc.params?.grant_type,
         status: ctx.status,
         error: body && typeof body === 'object' ? body.error : undefined,
+        idToken: Boolean(body && typeof body === 'object' && body.id_token),
       });
       if (ctx.status !== 200 || !body || typeof body !== 'object') return;
       for (const k of ['access_token', 'refresh_token', 'id_token']) if (body[k]) handle.issued.push(body[k]);
@@ -230,6 +256,10 @@ export async function startOidcProvider({
     handle.provider = provider;
     handle.jwksPrivate = { keys: [signingKey] };
     return provider;
+  }
+
+  function isRedirectUri(location) {
+    return clients.some((c) => (c.redirect_uris ?? []).some((r) => location === r || location.startsWith(`${r}?`)));
   }
 
   let app; // the current provider's request handler; swapped by rotateKeys()
@@ -310,6 +340,17 @@ export async function startOidcProvider({
       signingKey = await newSigningKey();
       app = build().callback();
       return { old, new: signingKey.kid };
+    },
+    /**
+     * `fn(url)` sees each authorization response (the redirect back to the
+     * client, `url` a URL) before the browser does, and may answer: nothing
+     * (the redirect goes out as it is), a URL (the browser is sent there
+     * instead), or 'hold' (the browser gets a page titled HELD_TITLE and never
+     * reaches the client; `callbacks` has the URL). It may be async (e.g. take
+     * the provider down first). null: no interception.
+     */
+    interceptCallback(fn) {
+      callbackHook = fn;
     },
     /** Every ID token from the token endpoint is rewritten (see TAMPER_MODES); null: none. */
     tamper(mode) {
