@@ -57,11 +57,18 @@ export function trackDocuments(page) {
   };
 }
 
-/** The document the page shows: `login`, `consent`, or `other`. */
+/**
+ * The document the page shows: `login` (the local form, or, with identity
+ * providers only, the "Sign in with …" buttons), `consent`, or `other`.
+ */
 export async function pageKind(page) {
-  if ((await page.getByLabel('Username').count()) > 0 && (await page.getByRole('button', { name: 'Sign in' }).count()) > 0) {
+  if (
+    (await page.getByLabel('Username').count()) > 0 &&
+    (await page.getByRole('button', { name: 'Sign in', exact: true }).count()) > 0
+  ) {
     return 'login';
   }
+  if ((await page.getByRole('button', { name: /^Sign in with / }).count()) > 0) return 'login';
   if ((await page.getByRole('button', { name: 'Allow' }).count()) > 0 && (await page.getByRole('button', { name: 'Deny' }).count()) > 0) {
     return 'consent';
   }
@@ -88,7 +95,10 @@ async function waitForKind(page, kinds, what) {
 export async function submitLogin(page, { username, password }) {
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
-  await Promise.all([page.waitForEvent('framenavigated', { timeout: 15_000 }), page.getByRole('button', { name: 'Sign in' }).click()]);
+  await Promise.all([
+    page.waitForEvent('framenavigated', { timeout: 15_000 }),
+    page.getByRole('button', { name: 'Sign in', exact: true }).click(),
+  ]);
   await page.waitForLoadState('load');
 }
 
@@ -96,13 +106,17 @@ export async function submitLogin(page, { username, password }) {
  * From the page the authorize request led to: logs in when the login page is
  * shown (else the session is reused), then clicks Allow or Deny on the consent
  * page. With `beforeConsent(page)` the caller can inspect the consent page
- * before the click. Returns after the click's navigation has started.
+ * before the click. With `signIn(page)` the login page is handled by the
+ * caller instead of the local form (e.g. signInWithProvider + the provider's
+ * own pages), which must end back at the proxy. Returns after the click's
+ * navigation has started.
  */
-export async function loginAndConsent(page, { username, password, decision = 'Allow', onLogin, beforeConsent }) {
+export async function loginAndConsent(page, { username, password, decision = 'Allow', onLogin, beforeConsent, signIn }) {
   const kind = await waitForKind(page, ['login', 'consent'], 'the login or consent page');
   if (kind === 'login') {
     if (onLogin) await onLogin(page);
-    await submitLogin(page, { username, password });
+    if (signIn) await signIn(page);
+    else await submitLogin(page, { username, password });
     await waitForKind(page, ['consent'], 'the consent page after signing in');
   }
   if (beforeConsent) await beforeConsent(page);
@@ -154,4 +168,83 @@ export async function startCatcher() {
     },
     close: () => new Promise((r) => server.close(r)),
   };
+}
+
+// ---------------------------------------------------------------------------
+// Identity providers (issue 11).
+
+/**
+ * A browser context that reaches loopback only: requests to any other host
+ * are aborted at once (oidc-provider's dev pages @import a web font, which
+ * must not wait on a network this machine does not have).
+ */
+export async function newLoopbackContext(browser, options = {}) {
+  const ctx = await browser.newContext(options);
+  await ctx.route(/^[a-z]+:\/\/(?!127\.0\.0\.1[:/]|localhost[:/]|\[::1\][:/])/i, (route) => route.abort('blockedbyclient'));
+  return ctx;
+}
+
+/** The "Sign in with <displayName>" button of the proxy's login page. */
+export function providerButton(page, displayName) {
+  return page.getByRole('button', { name: `Sign in with ${displayName}`, exact: true });
+}
+
+/** Clicks "Sign in with <displayName>" and waits for the page it leads to. */
+export async function signInWithProvider(page, displayName) {
+  await Promise.all([page.waitForEvent('framenavigated', { timeout: 15_000 }), providerButton(page, displayName).click()]);
+  await page.waitForLoadState('load').catch(() => {});
+}
+
+/**
+ * Goes through oidc-provider's development interactions (tests/node/oidc-provider.mjs)
+ * while the page is on `issuer`: the login form (fields `login`, `password`;
+ * the login is the account id, any password) and the consent step
+ * ("Continue"). Returns once the browser left the provider (back at the
+ * proxy, or on an error page), or shows the fixture's "Held by the test"
+ * page (its interceptCallback kept the answer). `cancel`: clicks
+ * "[ Cancel ]" on the login form instead (the provider answers
+ * error=access_denied).
+ */
+export async function signInAtOidcProvider(page, { issuer, login, password = 'any-password', cancel = false, timeout = 15_000 }) {
+  const origin = new URL(issuer).origin;
+  const deadline = Date.now() + timeout;
+  const steps = [];
+  for (;;) {
+    await page.waitForLoadState('load').catch(() => {});
+    const url = page.url();
+    if (!url.startsWith(`${origin}/`)) return { steps };
+    if ((await page.title().catch(() => '')) === 'Held by the test') return { steps, held: true };
+    if (Date.now() > deadline) {
+      const text = (await page.locator('body').innerText().catch(() => '')).slice(0, 1500);
+      throw new Error(`still at the provider after ${timeout} ms (steps: ${steps.join(', ')}); at ${url}:\n${text}`);
+    }
+    const act = async (what, locator) => {
+      steps.push(what);
+      await Promise.all([page.waitForEvent('framenavigated', { timeout: 15_000 }), locator.click()]);
+    };
+    if ((await page.locator('input[name="login"]').count()) > 0) {
+      if (cancel) {
+        await act('cancel', page.getByRole('link', { name: '[ Cancel ]' }));
+        continue;
+      }
+      await page.locator('input[name="login"]').fill(login);
+      await page.locator('input[name="password"]').fill(password);
+      await act('login', page.getByRole('button', { name: 'Sign-in' }));
+    } else if ((await page.getByRole('button', { name: 'Continue' }).count()) > 0) {
+      await act('consent', page.getByRole('button', { name: 'Continue' }));
+    } else {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** `<title>` and the first `<h1>` of the page, for checking which message page it is. */
+export async function pageHeading(page) {
+  const title = await page.title().catch(() => '');
+  const h1 = await page
+    .locator('h1')
+    .first()
+    .innerText({ timeout: 1_000 })
+    .catch(() => '');
+  return { title, h1 };
 }

@@ -15,7 +15,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const PROXY_BIN = path.join(ROOT, 'target/debug/mcp-oauth-proxy');
+/** The proxy binary under test: `MCP_OAUTH_PROXY_BIN` (e.g. another worktree's build), else this tree's debug build. */
+export const PROXY_BIN = process.env.MCP_OAUTH_PROXY_BIN ?? path.join(ROOT, 'target/debug/mcp-oauth-proxy');
 export const NODE_DIR = path.join(ROOT, 'tests/node');
 
 // ---------------------------------------------------------------------------
@@ -143,6 +144,13 @@ export function requireProxyBinary() {
   if (!existsSync(path.join(NODE_DIR, 'node_modules'))) {
     throw new Error('tests/node/node_modules is missing: run `npm ci --prefix tests/node` (./test.sh does)');
   }
+}
+
+/** Runs `mcp-oauth-proxy check-config --config FILE`: `{ status, stdout, stderr }`. */
+export function checkConfig(configPath) {
+  requireProxyBinary();
+  const r = spawnSync(PROXY_BIN, ['check-config', '--config', configPath], { encoding: 'utf8', timeout: 30_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** `mcp-oauth-proxy hash-password` with the password on stdin; returns the PHC string. */
@@ -288,11 +296,22 @@ export const DEFAULT_NOTES_SCOPES = {
   'notes:write': ['write_note', 'delete_note'],
 };
 
+/** A YAML flow value: a list of strings, a boolean or number as is, anything else a quoted string. */
+function yamlValue(v) {
+  if (Array.isArray(v)) return `[${v.map(q).join(', ')}]`;
+  if (typeof v === 'boolean' || typeof v === 'number') return String(v);
+  return q(v);
+}
+
 /** YAML lines (indented by `indent`) for one entry of `routes:`. */
-function routeLines({ name, path: routePath, upstream, transport, upstreamToken, scopes, defaultScopes }, indent = '  ') {
+function routeLines({ name, path: routePath, upstream, transport, upstreamToken, scopes, defaultScopes, allow }, indent = '  ') {
   const lines = [`- name: ${q(name)}`, `  path: ${q(routePath)}`, `  upstream: ${q(upstream)}`];
   if (transport) lines.push(`  transport: ${q(transport)}`);
   if (upstreamToken) lines.push('  upstream_auth:', `    bearer: ${q(upstreamToken)}`);
+  if (allow) {
+    lines.push('  allow:');
+    for (const [k, v] of Object.entries(allow)) lines.push(`    ${k}: ${yamlValue(v)}`);
+  }
   if (scopes) {
     lines.push('  scopes:');
     for (const [scope, patterns] of Object.entries(scopes)) lines.push(`    ${q(scope)}: [${patterns.map(q).join(', ')}]`);
@@ -302,19 +321,43 @@ function routeLines({ name, path: routePath, upstream, transport, upstreamToken,
 }
 
 /**
+ * YAML lines for `identity_providers:`: each provider an object of flat keys
+ * (`name`, `type`, `display_name`, `issuer`, `client_id`, `client_secret`,
+ * `scopes`, `allowed_email_domains`, `groups_claim`, `revalidate_after`,
+ * `api_url`, `allowed_organizations`, …) whose values are strings, lists of
+ * strings, booleans or numbers.
+ */
+function identityProviderLines(providers) {
+  const lines = ['identity_providers:'];
+  for (const p of providers) {
+    let first = true;
+    for (const [k, v] of Object.entries(p)) {
+      if (v === undefined || v === null) continue;
+      lines.push(`${first ? '  - ' : '    '}${k}: ${yamlValue(v)}`);
+      first = false;
+    }
+  }
+  return lines;
+}
+
+/**
  * The proxy's YAML config: a `notes` route (`/notes/mcp`) in front of
  * `upstreamUrl` with `scopes` (default DEFAULT_NOTES_SCOPES; `null` for none)
- * and `defaultScopes` (default `["notes:read"]`), then the `routes` given
- * (objects for routeLines: name, path, upstream, transport, upstreamToken,
- * scopes, defaultScopes). `server` adds keys to the `server:` block
- * (e.g. `{ sse_keepalive: '1s' }`).
+ * and `defaultScopes` (default `["notes:read"]`) and `notesAllow` (its
+ * `allow`, default none), then the `routes` given (objects for routeLines:
+ * name, path, upstream, transport, upstreamToken, scopes, defaultScopes,
+ * allow). `users` may be empty or absent (no `users:` key then) when
+ * `identityProviders` are given (see identityProviderLines). `server` adds
+ * keys to the `server:` block (e.g. `{ sse_keepalive: '1s' }`).
  */
 export function proxyConfig({
   port,
   stateDir,
   upstreamUrl,
   upstreamToken,
-  users,
+  users = [],
+  identityProviders = [],
+  notesAllow,
   tokens = {},
   scopes = DEFAULT_NOTES_SCOPES,
   defaultScopes = ['notes:read'],
@@ -336,10 +379,11 @@ export function proxyConfig({
     '  shutdown_grace: 2s',
   ];
   for (const [k, v] of Object.entries(server)) lines.push(`  ${k}: ${Array.isArray(v) ? `[${v.map(q).join(', ')}]` : q(v)}`);
-  lines.push('users:');
+  if (users.length) lines.push('users:');
   for (const u of users) {
     lines.push(`  - name: ${q(u.name)}`, `    password_hash: ${q(u.passwordHash)}`, `    groups: [${(u.groups ?? []).map(q).join(', ')}]`);
   }
+  if (identityProviders.length) lines.push(...identityProviderLines(identityProviders));
   lines.push('routes:');
   lines.push(
     ...routeLines({
@@ -349,6 +393,7 @@ export function proxyConfig({
       upstreamToken,
       scopes: scopes ?? undefined,
       defaultScopes: scopes ? defaultScopes : undefined,
+      allow: notesAllow,
     }),
   );
   for (const r of routes) lines.push(...routeLines(r));
@@ -357,7 +402,9 @@ export function proxyConfig({
 }
 
 /**
- * Starts `mcp-oauth-proxy serve` on a free loopback port. `opts` is passed to
+ * Starts `mcp-oauth-proxy serve` on a free loopback port (or on `opts.port`,
+ * when the caller had to know the URL before: e.g. to register the proxy's
+ * callback at an identity provider; see reservePort). `opts` is passed to
  * `proxyConfig` (without port/stateDir, which the harness chooses unless
  * `opts.stateDir` is given). Returns a handle with `url`, `logs()`, `stop()`
  * and `restart()` (same port, same state dir, same config).
@@ -443,6 +490,10 @@ export async function startProxy(opts) {
     })();
   }
 
+  if (opts.port) {
+    if (await launch(opts.port)) return handle;
+    throw new Error(`proxy did not start on port ${opts.port} (exit ${handle.child.exitCode}):\n${handle.runLogs}`);
+  }
   for (let attempt = 0; attempt < 5; attempt++) {
     const port = await freePort();
     if (await launch(port)) return handle;

@@ -15,13 +15,19 @@ export class BrowserOAuthProvider {
    * @param {string} o.username
    * @param {string} o.password
    * @param {string} [o.clientName]
+   * @param {(page: import('playwright-core').Page) => Promise<void>} [o.signIn]
+   * @param {(browser: import('playwright-core').Browser) => Promise<import('playwright-core').BrowserContext>} [o.newContext]
    */
-  constructor({ browser, catcher, username, password, clientName = 'Interop SDK Client' }) {
+  constructor({ browser, catcher, username, password, clientName = 'Interop SDK Client', signIn, newContext }) {
     this.browser = browser;
     this.catcher = catcher;
     this.username = username;
     this.password = password;
     this.clientName = clientName;
+    /** Optional: handles the login page instead of the local form (see loginAndConsent). */
+    this.signIn = signIn;
+    /** Optional: `(browser) => Promise<BrowserContext>` for each authorization. */
+    this.newContext = newContext ?? ((b) => b.newContext());
     this._clientInformation = undefined;
     this._tokens = undefined;
     this._codeVerifier = undefined;
@@ -104,13 +110,14 @@ export class BrowserOAuthProvider {
     const sentState = url.searchParams.get('state');
     const from = this.catcher.calls.length;
     this.pendingAuthorization = (async () => {
-      const ctx = await this.browser.newContext();
+      const ctx = await this.newContext(this.browser);
       try {
         const page = await ctx.newPage();
         await page.goto(url.toString());
         await loginAndConsent(page, {
           username: this.username,
           password: this.password,
+          signIn: this.signIn,
           decision: 'Allow',
           // What the user was asked to consent to, for assertions.
           beforeConsent: async (p) => {
