@@ -515,9 +515,15 @@ fn machine_clients_and_per_client_lifetimes_validate_and_their_problems_are_loca
     let c = load(&yaml).unwrap_or_else(|e| panic!("{e:?}"));
     let m = c.machine_client("ci").unwrap();
     assert_eq!(m.name, "service:ci");
-    assert_eq!(c.access_ttl("https://claude.ai/meta"), std::time::Duration::from_secs(8 * 3600));
+    assert_eq!(
+        c.access_ttl("https://claude.ai/meta"),
+        std::time::Duration::from_secs(8 * 3600)
+    );
     assert_eq!(c.access_ttl("other"), std::time::Duration::from_secs(600));
-    assert_eq!(c.tokens.longest_access_ttl, std::time::Duration::from_secs(8 * 3600));
+    assert_eq!(
+        c.tokens.longest_access_ttl,
+        std::time::Duration::from_secs(8 * 3600)
+    );
 
     let client = |body: &str| format!("{HEAD}clients:\n  - client_id: ci\n{body}routes:\n{scoped}");
     assert_error(
@@ -526,12 +532,24 @@ fn machine_clients_and_per_client_lifetimes_validate_and_their_problems_are_loca
         25,
         "must be an argon2 PHC string",
     );
-    assert_error(&client("    jwks_uri: \"https://k.example/jwks\"\n    routes: [nope]\n"), 8, 14, "no route named \"nope\"");
     assert_error(
-        &client("    jwks_uri: \"https://k.example/jwks\"\n    routes: [notes]\n    scopes: [\"notes:write\"]\n"),
+        &client("    jwks_uri: \"https://k.example/jwks\"\n    routes: [nope]\n"),
+        8,
+        14,
+        "no route named \"nope\"",
+    );
+    assert_error(
+        &client(
+            "    jwks_uri: \"https://k.example/jwks\"\n    routes: [notes]\n    scopes: [\"notes:write\"]\n",
+        ),
         9,
         14,
         "no route of this client defines scope",
     );
-    assert_error(&client("    routes: [notes]\n"), 6, 16, "exactly one of `client_secret_hash`, `jwks` or `jwks_uri`");
+    assert_error(
+        &client("    routes: [notes]\n"),
+        6,
+        16,
+        "exactly one of `client_secret_hash`, `jwks` or `jwks_uri`",
+    );
 }
