@@ -290,7 +290,7 @@ impl Authority {
     fn mint_access(
         &self,
         config: &Config,
-        user: &str,
+        user: &LoginUser,
         client_id: &str,
         resource: &str,
         scopes: &[String],
@@ -298,13 +298,14 @@ impl Authority {
     ) -> (String, IssuedAccess) {
         let claims = Claims {
             iss: config.public_url.as_str().to_string(),
-            sub: user.to_string(),
+            sub: user.name.clone(),
             aud: resource.to_string(),
             client_id: client_id.to_string(),
             scope: scope::join(scopes),
             exp: t + config.access_ttl(client_id).as_secs(),
             iat: t,
             jti: seal::random_token(16),
+            groups: user.groups.clone(),
         };
         let token = self.keys.load().sign(&claims);
         (
@@ -407,7 +408,7 @@ impl Authority {
         let req = &record.request;
         let (access, issued_access) = self.mint_access(
             config,
-            &record.user.name,
+            &record.user,
             &client.client_id,
             &req.resource,
             &req.scopes,
@@ -575,7 +576,7 @@ impl Authority {
                     }
                     let scopes = scope::narrow(&f.scope, p.scope);
                     let (access, issued_access) =
-                        self.mint_access(config, &f.user, &f.client_id, &f.resource, &scopes, t);
+                        self.mint_access(config, &LoginUser { name: f.user.clone(), groups: f.groups.clone() }, &f.client_id, &f.resource, &scopes, t);
                     let (new_refresh, issued_refresh) = self.new_refresh(config, &f.id, t);
                     let response = TokenResponse {
                         access_token: access,

@@ -114,7 +114,11 @@ pub fn check_config(path: &std::path::Path) -> ExitCode {
         );
     }
     for r in &config.routes {
-        let auth = r.upstream_auth.as_ref().map_or("none", |a| a.kind);
+        let auth = match r.upstream_auth.as_slice() {
+            [] => "none".to_string(),
+            [one] if one.label.is_none() => one.auth.kind.to_string(),
+            rules => format!("{} rules", rules.len()),
+        };
         println!(
             "route {}: {} -> {} ({}, upstream auth: {})",
             r.name,

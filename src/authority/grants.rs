@@ -24,7 +24,7 @@ impl Authority {
     ) -> Result<TokenResponse, OAuthError> {
         self.room_for_tokens()?;
         let t = self.now();
-        let (access, issued) = self.mint_access(config, &user.name, client_id, resource, scopes, t);
+        let (access, issued) = self.mint_access(config, user, client_id, resource, scopes, t);
         let family = Family {
             id: seal::random_token(16),
             client_id: client_id.to_string(),
@@ -54,5 +54,51 @@ impl Authority {
             user: user.name.clone(),
             resource: resource.to_string(),
         })
+    }
+}
+
+/// The identity token an upstream may get (`routes[].identity_token`): who
+/// calls, signed with the proxy's access-token key (published at `/oauth/jwks`),
+/// for that upstream only, for 60 seconds.
+#[derive(serde::Serialize)]
+struct IdentityClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    client_id: &'a str,
+    scope: &'a str,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    groups: &'a [String],
+    iat: u64,
+    exp: u64,
+    jti: String,
+}
+
+/// The JWT type of identity tokens (not an access token: `at+jwt` is refused for it).
+pub const IDENTITY_TOKEN_TYPE: &str = "mcp-identity+jwt";
+const IDENTITY_TOKEN_TTL: u64 = 60;
+
+impl Authority {
+    pub fn identity_token(
+        &self,
+        config: &Config,
+        upstream: &str,
+        claims: &crate::oauth::jwt::Claims,
+    ) -> String {
+        let t = self.now();
+        let identity = IdentityClaims {
+            iss: config.public_url.as_str(),
+            sub: &claims.sub,
+            aud: upstream,
+            client_id: &claims.client_id,
+            scope: &claims.scope,
+            groups: &claims.groups,
+            iat: t,
+            exp: t + IDENTITY_TOKEN_TTL,
+            jti: seal::random_token(12),
+        };
+        self.keys
+            .load()
+            .sign_typed(IDENTITY_TOKEN_TYPE, t, &identity)
     }
 }

@@ -176,6 +176,13 @@ impl Keys {
         }
     }
 
+    /// Signs other claims (the identity token for upstreams) with the key that signs at `now`.
+    pub fn sign_typed(&self, typ: &str, now: u64, claims: &impl serde::Serialize) -> String {
+        self.signing(now)
+            .map(|k| k.sign_typed(typ, claims))
+            .unwrap_or_default()
+    }
+
     /// Checks the format and the signature with the key the token's `kid`
     /// names, among the keys of the set.
     pub fn verify_signature(&self, token: &str) -> Result<Claims, TokenError> {
@@ -246,6 +253,7 @@ mod tests {
             exp: now + HOUR,
             iat: now,
             jti: format!("j{now}"),
+            groups: Vec::new(),
         }
     }
 

@@ -250,12 +250,65 @@ pub struct Route {
     pub resource: String,
     pub upstream: Uri,
     pub transport: Transport,
-    pub upstream_auth: Option<UpstreamAuth>,
+    /// The upstream's credential: none (empty), one for everybody (one rule
+    /// without `when` or label), or rules, first match wins (`credential_for`).
+    pub upstream_auth: Vec<CredentialRule>,
+    /// Every header name a rule sets: clients' own copies are dropped.
+    pub credential_headers: Vec<HeaderName>,
+    /// Send `X-Forwarded-User`, `-Email`, `-Groups`, `-Scopes`, `-Client-Id`.
+    pub identity_headers: bool,
+    /// Send a short-lived JWT naming the caller in this header.
+    pub identity_token: Option<HeaderName>,
     pub allow: Option<Allow>,
     /// Scope name → tool-name patterns, in file order. `None`: every tool for every token.
     pub scopes: Option<Vec<(String, Vec<String>)>>,
     pub default_scopes: Vec<String>,
     pub timeout: Duration,
+}
+
+/// A credential and when it applies.
+#[derive(Debug, Clone)]
+pub struct CredentialRule {
+    /// `name:` or the rule's index, for the access log; `None` for the one-credential form.
+    pub label: Option<String>,
+    /// `None`: always (the default, or the one-credential form).
+    pub when: Option<When>,
+    pub auth: UpstreamAuth,
+}
+
+/// Every key given must match, each by any of its values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct When {
+    pub users: Vec<String>,
+    pub groups: Vec<String>,
+    pub scopes: Vec<String>,
+}
+
+impl CredentialRule {
+    /// Whether this rule applies to `user` with `groups` and the token's `scope`
+    /// (space-separated).
+    pub fn matches(&self, user: &str, groups: &[String], scope: &str) -> bool {
+        let Some(w) = &self.when else {
+            return true;
+        };
+        (w.users.is_empty() || w.users.iter().any(|u| u == user))
+            && (w.groups.is_empty() || w.groups.iter().any(|g| groups.contains(g)))
+            && (w.scopes.is_empty() || scope.split(' ').any(|s| w.scopes.iter().any(|x| x == s)))
+    }
+}
+
+impl Route {
+    /// The first rule that applies to the caller, if any.
+    pub fn credential_for(
+        &self,
+        user: &str,
+        groups: &[String],
+        scope: &str,
+    ) -> Option<&CredentialRule> {
+        self.upstream_auth
+            .iter()
+            .find(|r| r.matches(user, groups, scope))
+    }
 }
 
 /// The header the upstream expects; its value is marked sensitive so it never prints.

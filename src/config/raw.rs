@@ -152,7 +152,9 @@ pub struct RawRoute {
     pub path: Str,
     pub upstream: Str,
     pub transport: Option<Str>,
-    pub upstream_auth: Option<S<RawUpstreamAuth>>,
+    pub upstream_auth: Option<S<RawUpstreamAuthForm>>,
+    pub identity_headers: Option<bool>,
+    pub identity_token: Option<S<RawIdentityToken>>,
     pub allow: Option<S<RawAllow>>,
     pub scopes: Option<S<IndexMap<Str, S<Vec<Str>>>>>,
     pub default_scopes: Option<S<Vec<Str>>>,
@@ -167,7 +169,71 @@ pub struct RawUpstreamAuth {
     pub header: Option<S<RawHeader>>,
 }
 
+/// `upstream_auth`: one credential (a map), or rules (a list), first match wins.
+pub enum RawUpstreamAuthForm {
+    One(Box<RawUpstreamAuth>),
+    Rules(Vec<S<RawCredentialRule>>),
+}
+
+impl<'de> Deserialize<'de> for RawUpstreamAuthForm {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Form;
+        impl<'de> serde::de::Visitor<'de> for Form {
+            type Value = RawUpstreamAuthForm;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a credential (bearer, bearer_file or header) or a list of rules")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                RawUpstreamAuth::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|one| RawUpstreamAuthForm::One(Box::new(one)))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+                    .map(RawUpstreamAuthForm::Rules)
+            }
+        }
+        d.deserialize_any(Form)
+    }
+}
+
+/// One rule of an `upstream_auth` list: `when` and a credential, or `default`.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentialRule {
+    pub name: Option<Str>,
+    pub when: Option<S<RawWhen>>,
+    pub default: Option<S<RawUpstreamAuth>>,
+    pub bearer: Option<Str>,
+    pub bearer_file: Option<Str>,
+    pub header: Option<S<RawHeader>>,
+}
+
+/// When a credential rule applies: every key given must match (each by any of its values).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWhen {
+    #[serde(default)]
+    pub users: Vec<Str>,
+    #[serde(default)]
+    pub groups: Vec<Str>,
+    #[serde(default)]
+    pub scopes: Vec<Str>,
+}
+
+/// `identity_token`: a short-lived JWT naming the caller, for the upstream.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentityToken {
+    pub header: Str,
+}
+
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHeader {
     pub name: Str,

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Uri};
+use http::{HeaderName, Uri};
 use serde_saphyr::Location;
 
-use super::raw::{RawAdmin, RawConfig, RawRoute, RawUpstreamAuth, S, Str};
+use super::raw::{RawAdmin, RawConfig, RawRoute, S, Str};
 use super::*;
 use crate::paths;
 
@@ -677,11 +677,6 @@ fn route(
         },
     };
 
-    let upstream_auth = match &r.upstream_auth {
-        None => None,
-        Some(a) => upstream_auth(c, &format!("{key}.upstream_auth"), a),
-    };
-
     let allow = r.allow.as_ref().map(|a| {
         let users_key = format!("{key}.allow.users");
         let mut allow = Allow::default();
@@ -779,6 +774,45 @@ fn route(
         server.upstream_timeout,
     );
 
+    let upstream_auth = match &r.upstream_auth {
+        None => Vec::new(),
+        Some(a) => upstream_auth::rules(
+            c,
+            &format!("{key}.upstream_auth"),
+            a,
+            &upstream_auth::Reach {
+                users,
+                providers,
+                allow: allow.as_ref(),
+                scopes: scopes.as_deref(),
+            },
+        ),
+    };
+    let mut credential_headers = upstream_auth::header_names(&upstream_auth);
+    let identity_token = r.identity_token.as_ref().and_then(|t| {
+        let hkey = format!("{key}.identity_token.header");
+        let name = c.non_empty(&t.value.header, &hkey)?;
+        match HeaderName::from_bytes(name.as_bytes()) {
+            Ok(h)
+                if !crate::wire::is_hop_by_hop(&h)
+                    && h != http::header::HOST
+                    && h != http::header::AUTHORIZATION =>
+            {
+                Some(h)
+            }
+            _ => {
+                c.error(
+                    t.value.header.referenced,
+                    &hkey,
+                    format!("{name:?} cannot carry the identity token"),
+                );
+                None
+            }
+        }
+    });
+
+    credential_headers.extend(identity_token.clone());
+
     Some(Route {
         resource: public_url.map(|u| u.join(&path)).unwrap_or_default(),
         name,
@@ -786,6 +820,9 @@ fn route(
         upstream: upstream?,
         transport,
         upstream_auth,
+        credential_headers,
+        identity_headers: r.identity_headers.unwrap_or(false),
+        identity_token,
         allow,
         scopes,
         default_scopes,
@@ -793,81 +830,8 @@ fn route(
     })
 }
 
-fn upstream_auth(c: &mut Checker, key: &str, a: &S<RawUpstreamAuth>) -> Option<UpstreamAuth> {
-    let v = &a.value;
-    let given = [
-        v.bearer.is_some(),
-        v.bearer_file.is_some(),
-        v.header.is_some(),
-    ];
-    if given.iter().filter(|g| **g).count() != 1 {
-        c.error(
-            a.referenced,
-            key,
-            "set exactly one of `bearer`, `bearer_file` or `header`",
-        );
-        return None;
-    }
-    let (name, value, kind, at) = if let Some(b) = &v.bearer {
-        let token = c.non_empty(b, &format!("{key}.bearer"))?;
-        (
-            http::header::AUTHORIZATION,
-            format!("Bearer {}", token.trim()),
-            "bearer",
-            b.referenced,
-        )
-    } else if let Some(f) = &v.bearer_file {
-        let token = c.secret_file(f, &format!("{key}.bearer_file"))?;
-        (
-            http::header::AUTHORIZATION,
-            format!("Bearer {token}"),
-            "bearer_file",
-            f.referenced,
-        )
-    } else {
-        let h = v.header.as_ref()?;
-        let nkey = format!("{key}.header.name");
-        let name_text = c.non_empty(&h.value.name, &nkey)?;
-        let value = c.non_empty(&h.value.value, &format!("{key}.header.value"))?;
-        let Ok(name) = HeaderName::from_bytes(name_text.as_bytes()) else {
-            c.error(
-                h.value.name.referenced,
-                &nkey,
-                format!("{name_text:?} is not a valid header name"),
-            );
-            return None;
-        };
-        if crate::wire::is_hop_by_hop(&name) || name == http::header::HOST {
-            c.error(
-                h.value.name.referenced,
-                &nkey,
-                format!("{name_text:?} cannot carry a credential"),
-            );
-            return None;
-        }
-        (name, value, "header", h.value.value.referenced)
-    };
-    match HeaderValue::from_str(&value) {
-        Ok(mut hv) => {
-            hv.set_sensitive(true);
-            Some(UpstreamAuth {
-                name,
-                value: hv,
-                kind,
-            })
-        }
-        Err(_) => {
-            c.error(
-                at,
-                key,
-                "the credential contains characters not allowed in a header",
-            );
-            None
-        }
-    }
-}
-
 mod machine_clients;
 mod providers;
 #[cfg(test)]
 mod tests;
+mod upstream_auth;

@@ -261,6 +261,7 @@ fn consent_page(
         route: Some(route.name.clone()),
         user: Some(user.name.clone()),
         client: Some(client.client_id.clone()),
+        ..Default::default()
     });
     res
 }
@@ -459,6 +460,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
         route: Some(request.route),
         user: Some(user.name.clone()),
         client: Some(request.client_id),
+        ..Default::default()
     });
     res
 }

@@ -21,6 +21,10 @@ pub struct Claims {
     pub exp: u64,
     pub iat: u64,
     pub jti: String,
+    /// The user's groups when the token was issued (for `upstream_auth` rules and
+    /// identity headers); absent when there are none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
 }
 
 impl Claims {
@@ -95,9 +99,14 @@ impl SigningKey {
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
+        self.sign_typed("at+jwt", claims)
+    }
+
+    /// Signs any claims with this key, under JWT type `typ`.
+    pub fn sign_typed(&self, typ: &str, claims: &impl Serialize) -> String {
         let header = Header {
             alg: "EdDSA".into(),
-            typ: "at+jwt".into(),
+            typ: typ.into(),
             kid: self.kid.clone(),
         };
         let mut token = String::with_capacity(512);
@@ -194,6 +203,7 @@ mod tests {
             exp: 2_000,
             iat: 1_000,
             jti: "j1".into(),
+            groups: Vec::new(),
         }
     }
 

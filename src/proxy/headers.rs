@@ -19,6 +19,74 @@ pub struct ClientInfo<'a> {
     pub host: Option<HeaderValue>,
 }
 
+/// Who calls, as the upstream is told: the credential chosen for them
+/// (`upstream_auth`), and what the route says to tell (`identity_headers`,
+/// `identity_token`).
+#[derive(Default)]
+pub struct Caller<'a> {
+    pub credential: Option<&'a UpstreamAuth>,
+    /// A client's own copies of these are dropped: every header a credential
+    /// rule or the identity token of the route uses.
+    pub strip: &'a [HeaderName],
+    pub identity: Option<Identity<'a>>,
+    /// The identity token's header and value.
+    pub identity_token: Option<(&'a HeaderName, &'a str)>,
+}
+
+/// The caller for `X-Forwarded-User`, `-Email`, `-Groups`, `-Scopes`, `-Client-Id`.
+pub struct Identity<'a> {
+    pub user: &'a str,
+    pub groups: &'a [String],
+    /// Space-separated.
+    pub scope: &'a str,
+    pub client_id: &'a str,
+}
+
+const X_FORWARDED_USER: HeaderName = HeaderName::from_static("x-forwarded-user");
+const X_FORWARDED_EMAIL: HeaderName = HeaderName::from_static("x-forwarded-email");
+const X_FORWARDED_GROUPS: HeaderName = HeaderName::from_static("x-forwarded-groups");
+const X_FORWARDED_SCOPES: HeaderName = HeaderName::from_static("x-forwarded-scopes");
+const X_FORWARDED_CLIENT_ID: HeaderName = HeaderName::from_static("x-forwarded-client-id");
+
+/// A value as a header carries it: visible ASCII and spaces as they are,
+/// anything else (CR, LF, other controls, non-ASCII) and `%` percent-encoded,
+/// and `,` too in list items (`list`).
+fn header_text(out: &mut Vec<u8>, value: &str, list: bool) {
+    for &b in value.as_bytes() {
+        if (b == b' ' || b.is_ascii_graphic()) && b != b'%' && !(list && b == b',') {
+            out.push(b);
+        } else {
+            out.extend_from_slice(format!("%{b:02X}").as_bytes());
+        }
+    }
+}
+
+impl Identity<'_> {
+    fn emit(&self, emit: &mut impl FnMut(&HeaderName, &[u8])) {
+        let mut buf = Vec::new();
+        let mut one = |name: &HeaderName, value: &str, emit: &mut dyn FnMut(&HeaderName, &[u8])| {
+            buf.clear();
+            header_text(&mut buf, value, false);
+            emit(name, &buf);
+        };
+        one(&X_FORWARDED_USER, self.user, emit);
+        // A provider's user is `<provider>:<email>`; local users have no email.
+        if let Some((_, email)) = self.user.split_once(':').filter(|(_, e)| e.contains('@')) {
+            one(&X_FORWARDED_EMAIL, email, emit);
+        }
+        one(&X_FORWARDED_SCOPES, self.scope, emit);
+        one(&X_FORWARDED_CLIENT_ID, self.client_id, emit);
+        let mut groups = Vec::new();
+        for (i, g) in self.groups.iter().enumerate() {
+            if i > 0 {
+                groups.push(b',');
+            }
+            header_text(&mut groups, g, true);
+        }
+        emit(&X_FORWARDED_GROUPS, &groups);
+    }
+}
+
 /// Headers that upstreams behind other auth proxies (oauth2-proxy, Pomerium,
 /// Apache/nginx auth modules) trust to name the caller. Only the proxy may
 /// state who calls, so a client's own are never forwarded: every
@@ -54,7 +122,7 @@ pub fn is_identity_header(name: &HeaderName) -> bool {
 pub fn to_upstream(
     headers: &HeaderMap,
     client: &ClientInfo,
-    auth: Option<&UpstreamAuth>,
+    caller: &Caller,
     mut emit: impl FnMut(&HeaderName, &[u8]),
 ) {
     // Headers the `Connection` header names are connection-specific too (rare in requests).
@@ -71,14 +139,20 @@ pub fn to_upstream(
             || *name == header::EXPECT
             || *name == header::FORWARDED
             || is_identity_header(name)
-            || auth.is_some_and(|a| a.name == name)
+            || caller.strip.contains(name)
             || named.contains(name);
         if !dropped {
             emit(name, value.as_bytes());
         }
     }
-    if let Some(auth) = auth {
+    if let Some(auth) = caller.credential {
         emit(&auth.name, auth.value.as_bytes());
+    }
+    if let Some(id) = &caller.identity {
+        id.emit(&mut emit);
+    }
+    if let Some((name, token)) = caller.identity_token {
+        emit(name, token.as_bytes());
     }
     // The proxy is the edge: it states what it saw rather than trusting the client.
     emit(&X_FORWARDED_FOR, client.ip.as_bytes());
@@ -142,8 +216,14 @@ mod tests {
 
     /// What `to_upstream` emits, as a map.
     fn upstream(h: &HeaderMap, auth: Option<&UpstreamAuth>) -> HeaderMap {
+        let strip: Vec<HeaderName> = auth.iter().map(|a| a.name.clone()).collect();
+        let caller = Caller {
+            credential: auth,
+            strip: &strip,
+            ..Caller::default()
+        };
         let mut out = HeaderMap::new();
-        to_upstream(h, &client(), auth, |n, v| {
+        to_upstream(h, &client(), &caller, |n, v| {
             out.append(n.clone(), HeaderValue::from_bytes(v).unwrap());
         });
         out
@@ -293,5 +373,36 @@ mod tests {
     #[test]
     fn the_sensitive_credential_does_not_print() {
         assert!(!format!("{:?}", auth()).contains("upstream-secret"));
+    }
+
+    #[test]
+    fn identity_headers_are_the_proxys_and_stay_one_line() {
+        let groups = vec!["ops,eu".to_string(), "na\r\nX-Evil: 1".to_string()];
+        let caller = Caller {
+            identity: Some(Identity {
+                user: "corp:Ann\u{e9}@x.org",
+                groups: &groups,
+                scope: "notes:read notes:write",
+                client_id: "c%1",
+            }),
+            ..Caller::default()
+        };
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-user", HeaderValue::from_static("mallory"));
+        let mut out = HeaderMap::new();
+        to_upstream(&h, &client(), &caller, |n, v| {
+            out.append(n.clone(), HeaderValue::from_bytes(v).unwrap());
+        });
+        let get = |n: &str| {
+            out.get_all(n)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(get("x-forwarded-user"), ["corp:Ann%C3%A9@x.org"]);
+        assert_eq!(get("x-forwarded-email"), ["Ann%C3%A9@x.org"]);
+        assert_eq!(get("x-forwarded-groups"), ["ops%2Ceu,na%0D%0AX-Evil: 1"]);
+        assert_eq!(get("x-forwarded-scopes"), ["notes:read notes:write"]);
+        assert_eq!(get("x-forwarded-client-id"), ["c%251"]);
     }
 }

@@ -16,7 +16,7 @@ use crate::config::Route;
 use crate::wire::{self, Body};
 
 use client::{Client, Outgoing, SendError};
-use headers::ClientInfo;
+use headers::{Caller, ClientInfo};
 
 /// Why the upstream gave no response.
 #[derive(Debug, thiserror::Error)]
@@ -78,11 +78,11 @@ impl Upstream {
         parts: Parts,
         body: Outgoing,
         client: &ClientInfo<'_>,
+        caller: &Caller<'_>,
     ) -> Result<Response<Body>, ProxyError> {
         let uri = upstream_uri(upstream, parts.uri.query());
         let fields = |out: &mut Vec<u8>| {
-            let auth = route.upstream_auth.as_ref();
-            headers::to_upstream(&parts.headers, client, auth, |name, value| {
+            headers::to_upstream(&parts.headers, client, caller, |name, value| {
                 h1::header_line(out, name.as_str(), value);
             });
         };

@@ -37,6 +37,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) ->
         user: info.user.as_deref(),
         client: info.client.as_deref(),
         peer: conn.peer_ip.as_str(),
+        upstream_auth: info.upstream_auth.as_deref(),
     });
     response
 }

@@ -14,6 +14,8 @@ pub struct AccessInfo {
     pub route: Option<String>,
     pub user: Option<String>,
     pub client: Option<String>,
+    /// The `upstream_auth` rule used (its `name` or index), when the route has rules.
+    pub upstream_auth: Option<String>,
 }
 
 /// One request, as the access log states it.
@@ -27,6 +29,8 @@ pub struct Access<'a> {
     pub user: Option<&'a str>,
     pub client: Option<&'a str>,
     pub peer: &'a str,
+    /// The `upstream_auth` rule used; written only when there is one.
+    pub upstream_auth: Option<&'a str>,
 }
 
 /// Writes the access line of a request to stderr with one `write`: text
@@ -76,6 +80,10 @@ fn format_text(buf: &mut Vec<u8>, now: SystemTime, line: &Access) {
         buf.extend_from_slice(key);
         text(buf, value.unwrap_or("-"));
     }
+    if let Some(rule) = line.upstream_auth {
+        buf.extend_from_slice(b" upstream_auth=");
+        text(buf, rule);
+    }
     buf.extend_from_slice(b" peer=");
     text(buf, line.peer);
     buf.push(b'\n');
@@ -100,6 +108,10 @@ fn format_json(buf: &mut Vec<u8>, now: SystemTime, line: &Access) {
         buf.extend_from_slice(key);
         json_opt(buf, value);
     }
+    if let Some(rule) = line.upstream_auth {
+        buf.extend_from_slice(b",\"upstream_auth\":");
+        json_string(buf, rule);
+    }
     buf.extend_from_slice(b",\"peer\":");
     json_string(buf, line.peer);
     buf.extend_from_slice(b"}\n");
@@ -121,6 +133,7 @@ mod tests {
             user,
             client: None,
             peer: "::1",
+            upstream_auth: None,
         }
     }
 

@@ -18,4 +18,5 @@ mod policy;
 mod quirks;
 mod security;
 mod tls;
+mod upstream_auth;
 mod upstream_pool;

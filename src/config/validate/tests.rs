@@ -65,8 +65,8 @@ fn a_full_config_validates() {
     assert_eq!(r.transport, Transport::StreamableHttp);
     let auth = r
         .upstream_auth
-        .as_ref()
-        .map(|a| a.value.to_str().unwrap_or_default().to_string());
+        .first()
+        .map(|a| a.auth.value.to_str().unwrap_or_default().to_string());
     assert_eq!(auth.as_deref(), Some("Bearer tok-123"));
     assert!(
         !format!("{c:?}").contains("tok-123"),
@@ -205,8 +205,8 @@ fn bearer_file_is_read_and_trimmed() {
     let c = load(&yaml).unwrap_or_else(|e| panic!("{e:?}"));
     let auth = c.routes[0]
         .upstream_auth
-        .as_ref()
-        .map(|a| a.value.as_bytes().to_vec());
+        .first()
+        .map(|a| a.auth.value.as_bytes().to_vec());
     assert_eq!(auth.as_deref(), Some(&b"Bearer from-file"[..]));
 }
 
@@ -551,5 +551,91 @@ fn machine_clients_and_per_client_lifetimes_validate_and_their_problems_are_loca
         6,
         16,
         "exactly one of `client_secret_hash`, `jwks` or `jwks_uri`",
+    );
+}
+
+const TWO_USERS: &str = "users:\n  - name: alice\n    password_hash: \"PHC\"\n    groups: [admins]\n  - name: bob\n    password_hash: \"PHC\"\n";
+
+fn with_rules(rules: &str) -> String {
+    format!(
+        "{HEAD}{}routes:\n{ROUTE}    scopes:\n      \"notes:read\": [\"*\"]\n      \"notes:write\": [\"*\"]\n    upstream_auth:\n{rules}",
+        TWO_USERS.replace("PHC", PHC)
+    )
+}
+
+#[test]
+fn upstream_auth_rules_choose_the_first_match() {
+    let c = load(&with_rules(
+        "      - name: admin\n        when: {groups: [admins]}\n        bearer: a\n      - when: {scopes: [\"notes:write\"]}\n        header: {name: X-Api-Key, value: w}\n      - default: {bearer: r}\n",
+    ))
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let r = &c.routes[0];
+    let label = |user: &str, groups: &[&str], scope: &str| {
+        let groups: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        r.credential_for(user, &groups, scope)
+            .and_then(|x| x.label.clone())
+    };
+    assert_eq!(
+        label("alice", &["admins"], "notes:read").as_deref(),
+        Some("admin")
+    );
+    assert_eq!(
+        label("bob", &[], "notes:read notes:write").as_deref(),
+        Some("1")
+    );
+    assert_eq!(label("bob", &[], "notes:read").as_deref(), Some("2"));
+    assert_eq!(
+        r.credential_headers,
+        [
+            http::header::AUTHORIZATION,
+            http::HeaderName::from_static("x-api-key")
+        ]
+    );
+    assert!(!format!("{c:?}").contains("Bearer a"));
+}
+
+#[test]
+fn upstream_auth_rules_that_cannot_match_or_leave_someone_out_are_refused() {
+    assert_error(
+        &with_rules(
+            "      - default: {bearer: r}\n      - when: {users: [bob]}\n        bearer: b\n",
+        ),
+        20,
+        9,
+        "comes after the default rule",
+    );
+    assert_error(
+        &with_rules(
+            "      - when: {scopes: [\"notes:admin\"]}\n        bearer: b\n      - default: {bearer: r}\n",
+        ),
+        19,
+        25,
+        "defines no scope \"notes:admin\"",
+    );
+    assert_error(
+        &with_rules(
+            "      - when: {users: [carol]}\n        bearer: b\n      - default: {bearer: r}\n",
+        ),
+        19,
+        24,
+        "\"carol\" is not a user allowed on this route",
+    );
+    assert_error(
+        &with_rules("      - when: {groups: [admins]}\n        bearer: b\n"),
+        19,
+        7,
+        "no rule gives user \"bob\" with scope \"notes:read\" a credential",
+    );
+    assert_error(
+        &with_rules("      - when: {}\n        bearer: b\n      - default: {bearer: r}\n"),
+        19,
+        15,
+        "name `users`, `groups` or `scopes`",
+    );
+    assert_error(
+        &with_rules("      - when: {users: [bob]}\n        default: {bearer: r}\n"),
+        19,
+        9,
+        "a rule is `when: {...}` with a credential, or `default: {...}` alone",
     );
 }
