@@ -30,4 +30,6 @@ pub struct AppState {
     pub registrations: crate::limit::RateLimit,
     /// Prometheus metrics; off without `admin`.
     pub metrics: crate::metrics::Metrics,
+    /// The admin API's token (`admin.token_file`), read at start and on SIGHUP; none without `admin`.
+    pub admin_token: arc_swap::ArcSwapOption<crate::admin::token::AdminToken>,
 }
