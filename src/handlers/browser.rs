@@ -386,7 +386,12 @@ pub async fn login(
 }
 
 /// `POST /oauth/consent`: the person's decision.
-pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) -> Response<Body> {
+pub async fn consent(
+    state: &AppState,
+    config: &Config,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<Body> {
     if let Some(res) = only(&req, POST) {
         return res;
     }
@@ -416,6 +421,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
                 user: &user.name,
                 client: &request.client_id,
                 route: &request.route,
+                ip: conn.peer.ip(),
             });
             let url = flow::back_to_client(
                 &request.redirect_uri,
@@ -430,6 +436,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
                 user: &user.name,
                 client: &request.client_id,
                 route: &request.route,
+                ip: conn.peer.ip(),
             });
             (request, user, url)
         }

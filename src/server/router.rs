@@ -95,7 +95,7 @@ async fn own_endpoint(
         paths::JWKS => oauth_api::document(&req, authority.jwks()),
         paths::AUTHORIZE | "/authorize" => browser::authorize(state, config, req, conn).await,
         paths::LOGIN => browser::login(state, config, req, conn).await,
-        paths::CONSENT => browser::consent(state, config, req).await,
+        paths::CONSENT => browser::consent(state, config, req, conn).await,
         _ => well_known(config, req).await,
     }
 }

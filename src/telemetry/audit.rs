@@ -29,11 +29,13 @@ pub enum Event<'a> {
         user: &'a str,
         client: &'a str,
         route: &'a str,
+        ip: IpAddr,
     },
     ConsentDenied {
         user: &'a str,
         client: &'a str,
         route: &'a str,
+        ip: IpAddr,
     },
     /// An authorization code exchanged for tokens.
     TokenIssued {
@@ -74,12 +76,14 @@ pub enum Event<'a> {
         route: &'a str,
         tool: &'a str,
         missing_scope: Option<&'a str>,
+        ip: IpAddr,
     },
     /// An MCP session (or legacy stream) of another user or client.
     SessionRefused {
         user: &'a str,
         client: &'a str,
         route: &'a str,
+        ip: IpAddr,
     },
     /// Something an operator did through the admin API or the admin commands:
     /// `action` (`list_clients`, `list_grants`, `revoke`, `delete_client`) on
@@ -147,20 +151,24 @@ impl<'a> Event<'a> {
                 user,
                 client,
                 route,
+                ip,
             } => Record {
                 user: Some(user),
                 client: Some(client),
                 route: Some(route),
+                ip: Some(ip),
                 ..named("consent_allowed", "consent given")
             },
             ConsentDenied {
                 user,
                 client,
                 route,
+                ip,
             } => Record {
                 user: Some(user),
                 client: Some(client),
                 route: Some(route),
+                ip: Some(ip),
                 ..named("consent_denied", "consent denied")
             },
             TokenIssued {
@@ -226,12 +234,14 @@ impl<'a> Event<'a> {
                 route,
                 tool,
                 missing_scope,
+                ip,
             } => Record {
                 user: Some(user),
                 client: Some(client),
                 route: Some(route),
                 tool: Some(tool),
                 missing_scope,
+                ip: Some(ip),
                 warn: true,
                 ..named("tool_call_refused", "tool call refused")
             },
@@ -239,10 +249,12 @@ impl<'a> Event<'a> {
                 user,
                 client,
                 route,
+                ip,
             } => Record {
                 user: Some(user),
                 client: Some(client),
                 route: Some(route),
+                ip: Some(ip),
                 warn: true,
                 ..named("session_refused", "another user's MCP session refused")
             },
@@ -443,6 +455,7 @@ mod tests {
                 route: "notes",
                 tool: "write_note",
                 missing_scope: Some("notes:write"),
+                ip: ip(),
             },
             SystemTime::now(),
         );
@@ -556,6 +569,7 @@ mod tests {
                     user: "bob",
                     client: "c2",
                     route: "notes",
+                    ip: ip(),
                 },
                 SystemTime::now(),
             );
@@ -563,7 +577,7 @@ mod tests {
         let out = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
         assert!(
             out.contains(
-                " WARN audit: another user's MCP session refused event=session_refused user=bob client=c2 route=notes\n"
+                " WARN audit: another user's MCP session refused event=session_refused user=bob client=c2 route=notes ip=192.0.2.7\n"
             ),
             "{out}"
         );

@@ -450,11 +450,14 @@ async fn an_upstream_refusing_the_proxys_credential_is_a_502() {
         res.headers().get("www-authenticate").is_none(),
         "the upstream's challenge is not the client's business"
     );
-    assert!(
-        proxy
+    // The log line is written after the answer: wait for it.
+    crate::common::wait_for("the log line", std::time::Duration::from_secs(5), || {
+        let logged = proxy
             .logs()
-            .contains("refused the route's upstream_auth credential")
-    );
+            .contains("refused the route's upstream_auth credential");
+        async move { logged.then_some(()) }
+    })
+    .await;
 }
 
 #[tokio::test]

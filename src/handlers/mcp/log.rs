@@ -64,6 +64,7 @@ fn audit(cx: &Context<'_>, error: &McpError) {
         return;
     };
     let (user, client, route) = (&claims.sub, &claims.client_id, &cx.route.name);
+    let ip = cx.conn.peer.ip();
     let denied = |tool: &str, missing_scope: Option<&str>| {
         audit::event(Event::ToolCallRefused {
             user,
@@ -71,6 +72,7 @@ fn audit(cx: &Context<'_>, error: &McpError) {
             route,
             tool,
             missing_scope,
+            ip,
         });
     };
     match error {
@@ -79,6 +81,7 @@ fn audit(cx: &Context<'_>, error: &McpError) {
                 user,
                 client,
                 route,
+                ip,
             });
         }
         McpError::InsufficientScope(step_up) => {
