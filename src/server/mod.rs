@@ -252,7 +252,8 @@ impl Server {
                         continue;
                     };
                     let conn = ConnInfo::new(peer, self.acceptor.is_some());
-                    let slots = Slots { _total: permit, _per_ip: ip_slot };
+                    let _counted = state.metrics.connection_opened();
+                    let slots = Slots { _total: permit, _per_ip: ip_slot, _counted };
                     spawn_connection(tcp, conn, self.acceptor.clone(), state.clone(), drain.subscribe(), slots);
                 }
                 () = &mut shutdown => break,
@@ -320,6 +321,8 @@ fn spawn_sweeper(state: Arc<AppState>) -> AbortOnDrop {
 struct Slots {
     _total: tokio::sync::OwnedSemaphorePermit,
     _per_ip: conns::IpSlot,
+    /// The open-connections gauge (metrics on).
+    _counted: Option<crate::metrics::Open>,
 }
 
 /// Completes when the server shuts down (or has stopped).
@@ -461,7 +464,7 @@ async fn serve_io<I>(
                     async move {
                         let res = router::handle(&state, req, conn).await;
                         Ok::<_, std::convert::Infallible>(
-                            res.map(|body| conns::Tracked::new(body, stream)),
+                            res.map(|body| crate::wire::Holding::new(body, stream)),
                         )
                     }
                 })

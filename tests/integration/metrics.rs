@@ -352,3 +352,42 @@ async fn an_upstream_answering_5xx_counts_as_an_upstream_error_of_its_route() {
         1.0
     );
 }
+
+#[tokio::test]
+async fn open_connections_and_event_streams_are_gauges_that_fall_back_when_they_end() {
+    let upstream = NodeUpstream::start(&[]);
+    let proxy = Proxy::start(|port, dir| {
+        with_admin(
+            &simple_config(port, dir, "", &upstream.url("/_sse")),
+            free_port(),
+        )
+    })
+    .await;
+    let t = tokens(&proxy, &[]).await;
+    let gauges = |s: &Scrape| {
+        (
+            s.value("mcp_oauth_proxy_open_connections", &[]),
+            s.value("mcp_oauth_proxy_open_streams", &[("route", "notes")]),
+        )
+    };
+    let mut res = reqwest::Client::new()
+        .get(proxy.url("/notes/mcp?count=2&interval_ms=2000"))
+        .bearer_auth(&t.access)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let first = res.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).contains("data:"), "{first:?}");
+    let (connections, streams) = gauges(&Scrape::of(&proxy).await);
+    assert!(connections >= 1.0, "{connections}");
+    assert_eq!(streams, 1.0);
+
+    drop(res);
+    wait_for("the stream to be counted closed", Duration::from_secs(10), || async {
+        let (_, streams) = gauges(&Scrape::of(&proxy).await);
+        (streams == 0.0).then_some(())
+    })
+    .await;
+}
