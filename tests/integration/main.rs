@@ -8,6 +8,7 @@ mod audit;
 mod cimd;
 mod cli;
 mod common;
+mod dashboard;
 mod forwarding;
 mod hardening;
 mod lifecycle;

@@ -379,15 +379,22 @@ async fn open_connections_and_event_streams_are_gauges_that_fall_back_when_they_
         .unwrap();
     assert_eq!(res.status(), 200);
     let first = res.chunk().await.unwrap().unwrap();
-    assert!(String::from_utf8_lossy(&first).contains("data:"), "{first:?}");
+    assert!(
+        String::from_utf8_lossy(&first).contains("data:"),
+        "{first:?}"
+    );
     let (connections, streams) = gauges(&Scrape::of(&proxy).await);
     assert!(connections >= 1.0, "{connections}");
     assert_eq!(streams, 1.0);
 
     drop(res);
-    wait_for("the stream to be counted closed", Duration::from_secs(10), || async {
-        let (_, streams) = gauges(&Scrape::of(&proxy).await);
-        (streams == 0.0).then_some(())
-    })
+    wait_for(
+        "the stream to be counted closed",
+        Duration::from_secs(10),
+        || async {
+            let (_, streams) = gauges(&Scrape::of(&proxy).await);
+            (streams == 0.0).then_some(())
+        },
+    )
     .await;
 }
