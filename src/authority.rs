@@ -1,6 +1,7 @@
 //! The authorization server's operations: they combine the pure rules of
 //! `oauth/` with the store, the keys and the clock. HTTP stays in `handlers/`.
 
+pub mod admin;
 mod grants;
 mod identities;
 mod keys;

@@ -1,12 +1,14 @@
-//! The command line: `serve`, `check-config`, `hash-password`, `completions`,
-//! and the hidden `manpage` (for packagers).
+//! The command line: `serve`, `check-config`, `hash-password`, `admin`,
+//! `completions`, and the hidden `manpage` (for packagers).
 
 use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
+use crate::authority::admin::{Action, Selector};
 use crate::config::{Config, StateBackend};
 
 /// Exit code for a bad config file (EX_USAGE).
@@ -33,6 +35,18 @@ pub enum Command {
     CheckConfig(ConfigArg),
     /// Read a password from stdin and print an argon2id hash for `users[].password_hash`.
     HashPassword,
+    /// List clients and grants, revoke grants, delete clients: on the running proxy
+    /// (through `admin.listen`), or on its store when it is stopped.
+    #[command(
+        after_help = "The commands read the admin token from `admin.token_file` \
+        (default: <state.dir>/admin-token): run them as the proxy's user or root.\n\
+        Exit codes: 0 done, 64 bad config, 69 proxy or store unavailable, \
+        77 admin token unreadable or refused, 1 anything else."
+    )]
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     #[command(after_help = "Install, e.g.:\n  \
         mcp-oauth-proxy completions bash > /etc/bash_completion.d/mcp-oauth-proxy\n  \
@@ -64,6 +78,101 @@ impl From<Shell> for clap_complete::Shell {
             Shell::Fish => clap_complete::Shell::Fish,
         }
     }
+}
+
+/// The `admin` commands.
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// List the clients: registered ones, and metadata-document clients with live grants.
+    Clients(AdminOptions),
+    /// List the live grants (refresh-token families): user, client, route, scopes, times.
+    Grants {
+        #[command(flatten)]
+        options: AdminOptions,
+        /// Only this user's grants.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only this client's grants.
+        #[arg(long)]
+        client: Option<String>,
+    },
+    /// End grants: their refresh tokens stop working and the access tokens they
+    /// issued are refused from the next request on.
+    Revoke {
+        #[command(flatten)]
+        options: AdminOptions,
+        #[command(flatten)]
+        target: RevokeTarget,
+    },
+    /// Delete a client's registration and revoke its grants.
+    DeleteClient {
+        #[command(flatten)]
+        options: AdminOptions,
+        /// The client's id (as `admin clients` lists it).
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        client_id: String,
+    },
+}
+
+/// What every `admin` command takes.
+#[derive(Args, Debug)]
+pub struct AdminOptions {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the admin API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Which grants `admin revoke` ends: exactly one of these.
+#[derive(Args, Debug)]
+#[group(required = true, multiple = false)]
+pub struct RevokeTarget {
+    /// Every grant of this user.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub user: Option<String>,
+    /// Every grant of this client.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub client: Option<String>,
+    /// One grant, by its id (as `admin grants` lists it).
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub grant: Option<String>,
+}
+
+impl AdminCommand {
+    /// The command's options and the action it asks for.
+    pub fn into_action(self) -> (AdminOptions, Action) {
+        match self {
+            AdminCommand::Clients(options) => (options, Action::Clients),
+            AdminCommand::Grants {
+                options,
+                user,
+                client,
+            } => (options, Action::Grants { user, client }),
+            AdminCommand::Revoke { options, target } => {
+                let selector = match (target.user, target.client, target.grant) {
+                    (Some(u), _, _) => Selector::User(u),
+                    (_, Some(c), _) => Selector::Client(c),
+                    // clap requires exactly one of the three.
+                    (_, _, g) => Selector::Grant(g.unwrap_or_default()),
+                };
+                (options, Action::Revoke(selector))
+            }
+            AdminCommand::DeleteClient { options, client_id } => {
+                (options, Action::DeleteClient(client_id))
+            }
+        }
+    }
+}
+
+/// Runs an `admin` command: loads the config, then asks the proxy (or its store).
+pub fn admin(command: AdminCommand) -> ExitCode {
+    let (options, action) = command.into_action();
+    let config = match load_or_report(&options.config.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    crate::admin::run(&config, &action, options.json)
 }
 
 #[derive(Args, Debug)]

@@ -7,8 +7,9 @@
 //!
 //! ```text
 //! cli, server                  the binary's commands; listener, router, lifecycle
-//! handlers                     HTTP handlers: OAuth endpoints, browser pages, the MCP pipeline
+//! handlers                     HTTP handlers: OAuth endpoints, browser pages, the MCP pipeline, the admin API
 //! state                        AppState: what the handlers share
+//! admin                        the admin commands; the admin API's token and wire form
 //! authority, cimd, federation, login, limit, mcp, proxy
 //! oauth, store, config         pure OAuth rules; the store; the typed configuration
 //! wire, tls, telemetry, paths, password, secret, clock    leaves
@@ -20,6 +21,7 @@
 //! (`mcp`, `proxy::h1`, `oauth`, `cimd::rules`). Everything else is
 //! `pub(crate)`.
 
+pub(crate) mod admin;
 pub(crate) mod authority;
 pub mod cimd;
 pub mod cli;

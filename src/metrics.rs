@@ -202,6 +202,8 @@ struct Inner {
     registrations: Counter,
     reloads: [Counter; 2],
     config_loaded: Gauge<f64, std::sync::atomic::AtomicU64>,
+    connections: Gauge,
+    streams: Family<RouteLabels, Gauge>,
     /// The label sets of each route seen so far, by name; the own endpoints' apart.
     routes: RwLock<HashMap<Arc<str>, Arc<RouteMetrics>>>,
     own: Arc<RouteMetrics>,
@@ -214,6 +216,7 @@ pub struct RouteMetrics {
     latency: Histogram,
     upstream_errors: [OnceLock<Counter>; UpstreamError::ALL.len()],
     policy_refusals: [OnceLock<Counter>; PolicyRefusal::ALL.len()],
+    streams: OnceLock<Gauge>,
 }
 
 impl RouteMetrics {
@@ -229,7 +232,24 @@ impl RouteMetrics {
             latency,
             upstream_errors: Default::default(),
             policy_refusals: Default::default(),
+            streams: OnceLock::new(),
         }
+    }
+}
+
+/// Something counted as open (a connection, an event stream) while this lives.
+pub struct Open(Gauge);
+
+impl Open {
+    fn new(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Open(gauge.clone())
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 
@@ -304,6 +324,18 @@ impl Metrics {
             prometheus_client::registry::Unit::Seconds,
             config_loaded.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "open_connections",
+            "Client connections open on the public listener",
+            connections.clone(),
+        );
+        let streams = Family::<RouteLabels, Gauge>::default();
+        registry.register(
+            "open_streams",
+            "Event streams (SSE) being sent to clients, by route",
+            streams.clone(),
+        );
         registry.register(
             "build",
             "The running build",
@@ -340,6 +372,8 @@ impl Metrics {
             policy_refusals,
             registrations,
             config_loaded,
+            connections,
+            streams,
             routes: RwLock::default(),
             own,
         };
@@ -438,6 +472,29 @@ impl Metrics {
                     .clone()
             })
             .inc_by(count);
+    }
+
+    /// A client connection accepted: counted open until the answer is dropped.
+    pub fn connection_opened(&self) -> Option<Open> {
+        self.inner
+            .as_ref()
+            .map(|inner| Open::new(&inner.connections))
+    }
+
+    /// An event stream of `route` starts: counted open until the answer is dropped.
+    pub fn stream_opened(&self, route: &str) -> Option<Open> {
+        let (Some(inner), Some(r)) = (&self.inner, self.route(Some(route))) else {
+            return None;
+        };
+        let gauge = r.streams.get_or_init(|| {
+            inner
+                .streams
+                .get_or_create(&RouteLabels {
+                    route: r.name.clone(),
+                })
+                .clone()
+        });
+        Some(Open::new(gauge))
     }
 
     pub fn token_refused(&self, reason: TokenRefusal) {
@@ -543,6 +600,34 @@ mod tests {
             Some(3.0),
             "{text}"
         );
+    }
+
+    #[test]
+    fn open_connections_and_streams_count_while_their_guards_live() {
+        let m = Metrics::on();
+        let conn = m.connection_opened();
+        let streams = [m.stream_opened("notes"), m.stream_opened("notes")];
+        let text = m.encode().unwrap();
+        assert_eq!(
+            sample(&text, "mcp_oauth_proxy_open_connections "),
+            Some(1.0)
+        );
+        assert_eq!(
+            sample(&text, "mcp_oauth_proxy_open_streams{route=\"notes\"} "),
+            Some(2.0),
+            "{text}"
+        );
+        drop((conn, streams));
+        let text = m.encode().unwrap();
+        assert_eq!(
+            sample(&text, "mcp_oauth_proxy_open_connections "),
+            Some(0.0)
+        );
+        assert_eq!(
+            sample(&text, "mcp_oauth_proxy_open_streams{route=\"notes\"} "),
+            Some(0.0)
+        );
+        assert!(Metrics::off().stream_opened("notes").is_none());
     }
 
     #[test]

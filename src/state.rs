@@ -32,4 +32,6 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Identity providers' discovery documents, key sets and connections.
     pub federation: Arc<crate::federation::Federation>,
+    /// The admin API's token (`admin.token_file`), read at start and on SIGHUP; none without `admin`.
+    pub admin_token: arc_swap::ArcSwapOption<crate::admin::token::AdminToken>,
 }

@@ -352,3 +352,5 @@ fn a_flood_of_distinct_tokens_keeps_the_verified_cache_within_its_bound() {
         );
     }
 }
+
+mod admin;

@@ -1,6 +1,7 @@
 //! A cache bounded by the bytes it holds: what was fetched from attacker-chosen
 //! URLs must not grow the proxy's memory. Entries expire at their own time and
-//! the least recently used go first when a new one needs room.
+//! the least recently used go first when a new one needs room. An entry may be
+//! kept past its expiry, as a stale copy to fall back on ([`Cache::stale`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
@@ -17,7 +18,10 @@ pub trait Weigh {
 
 struct Entry<V> {
     value: V,
+    /// Fresh until then.
     until: Instant,
+    /// Kept (as a stale copy) until then; at least `until`.
+    keep: Instant,
     /// Its place in `Inner::order`.
     used: u64,
     bytes: usize,
@@ -73,8 +77,11 @@ impl<V: Clone + Weigh> Cache<V> {
         let mut inner = self.lock();
         let used = inner.tick();
         let entry = inner.entries.get_mut(key)?;
-        if entry.until <= now {
+        if entry.keep <= now {
             inner.remove(key);
+            return None;
+        }
+        if entry.until <= now {
             return None;
         }
         let (value, old) = (
@@ -88,9 +95,21 @@ impl<V: Clone + Weigh> Cache<V> {
         Some(value)
     }
 
+    /// The value under `key`, expired or not, if it is kept at `now`; and until when it is kept.
+    pub fn stale(&self, key: &str, now: Instant) -> Option<(V, Instant)> {
+        let inner = self.lock();
+        let entry = inner.entries.get(key)?;
+        (entry.keep > now).then(|| (entry.value.clone(), entry.keep))
+    }
+
     /// Keeps `value` under `key` until `until`, making room by dropping the least
     /// recently used entries. A value larger than the whole cache is not kept.
     pub fn insert(&self, key: &str, value: V, until: Instant) {
+        self.insert_keeping(key, value, until, until);
+    }
+
+    /// [`insert`](Self::insert), and the value stays (stale) until `keep`.
+    pub fn insert_keeping(&self, key: &str, value: V, until: Instant, keep: Instant) {
         // The key is held twice (map and LRU index).
         let bytes = 2 * key.len() + value.weight() + ENTRY_OVERHEAD;
         let mut inner = self.lock();
@@ -113,6 +132,7 @@ impl<V: Clone + Weigh> Cache<V> {
             Entry {
                 value,
                 until,
+                keep: keep.max(until),
                 used,
                 bytes,
             },
@@ -174,6 +194,26 @@ mod tests {
         assert_eq!(cache.get("a", t + Duration::from_secs(10)), None);
         assert_eq!(cache.get("b", t + Duration::from_secs(10)), Some(Blob(2)));
         assert_eq!(cache.len(), 1, "the expired entry is gone");
+    }
+
+    #[test]
+    fn an_entry_kept_past_its_expiry_is_only_a_stale_copy_until_then() {
+        let cache = Cache::new(1 << 20);
+        let t = Instant::now();
+        let secs = |n| t + Duration::from_secs(n);
+        cache.insert_keeping("a", Blob(1), secs(10), secs(100));
+        assert_eq!(cache.get("a", secs(9)), Some(Blob(1)));
+        assert_eq!(cache.get("a", secs(10)), None, "expired");
+        assert_eq!(cache.stale("a", secs(99)), Some((Blob(1), secs(100))));
+        assert_eq!(cache.stale("a", secs(100)), None);
+        assert_eq!(cache.get("a", secs(100)), None);
+        assert_eq!(cache.len(), 0, "gone once past its keep time");
+        cache.insert("b", Blob(2), secs(10));
+        assert_eq!(
+            cache.stale("b", secs(10)),
+            None,
+            "no stale copy without a keep time"
+        );
     }
 
     #[test]

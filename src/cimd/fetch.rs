@@ -4,6 +4,11 @@
 //! smuggle one in), redirects, slow servers and large bodies. Results (key
 //! sets too) are cached as HTTP caching allows, failures briefly, in caches
 //! bounded in bytes; a client network's fetches are rate limited.
+//!
+//! A host that is down must not lock a client's users out: when a refetch
+//! fails for an outage (no connection, no answer in time, 5xx, 404, 408, 429),
+//! the last good copy is served for up to [`LAST_GOOD_COPY`] after it was
+//! fetched, with a warning in the log for each failed refetch.
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -32,6 +37,8 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 /// The largest document or key set read.
 const MAX_BODY: usize = 64 * 1024;
 const FAILURE_TTL: Duration = Duration::from_secs(30);
+/// How long after a successful fetch its copy stands in for a host that fails.
+pub const LAST_GOOD_COPY: Duration = Duration::from_secs(24 * 3600);
 /// An idle connection to a document host is closed after this.
 const POOL_IDLE: Duration = Duration::from_secs(10);
 /// Memory for fetched documents (and their failures), estimated from what is
@@ -61,6 +68,30 @@ pub enum FetchError {
     TooLarge,
     #[error("it did not arrive within {} seconds", TIMEOUT.as_secs())]
     Timeout,
+}
+
+impl FetchError {
+    /// Whether the host is down rather than changed: no connection, no answer in
+    /// time, a server error, or 404, 408 or 429. (A redirect, an oversized
+    /// answer or another status is the document's owner speaking.)
+    pub fn is_outage(&self) -> bool {
+        match self {
+            FetchError::Unreachable(_) | FetchError::Timeout => true,
+            FetchError::Status(s) => {
+                s.is_server_error()
+                    || matches!(
+                        *s,
+                        StatusCode::NOT_FOUND
+                            | StatusCode::REQUEST_TIMEOUT
+                            | StatusCode::TOO_MANY_REQUESTS
+                    )
+            }
+            FetchError::NotAUrl
+            | FetchError::PrivateAddress
+            | FetchError::Redirect
+            | FetchError::TooLarge => false,
+        }
+    }
 }
 
 /// A resolver that drops non-public addresses (unless allowed) and fails if none is left.
@@ -223,7 +254,9 @@ impl Fetcher {
     }
 
     /// `url`'s entry in `cache`, or `load`ed now if `peer`'s network may fetch
-    /// one more; kept for the answer's `Cache-Control`, a failure for 30 s.
+    /// one more; kept for the answer's `Cache-Control`, a failure for 30 s. A
+    /// good answer stays as the last good copy for [`LAST_GOOD_COPY`]: an outage
+    /// of the host serves it (again for 30 s before the next try).
     async fn cached<T: Weigh>(
         &self,
         cache: &Cache<Fetched<T>>,
@@ -237,15 +270,34 @@ impl Fetcher {
         self.fetches
             .check(network(peer))
             .map_err(CimdError::TooManyFetches)?;
-        let (value, ttl) = match load.await {
-            Ok((v, cache_control)) => (
-                Ok(Arc::new(v)),
-                Duration::from_secs(cimd::cache_seconds(cache_control.as_deref())),
-            ),
-            Err(e) => (Err(e), FAILURE_TTL),
-        };
-        cache.insert(url, value.clone(), self.clock.instant() + ttl);
-        value
+        let loaded = load.await;
+        let now = self.clock.instant();
+        match loaded {
+            Ok((v, cache_control)) => {
+                let ttl = Duration::from_secs(cimd::cache_seconds(cache_control.as_deref()));
+                let value = Ok(Arc::new(v));
+                cache.insert_keeping(url, value.clone(), now + ttl, now + LAST_GOOD_COPY);
+                value
+            }
+            Err(e) => {
+                if let CimdError::Fetch(outage) = &e
+                    && outage.is_outage()
+                    && let Some((Ok(copy), keep)) = cache.stale(url, now)
+                {
+                    let left = keep.saturating_duration_since(now).as_secs() / 60;
+                    tracing::warn!(
+                        url,
+                        error = %outage,
+                        "cannot fetch a client metadata document (or key set) again: serving the last good copy for up to {left} more minutes"
+                    );
+                    let until = (now + FAILURE_TTL).min(keep);
+                    cache.insert_keeping(url, Ok(copy.clone()), until, keep);
+                    return Ok(copy);
+                }
+                cache.insert(url, Err(e.clone()), now + FAILURE_TTL);
+                Err(e)
+            }
+        }
     }
 
     /// GET a small JSON document: 200 only, no redirects, bounded in size and time.
@@ -342,7 +394,8 @@ mod tests {
     type Answer = (&'static str, String);
 
     /// A server on loopback counting the requests it answers, each with
-    /// `Cache-Control: max-age=60` and what `answer` says for the base URL and path.
+    /// `Cache-Control: max-age=60` and what `answer` says for the base URL and
+    /// path; an empty status closes the connection without an answer.
     async fn serve(
         answer: impl Fn(&str, &str) -> Answer + Send + 'static,
     ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
@@ -365,6 +418,9 @@ mod tests {
                 let head = String::from_utf8_lossy(&head);
                 let path = head.split_whitespace().nth(1).unwrap_or("/");
                 let (status, body) = answer(&me, path);
+                if status.is_empty() {
+                    continue;
+                }
                 let response = format!(
                     "HTTP/1.1 {status}\r\ncache-control: max-age=60\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -436,6 +492,132 @@ mod tests {
         time.advance(Duration::from_millis(1));
         assert!(fetcher.client(&url, PEER).await.is_err());
         assert_eq!(hits(&counter), 2, "tried again after 30 s");
+    }
+
+    /// Log lines written while the guard lives (this thread's subscriber).
+    fn capture_logs() -> (
+        Arc<std::sync::Mutex<Vec<u8>>>,
+        tracing::subscriber::DefaultGuard,
+    ) {
+        #[derive(Clone)]
+        struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = Sink(buf.clone());
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || sink.clone())
+            .with_ansi(false)
+            .finish();
+        (buf, tracing::subscriber::set_default(subscriber))
+    }
+
+    #[tokio::test]
+    async fn the_last_good_copy_stands_in_for_a_failing_host_for_24_hours_after_its_fetch() {
+        use std::sync::atomic::{AtomicU8, Ordering};
+        let (logs, _guard) = capture_logs();
+        let time = crate::clock::ManualClock::new(1_000);
+        let fetcher = Fetcher::new(true, time.clock()).unwrap();
+        // 0: the document; 1: 500; 2: 404; 3: the connection closes unanswered.
+        let mode = Arc::new(AtomicU8::new(0));
+        let m = mode.clone();
+        let (base, counter) = serve(move |base, path| match m.load(Ordering::SeqCst) {
+            0 => {
+                let doc = serde_json::json!({"client_id": format!("{base}{path}"), "redirect_uris": ["https://app.example/cb"]});
+                ("200 OK", doc.to_string())
+            }
+            1 => ("500 Internal Server Error", String::new()),
+            2 => ("404 Not Found", String::new()),
+            _ => ("", String::new()),
+        })
+        .await;
+        let url = format!("{base}/client.json");
+        let good = fetcher.client(&url, PEER).await.unwrap();
+        let warnings = || {
+            String::from_utf8_lossy(&logs.lock().unwrap())
+                .matches("serving the last good copy")
+                .count()
+        };
+
+        for (failing, after) in [(1, 61), (2, 30), (3, 30)] {
+            mode.store(failing, Ordering::SeqCst);
+            time.advance(Duration::from_secs(after));
+            let served = fetcher.client(&url, PEER).await.unwrap();
+            assert!(Arc::ptr_eq(&served, &good), "mode {failing}");
+        }
+        assert_eq!(hits(&counter), 4, "a refetch each time the copy was due");
+        assert_eq!(warnings(), 3, "one warning per failed refetch");
+        time.advance(Duration::from_secs(29));
+        assert!(fetcher.client(&url, PEER).await.is_ok());
+        assert_eq!(
+            (hits(&counter), warnings()),
+            (4, 3),
+            "the copy is reused for 30 s before the next try"
+        );
+
+        // 24 hours after the good fetch, the copy is gone.
+        time.advance(LAST_GOOD_COPY - Duration::from_secs(61 + 30 + 30 + 29));
+        let e = fetcher.client(&url, PEER).await.unwrap_err();
+        assert!(
+            matches!(e, CimdError::Fetch(FetchError::Unreachable(_))),
+            "{e:?}"
+        );
+
+        // A good answer starts a new 24 hours.
+        mode.store(0, Ordering::SeqCst);
+        time.advance(FAILURE_TTL);
+        let renewed = fetcher.client(&url, PEER).await.unwrap();
+        assert!(!Arc::ptr_eq(&renewed, &good));
+    }
+
+    #[tokio::test]
+    async fn a_host_that_answers_otherwise_than_with_an_outage_gets_no_stand_in() {
+        let time = crate::clock::ManualClock::new(1_000);
+        let fetcher = Fetcher::new(true, time.clock()).unwrap();
+        let gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let g = gone.clone();
+        let (base, _) = serve(move |base, path| {
+            if g.load(std::sync::atomic::Ordering::SeqCst) {
+                return ("403 Forbidden", String::new());
+            }
+            let doc = serde_json::json!({"client_id": format!("{base}{path}"), "redirect_uris": ["https://app.example/cb"]});
+            ("200 OK", doc.to_string())
+        })
+        .await;
+        let url = format!("{base}/client.json");
+        fetcher.client(&url, PEER).await.unwrap();
+        gone.store(true, std::sync::atomic::Ordering::SeqCst);
+        time.advance(Duration::from_secs(61));
+        assert_eq!(
+            fetcher.client(&url, PEER).await.unwrap_err(),
+            CimdError::Fetch(FetchError::Status(StatusCode::FORBIDDEN)),
+            "the owner refused it: the old copy is not used"
+        );
+    }
+
+    #[test]
+    fn outages_are_told_from_answers() {
+        for (e, outage) in [
+            (FetchError::Unreachable("refused".into()), true),
+            (FetchError::Timeout, true),
+            (FetchError::Status(StatusCode::BAD_GATEWAY), true),
+            (FetchError::Status(StatusCode::NOT_FOUND), true),
+            (FetchError::Status(StatusCode::TOO_MANY_REQUESTS), true),
+            (FetchError::Status(StatusCode::GONE), false),
+            (FetchError::Status(StatusCode::UNAUTHORIZED), false),
+            (FetchError::Redirect, false),
+            (FetchError::TooLarge, false),
+            (FetchError::PrivateAddress, false),
+        ] {
+            assert_eq!(e.is_outage(), outage, "{e}");
+        }
     }
 
     #[tokio::test]

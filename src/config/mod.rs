@@ -40,15 +40,17 @@ pub struct Config {
     pub log: LogSettings,
     /// `audit:`; without it, audit events go to the log with target `audit`.
     pub audit: Option<Audit>,
-    /// The admin listener (`/metrics`, `/readyz`); `None`: none, and no metrics.
+    /// The admin listener (`/metrics`, `/readyz`, `/admin/…`); `None`: none, and no metrics.
     pub admin: Option<Admin>,
     pub routes: Vec<Arc<Route>>,
 }
 
 /// The admin listener: a socket apart from `listen`, for operators only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Admin {
     pub listen: SocketAddr,
+    /// The file holding the admin API's bearer token (created at start if absent).
+    pub token_file: PathBuf,
 }
 
 /// The audit log file: one JSON line per security event.

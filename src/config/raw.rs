@@ -30,11 +30,13 @@ pub struct RawConfig {
     pub routes: S<Vec<S<RawRoute>>>,
 }
 
-/// The admin listener: metrics and readiness, never on the public listener.
+/// The admin listener: metrics, readiness and the admin API, never on the public listener.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAdmin {
     pub listen: Str,
+    /// The admin API's bearer token; default `<state.dir>/admin-token`.
+    pub token_file: Option<Str>,
 }
 
 /// Log format and filter.

@@ -15,6 +15,8 @@ use super::*;
 use crate::paths;
 
 const DEFAULT_STATE_DIR: &str = "/var/lib/mcp-oauth-proxy";
+/// The admin API's token file in the state directory, unless `admin.token_file` names one.
+const ADMIN_TOKEN_FILE: &str = "admin-token";
 const DEFAULT_MAX_CONNECTIONS: usize = 20_000;
 /// Durations above this are refused: they would overflow time arithmetic and mean nothing useful.
 const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
@@ -245,7 +247,10 @@ pub fn validate(
             path: c.path(&a.path, "audit.path")?,
         })
     });
-    let admin = raw.admin.as_ref().and_then(|a| admin(&mut c, a, listen));
+    let admin = raw
+        .admin
+        .as_ref()
+        .and_then(|a| admin(&mut c, a, listen, state.as_ref()));
 
     let mut routes = Vec::new();
     if raw.routes.value.is_empty() {
@@ -348,8 +353,14 @@ fn log(c: &mut Checker, raw: Option<&super::raw::RawLog>) -> LogSettings {
     LogSettings { format, filter }
 }
 
-/// `admin.listen`: a socket address, not the public one.
-fn admin(c: &mut Checker, raw: &S<RawAdmin>, public: Option<SocketAddr>) -> Option<Admin> {
+/// `admin.listen`: a socket address, not the public one; `admin.token_file`:
+/// a path, by default `admin-token` in the state directory.
+fn admin(
+    c: &mut Checker,
+    raw: &S<RawAdmin>,
+    public: Option<SocketAddr>,
+    state: Option<&StateBackend>,
+) -> Option<Admin> {
     let l = &raw.value.listen;
     let listen = c.non_empty(l, "admin.listen")?;
     let Ok(listen) = listen.parse::<SocketAddr>() else {
@@ -372,7 +383,21 @@ fn admin(c: &mut Checker, raw: &S<RawAdmin>, public: Option<SocketAddr>) -> Opti
         );
         return None;
     }
-    Some(Admin { listen })
+    let token_file = match (&raw.value.token_file, state) {
+        (Some(f), _) => c.path(f, "admin.token_file")?,
+        (None, Some(StateBackend::Dir(dir))) => dir.join(ADMIN_TOKEN_FILE),
+        (None, Some(StateBackend::Redis(_))) => {
+            c.error(
+                raw.referenced,
+                "admin.token_file",
+                "is required when the state is not a directory",
+            );
+            return None;
+        }
+        // The state's own problem is reported already.
+        (None, None) => return None,
+    };
+    Some(Admin { listen, token_file })
 }
 
 fn public_url(c: &mut Checker, s: &Str) -> Option<PublicUrl> {

@@ -406,7 +406,12 @@ pub(super) fn signed_in(
 }
 
 /// `POST /oauth/consent`: the person's decision.
-pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) -> Response<Body> {
+pub async fn consent(
+    state: &AppState,
+    config: &Config,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> Response<Body> {
     if let Some(res) = only(&req, POST) {
         return res;
     }
@@ -436,6 +441,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
                 user: &user.name,
                 client: &request.client_id,
                 route: &request.route,
+                ip: conn.peer.ip(),
             });
             let url = flow::back_to_client(
                 &request.redirect_uri,
@@ -450,6 +456,7 @@ pub async fn consent(state: &AppState, config: &Config, req: Request<Incoming>) 
                 user: &user.name,
                 client: &request.client_id,
                 route: &request.route,
+                ip: conn.peer.ip(),
             });
             (request, user, url)
         }

@@ -2,6 +2,7 @@
 //! authorization server, the login flow or the MCP pipeline, and renders the
 //! outcome.
 
+pub mod admin;
 pub mod browser;
 pub mod clients;
 pub mod federated;

@@ -1,6 +1,8 @@
-//! The admin listener (`admin.listen`): `/metrics` (Prometheus text) and
-//! `/readyz`, beside the public listener and never on it. Plain HTTP/1.1 with
-//! the public listener's header timeout; meant for a loopback or private address.
+//! The admin listener (`admin.listen`): `/metrics` (Prometheus text),
+//! `/readyz` and the admin API (`/admin/…`, `handlers::admin`: this machine
+//! only, with the admin token), beside the public listener and never on it.
+//! Plain HTTP/1.1 with the public listener's header timeout; meant for a
+//! loopback or private address.
 
 use std::sync::Arc;
 
@@ -10,6 +12,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
+use crate::admin::api;
+use crate::handlers;
 use crate::metrics;
 use crate::state::AppState;
 use crate::wire::{self, Body};
@@ -20,7 +24,7 @@ pub const READYZ: &str = "/readyz";
 /// Accepts admin connections until the task is dropped.
 pub(super) async fn run(listener: TcpListener, state: Arc<AppState>) {
     if let Ok(local) = listener.local_addr() {
-        tracing::info!(listen = %local, "admin listener (metrics, readiness)");
+        tracing::info!(listen = %local, "admin listener (metrics, readiness, admin API)");
     }
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -31,12 +35,15 @@ pub(super) async fn run(listener: TcpListener, state: Arc<AppState>) {
                 continue;
             }
         };
+        let Ok(local) = tcp.local_addr() else {
+            continue;
+        };
         let state = state.clone();
         let timeout = state.config.load().server.header_read_timeout;
         tokio::spawn(async move {
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(handle(&state, req).await) }
+                async move { Ok::<_, std::convert::Infallible>(handle(&state, req, peer, local).await) }
             });
             let served = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -50,8 +57,16 @@ pub(super) async fn run(listener: TcpListener, state: Arc<AppState>) {
     }
 }
 
-async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Body> {
+async fn handle(
+    state: &AppState,
+    req: Request<Incoming>,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+) -> Response<Body> {
     let path = req.uri().path();
+    if path.starts_with(api::PREFIX) {
+        return handlers::admin::handle(state, req, peer, local).await;
+    }
     if path != METRICS && path != READYZ {
         return wire::json_error(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
     }

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http_body::{Body, Frame, SizeHint};
 use hyper_util::server::graceful::GracefulConnection;
 use tokio::sync::watch;
 
@@ -112,42 +111,6 @@ pub struct StreamGuard(Arc<watch::Sender<usize>>);
 impl Drop for StreamGuard {
     fn drop(&mut self) {
         self.0.send_modify(|n| *n -= 1);
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// A response body that keeps its stream counted as open until it is dropped
-    /// (sent to the end, or the stream reset).
-    pub struct Tracked<B> {
-        #[pin]
-        body: B,
-        stream: StreamGuard,
-    }
-}
-
-impl<B> Tracked<B> {
-    pub fn new(body: B, stream: StreamGuard) -> Self {
-        Self { body, stream }
-    }
-}
-
-impl<B: Body> Body for Tracked<B> {
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        self.project().body.poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
     }
 }
 
@@ -280,7 +243,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_tracked_body_counts_its_stream_until_dropped() {
         let streams = Streams::default();
-        let body = Tracked::new(http_body_util::Empty::<bytes::Bytes>::new(), streams.open());
+        let body =
+            crate::wire::Holding::new(http_body_util::Empty::<bytes::Bytes>::new(), streams.open());
         assert_eq!(*streams.0.borrow(), 1);
         drop(body);
         assert_eq!(*streams.0.borrow(), 0);

@@ -22,6 +22,7 @@ use tokio_rustls::TlsAcceptor;
 
 use std::sync::Mutex;
 
+use crate::admin::token::{AdminToken, TokenFileError};
 use crate::authority::{Authority, StateError};
 use crate::clock::Clock;
 use crate::config::{Config, StateBackend};
@@ -48,6 +49,8 @@ pub enum ServeError {
     State(#[from] StateError),
     #[error("`state.redis` is not supported")]
     RedisUnsupported,
+    #[error(transparent)]
+    AdminToken(#[from] TokenFileError),
 }
 
 /// Serves until SIGTERM or SIGINT, then drains for the configured grace period;
@@ -55,7 +58,7 @@ pub enum ServeError {
 pub async fn serve(config_path: PathBuf, config: Config) -> Result<(), ServeError> {
     let addr = config.listen;
     // The store and keys first: a state problem is reported before any port is bound.
-    let admin = config.admin;
+    let admin = config.admin.clone();
     let server = Server::new(config, Clock::system())?;
     let listener = TcpListener::bind(addr)
         .await
@@ -113,7 +116,7 @@ pub async fn serve_on(
     clock: Clock,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    let admin = config.admin;
+    let admin = config.admin.clone();
     let server = Server::new(config, clock)?;
     let admin = bind_admin(admin).await?;
     server.run(listener, admin, shutdown).await
@@ -148,7 +151,13 @@ impl Server {
             None => crate::metrics::Metrics::off(),
         };
         metrics.config_loaded(clock.unix());
+        // After the store: its directory (the token file's default place) exists now.
+        let admin_token = match &config.admin {
+            Some(a) => Some(Arc::new(AdminToken::load_or_create(&a.token_file)?)),
+            None => None,
+        };
         let state = Arc::new(AppState {
+            admin_token: arc_swap::ArcSwapOption::new(admin_token),
             metrics,
             federation,
             upstream: Upstream::new(clock.clone())?,
@@ -178,8 +187,21 @@ impl Server {
     fn reload(&self, path: &Path) {
         crate::telemetry::audit::reopen(); // logrotate renamed it: a new file
         let ok = reload(path, &self.state, self.certs.as_deref());
+        self.reload_admin_token();
         let now = self.state.authority.now();
         self.state.metrics.reload(ok, now);
+    }
+
+    /// Reads the admin token file again (a new token takes effect without a
+    /// restart); an unusable file is logged and the old token stays.
+    fn reload_admin_token(&self) {
+        let Some(admin) = &self.state.config.load().admin else {
+            return;
+        };
+        match AdminToken::load(&admin.token_file) {
+            Ok(t) => self.state.admin_token.store(Some(Arc::new(t))),
+            Err(e) => tracing::error!("{e}; the admin API keeps the token it had"),
+        }
     }
 
     /// Accepts connections until `shutdown` completes, then drains them.
@@ -233,7 +255,8 @@ impl Server {
                         continue;
                     };
                     let conn = ConnInfo::new(peer, self.acceptor.is_some());
-                    let slots = Slots { _total: permit, _per_ip: ip_slot };
+                    let _counted = state.metrics.connection_opened();
+                    let slots = Slots { _total: permit, _per_ip: ip_slot, _counted };
                     spawn_connection(tcp, conn, self.acceptor.clone(), state.clone(), drain.subscribe(), slots);
                 }
                 () = &mut shutdown => break,
@@ -301,6 +324,8 @@ fn spawn_sweeper(state: Arc<AppState>) -> AbortOnDrop {
 struct Slots {
     _total: tokio::sync::OwnedSemaphorePermit,
     _per_ip: conns::IpSlot,
+    /// The open-connections gauge (metrics on).
+    _counted: Option<crate::metrics::Open>,
 }
 
 /// Completes when the server shuts down (or has stopped).
@@ -442,7 +467,7 @@ async fn serve_io<I>(
                     async move {
                         let res = router::handle(&state, req, conn).await;
                         Ok::<_, std::convert::Infallible>(
-                            res.map(|body| conns::Tracked::new(body, stream)),
+                            res.map(|body| crate::wire::Holding::new(body, stream)),
                         )
                     }
                 })

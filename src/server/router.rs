@@ -96,7 +96,7 @@ async fn own_endpoint(
         paths::JWKS => oauth_api::document(&req, authority.jwks()),
         paths::AUTHORIZE | "/authorize" => browser::authorize(state, config, req, conn).await,
         paths::LOGIN => browser::login(state, config, req, conn).await,
-        paths::CONSENT => browser::consent(state, config, req).await,
+        paths::CONSENT => browser::consent(state, config, req, conn).await,
         _ => {
             if let Some(name) = path.strip_prefix(paths::PROVIDER_LOGIN_PREFIX) {
                 let name = name.to_string();

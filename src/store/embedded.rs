@@ -71,8 +71,10 @@ impl Embedded {
             }
         }
         let path = dir.join("state.redb");
-        let db = Database::create(&path)
-            .map_err(|e| backend(format!("cannot open {}: {e}", path.display())))?;
+        let db = Database::create(&path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => StoreError::InUse(path.clone()),
+            e => backend(format!("cannot open {}: {e}", path.display())),
+        })?;
         protect(dir, &path);
         let txn = db.begin_write().map_err(backend)?;
         for ns in Namespace::ALL {
@@ -227,6 +229,21 @@ mod tests {
             records.get::<u64>(Namespace::Families, "f", 1).unwrap(),
             Some(100)
         );
+    }
+
+    #[test]
+    fn a_store_open_elsewhere_is_reported_in_use_and_deletes_are_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records(Arc::new(Embedded::open(dir.path()).unwrap()));
+        match Embedded::open(dir.path()) {
+            Err(StoreError::InUse(path)) => assert_eq!(path, dir.path().join("state.redb")),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("opened twice"),
+        }
+        records.put(Namespace::Clients, "c", &1u8, 0).unwrap();
+        assert!(records.delete(Namespace::Clients, "c", 1).unwrap());
+        assert!(!records.delete(Namespace::Clients, "c", 1).unwrap());
+        assert_eq!(records.get::<u8>(Namespace::Clients, "c", 1).unwrap(), None);
     }
 
     #[test]

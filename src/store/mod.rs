@@ -52,6 +52,9 @@ pub enum StoreError {
     Backend(String),
     #[error("store: a record could not be decoded: {0}")]
     Corrupt(String),
+    /// The embedded store's file is locked by another process (a running proxy).
+    #[error("store: {} is in use by another process", .0.display())]
+    InUse(std::path::PathBuf),
 }
 
 /// Expiry is in Unix seconds; 0 means never. Expired records read as absent.
@@ -167,6 +170,16 @@ impl Records {
                 }
             })?;
         Ok(value)
+    }
+
+    /// Deletes a record; whether there was a live one.
+    pub fn delete(&self, ns: Namespace, key: &str, now: u64) -> Result<bool, StoreError> {
+        let mut found = false;
+        self.0.update(ns, key, now, &mut |current| {
+            found = current.is_some();
+            if found { Update::Delete } else { Update::Keep }
+        })?;
+        Ok(found)
     }
 
     /// Deletes expired records.

@@ -29,11 +29,13 @@ pub enum Event<'a> {
         user: &'a str,
         client: &'a str,
         route: &'a str,
+        ip: IpAddr,
     },
     ConsentDenied {
         user: &'a str,
         client: &'a str,
         route: &'a str,
+        ip: IpAddr,
     },
     /// An authorization code exchanged for tokens.
     TokenIssued {
@@ -74,12 +76,26 @@ pub enum Event<'a> {
         route: &'a str,
         tool: &'a str,
         missing_scope: Option<&'a str>,
+        ip: IpAddr,
     },
     /// An MCP session (or legacy stream) of another user or client.
     SessionRefused {
         user: &'a str,
         client: &'a str,
         route: &'a str,
+        ip: IpAddr,
+    },
+    /// Something an operator did through the admin API or the admin commands:
+    /// `action` (`list_clients`, `list_grants`, `revoke`, `delete_client`) on
+    /// `target` (kind and name: `("user", "alice")`), `grants` revoked; `ip`
+    /// the admin's address (none when the command acted on the store directly).
+    AdminAction {
+        action: &'static str,
+        target: Option<(&'static str, &'a str)>,
+        user: Option<&'a str>,
+        client: Option<&'a str>,
+        grants: Option<usize>,
+        ip: Option<IpAddr>,
     },
     /// The identity provider no longer confirms a person at a refresh: their grant ends.
     IdentityEnded {
@@ -102,6 +118,21 @@ struct Record<'a> {
     tool: Option<&'a str>,
     missing_scope: Option<&'a str>,
     ip: Option<IpAddr>,
+    admin: Option<AdminFields<'a>>,
+}
+
+/// What an `admin_action` line adds: `action`, `target` (`kind:name`), `grants`.
+#[derive(Clone, Copy)]
+struct AdminFields<'a> {
+    action: &'static str,
+    target: Option<(&'static str, &'a str)>,
+    grants: Option<usize>,
+}
+
+impl AdminFields<'_> {
+    fn target(&self) -> Option<String> {
+        self.target.map(|(kind, name)| format!("{kind}:{name}"))
+    }
 }
 
 impl<'a> Event<'a> {
@@ -127,20 +158,24 @@ impl<'a> Event<'a> {
                 user,
                 client,
                 route,
+                ip,
             } => Record {
                 user: Some(user),
                 client: Some(client),
                 route: Some(route),
+                ip: Some(ip),
                 ..named("consent_allowed", "consent given")
             },
             ConsentDenied {
                 user,
                 client,
                 route,
+                ip,
             } => Record {
                 user: Some(user),
                 client: Some(client),
                 route: Some(route),
+                ip: Some(ip),
                 ..named("consent_denied", "consent denied")
             },
             TokenIssued {
@@ -206,12 +241,14 @@ impl<'a> Event<'a> {
                 route,
                 tool,
                 missing_scope,
+                ip,
             } => Record {
                 user: Some(user),
                 client: Some(client),
                 route: Some(route),
                 tool: Some(tool),
                 missing_scope,
+                ip: Some(ip),
                 warn: true,
                 ..named("tool_call_refused", "tool call refused")
             },
@@ -219,10 +256,12 @@ impl<'a> Event<'a> {
                 user,
                 client,
                 route,
+                ip,
             } => Record {
                 user: Some(user),
                 client: Some(client),
                 route: Some(route),
+                ip: Some(ip),
                 warn: true,
                 ..named("session_refused", "another user's MCP session refused")
             },
@@ -241,6 +280,24 @@ impl<'a> Event<'a> {
                     "identity_ended",
                     "the identity provider no longer confirms the person; grant revoked",
                 )
+            },
+            AdminAction {
+                action,
+                target,
+                user,
+                client,
+                grants,
+                ip,
+            } => Record {
+                user,
+                client,
+                ip,
+                admin: Some(AdminFields {
+                    action,
+                    target,
+                    grants,
+                }),
+                ..named("admin_action", "admin action")
             },
         }
     }
@@ -270,6 +327,17 @@ impl Record<'_> {
             buf.extend_from_slice(b",\"missing_scope\":");
             json_opt(buf, self.missing_scope);
         }
+        if let Some(admin) = &self.admin {
+            buf.extend_from_slice(b",\"action\":");
+            json_string(buf, admin.action);
+            buf.extend_from_slice(b",\"target\":");
+            json_opt(buf, admin.target().as_deref());
+            buf.extend_from_slice(b",\"grants\":");
+            match admin.grants {
+                Some(n) => buf.extend_from_slice(n.to_string().as_bytes()),
+                None => buf.extend_from_slice(b"null"),
+            }
+        }
         buf.extend_from_slice(b"}\n");
     }
 
@@ -284,10 +352,13 @@ impl Record<'_> {
             // A refused tool no scope would allow: `missing_scope=-`, as the log always said.
             self.missing_scope.or(self.tool.map(|_| "-")),
         );
+        let action = self.admin.map(|a| a.action);
+        let target = self.admin.and_then(|a| a.target());
+        let grants = self.admin.and_then(|a| a.grants);
         if self.warn {
-            tracing::warn!(target: "audit", event, user, client, route, tool, missing_scope, ip, "{}", self.message);
+            tracing::warn!(target: "audit", event, user, client, route, tool, missing_scope, ip, action, target, grants, "{}", self.message);
         } else {
-            tracing::info!(target: "audit", event, user, client, route, tool, missing_scope, ip, "{}", self.message);
+            tracing::info!(target: "audit", event, user, client, route, tool, missing_scope, ip, action, target, grants, "{}", self.message);
         }
     }
 }
@@ -407,6 +478,7 @@ mod tests {
                 route: "notes",
                 tool: "write_note",
                 missing_scope: Some("notes:write"),
+                ip: ip(),
             },
             SystemTime::now(),
         );
@@ -424,6 +496,47 @@ mod tests {
         assert_eq!(v[1]["missing_scope"], "notes:write");
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn an_admin_action_names_what_was_done_to_what() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        let log = AuditLog(Mutex::new(Some(AuditFile::open(&path).unwrap())));
+        log.write(
+            Event::AdminAction {
+                action: "revoke",
+                target: Some(("user", "alice")),
+                user: Some("alice"),
+                client: None,
+                grants: Some(2),
+                ip: Some(ip()),
+            },
+            SystemTime::now(),
+        );
+        log.write(
+            Event::AdminAction {
+                action: "list_clients",
+                target: None,
+                user: None,
+                client: None,
+                grants: None,
+                ip: None,
+            },
+            SystemTime::now(),
+        );
+        let v = lines(&path);
+        assert_eq!(v[0]["event"], "admin_action");
+        assert_eq!(v[0]["action"], "revoke");
+        assert_eq!(v[0]["target"], "user:alice");
+        assert_eq!(v[0]["user"], "alice");
+        assert_eq!(v[0]["grants"], 2);
+        assert_eq!(v[0]["ip"], "192.0.2.7");
+        assert_eq!(v[1]["action"], "list_clients");
+        assert_eq!(v[1]["target"], serde_json::Value::Null);
+        assert_eq!(v[1]["grants"], serde_json::Value::Null);
+        assert_eq!(v[1]["ip"], serde_json::Value::Null);
+        assert!(v[1].get("tool").is_none());
     }
 
     #[test]
@@ -479,6 +592,7 @@ mod tests {
                     user: "bob",
                     client: "c2",
                     route: "notes",
+                    ip: ip(),
                 },
                 SystemTime::now(),
             );
@@ -486,7 +600,7 @@ mod tests {
         let out = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
         assert!(
             out.contains(
-                " WARN audit: another user's MCP session refused event=session_refused user=bob client=c2 route=notes\n"
+                " WARN audit: another user's MCP session refused event=session_refused user=bob client=c2 route=notes ip=192.0.2.7\n"
             ),
             "{out}"
         );

@@ -50,9 +50,15 @@ pub(super) fn number(buf: &mut Vec<u8>, mut n: u64, width: usize) {
 /// `2026-11-26T12:24:02.230067Z`.
 pub(super) fn timestamp(buf: &mut Vec<u8>, now: SystemTime) {
     let since = now.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = since.as_secs();
-    let days = secs / 86_400;
-    let (y, m, d) = civil_from_days(days);
+    date_time(buf, since.as_secs());
+    buf.push(b'.');
+    number(buf, u64::from(since.subsec_micros()), 6);
+    buf.push(b'Z');
+}
+
+/// `2026-11-26T12:24:02` (UTC) of Unix seconds.
+fn date_time(buf: &mut Vec<u8>, secs: u64) {
+    let (y, m, d) = civil_from_days(secs / 86_400);
     let rem = secs % 86_400;
     number(buf, y, 4);
     buf.push(b'-');
@@ -65,9 +71,14 @@ pub(super) fn timestamp(buf: &mut Vec<u8>, now: SystemTime) {
     number(buf, rem / 60 % 60, 2);
     buf.push(b':');
     number(buf, rem % 60, 2);
-    buf.push(b'.');
-    number(buf, u64::from(since.subsec_micros()), 6);
+}
+
+/// RFC 3339 UTC to the second (`2026-11-26T12:24:02Z`) of Unix seconds: for people to read.
+pub fn utc_seconds(secs: u64) -> String {
+    let mut buf = Vec::with_capacity(20);
+    date_time(&mut buf, secs);
     buf.push(b'Z');
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// (year, month, day) of a day count since 1970-01-01 (H. Hinnant's algorithm).
@@ -159,6 +170,10 @@ mod tests {
         ] {
             assert_eq!(civil_from_days(days), date, "day {days}");
         }
+        assert_eq!(
+            utc_seconds(20_783 * 86_400 + 44_642),
+            "2026-11-26T12:24:02Z"
+        );
         let mut buf = Vec::new();
         number(&mut buf, 7, 3);
         number(&mut buf, 12_345, 2);

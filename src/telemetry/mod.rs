@@ -18,6 +18,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 pub use access::{Access, AccessInfo, access};
+pub use fmt::utc_seconds;
 use fmt::{escape, json_string, timestamp};
 
 /// How log lines are written: `log.format` in the config.

@@ -33,6 +33,43 @@ where
     body.map_err(Into::into).boxed_unsync()
 }
 
+pin_project_lite::pin_project! {
+    /// A body that holds `guard` until it is dropped (sent to the end, or its
+    /// stream reset): something counted or reserved while the body is sent, such
+    /// as an HTTP/2 stream or an open event stream.
+    pub struct Holding<B, G> {
+        #[pin]
+        body: B,
+        guard: G,
+    }
+}
+
+impl<B, G> Holding<B, G> {
+    pub fn new(body: B, guard: G) -> Self {
+        Self { body, guard }
+    }
+}
+
+impl<B: http_body::Body, G> http_body::Body for Holding<B, G> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// Why a request body could not be read.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {

@@ -8,7 +8,9 @@ mod conn;
 mod hop;
 mod response;
 
-pub use body::{Body, BodyError, BoxError, MAX_FORM_BODY, boxed, discard, empty, full, read_body};
+pub use body::{
+    Body, BodyError, BoxError, Holding, MAX_FORM_BODY, boxed, discard, empty, full, read_body,
+};
 pub use conn::{ConnInfo, IpText};
 pub use hop::is_hop_by_hop;
 pub use response::{check_method, json, json_error, method_not_allowed};

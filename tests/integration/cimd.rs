@@ -18,9 +18,14 @@ pub type Documents = Arc<dyn Fn(u16, &str) -> Option<(String, Vec<u8>)> + Send +
 
 /// A tiny document server. `/hang` never answers.
 pub async fn doc_server(docs: Documents) -> u16 {
+    stoppable_doc_server(docs).await.0
+}
+
+/// [`doc_server`], and its accept loop: aborting it closes the listening socket.
+async fn stoppable_doc_server(docs: Documents) -> (u16, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
+    let server = tokio::spawn(async move {
         while let Ok((mut s, _)) = listener.accept().await {
             let docs = docs.clone();
             tokio::spawn(async move {
@@ -47,7 +52,7 @@ pub async fn doc_server(docs: Documents) -> u16 {
             });
         }
     });
-    port
+    (port, server)
 }
 
 pub fn key() -> (Ed25519KeyPair, serde_json::Value) {
@@ -408,4 +413,48 @@ async fn a_jwks_uri_is_fetched_once_for_its_max_age_and_its_failures_are_not_det
         "client authentication failed: its jwks_uri: it could not be fetched"
     );
     logged(&proxy, "answered 403").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_document_whose_host_stops_serving_is_used_from_its_last_good_copy_for_24_hours() {
+    let (docs, server) = stoppable_doc_server(Arc::new(|port, path| {
+        let doc = json!({"client_id": format!("http://127.0.0.1:{port}{path}"), "client_name": "Hosted", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
+        Some((
+            "200 OK\r\ncache-control: max-age=60".to_string(),
+            doc.to_string().into_bytes(),
+        ))
+    }))
+    .await;
+    let (proxy, clock) = Proxy::start_in_process(cimd_config(true)).await;
+    let client_id = format!("http://127.0.0.1:{docs}/client.json");
+    let (status, page) = authorize_page(&proxy, &client_id).await;
+    assert_eq!(status, 302, "fetched: on to the login page: {page}");
+
+    // The host stops serving: nothing listens on its port any more.
+    server.abort();
+    let _ = server.await;
+    wait_for(
+        "the document host to be gone",
+        Duration::from_secs(5),
+        || {
+            let url = client_id.clone();
+            async move { reqwest::get(url).await.is_err().then_some(()) }
+        },
+    )
+    .await;
+
+    // Past the document's max-age, its users still sign in and get tokens.
+    clock.advance(Duration::from_secs(3600));
+    let q = consent(&proxy, &client_id, &[], "allow").await;
+    let (status, body) = exchange(&proxy, &client_id, &q["code"]).await;
+    assert_eq!(status, 200, "{body}");
+    clock.advance(Duration::from_secs(20 * 3600));
+    let (status, _) = refresh(&proxy, &client_id, body["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "still within 24 hours of the good fetch");
+
+    // 24 hours after the last good fetch, the copy is no longer used.
+    clock.advance(Duration::from_secs(3 * 3600));
+    let (status, page) = authorize_page(&proxy, &client_id).await;
+    assert_eq!(status, 400, "{page}");
+    assert!(page.contains("it could not be fetched"), "{page}");
 }

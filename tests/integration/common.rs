@@ -121,7 +121,7 @@ impl Drop for Proxy {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -257,6 +257,11 @@ impl Proxy {
     pub async fn restart(&mut self) {
         self.signal("TERM");
         assert!(self.wait_exit(Duration::from_secs(10)).await.success());
+        self.start_again().await;
+    }
+
+    /// Starts the proxy that exited again, with the same config, port and state.
+    pub async fn start_again(&mut self) {
         self.logs.lock().unwrap().clear();
         self.spawn();
         assert!(self.wait_ready().await, "restart failed:\n{}", self.logs());
@@ -345,6 +350,49 @@ routes:
         state = dir.join("state").display(),
         hash = crate::oauth_client::PASSWORD_HASH,
     )
+}
+
+/// `config` with an admin listener (metrics, readiness, admin API) on `port` of loopback.
+pub fn with_admin(config: &str, port: u16) -> String {
+    let admin = format!("admin:\n  listen: \"127.0.0.1:{port}\"\n");
+    config.replacen("routes:\n", &format!("{admin}routes:\n"), 1)
+}
+
+/// A URL on the proxy's admin listener (the address in its config).
+pub fn admin_url(proxy: &Proxy, path: &str) -> String {
+    let text = std::fs::read_to_string(&proxy.config_path).unwrap();
+    let listen = text
+        .lines()
+        .skip_while(|l| *l != "admin:")
+        .find_map(|l| l.trim().strip_prefix("listen: "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    format!("http://{listen}{path}")
+}
+
+/// What `mcp-oauth-proxy admin <args> --config <the proxy's config>` did.
+pub struct AdminRun {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs an admin command against the proxy's config (the proxy may be running or stopped).
+pub fn admin_command(proxy: &Proxy, args: &[&str]) -> AdminRun {
+    let out = Command::new(proxy_bin())
+        .arg("admin")
+        .args(args)
+        .arg("--config")
+        .arg(&proxy.config_path)
+        .env("MCP_OAUTH_PROXY_LOG", "info")
+        .output()
+        .unwrap();
+    AdminRun {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }
 
 pub const MCP_ACCEPT: &str = "application/json, text/event-stream";

@@ -3,10 +3,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod admin;
 mod audit;
 mod cimd;
 mod cli;
 mod common;
+mod dashboard;
 mod forwarding;
 mod hardening;
 mod lifecycle;

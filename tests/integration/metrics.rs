@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::common::{MCP_ACCEPT, NodeUpstream, Proxy, initialize_body, simple_config, wait_for};
+use crate::common::{
+    MCP_ACCEPT, NodeUpstream, Proxy, admin_url, free_port, initialize_body, simple_config,
+    wait_for, with_admin,
+};
 use crate::oauth_client::{Browser, authorize_url, login, refresh, register_public, tokens};
 
 const SCOPES: &str = r#"    scopes:
@@ -18,32 +21,9 @@ const SCOPES: &str = r#"    scopes:
     upstream: "http://127.0.0.1:9/mcp"
 "#;
 
-fn admin_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The config of these tests: `simple_config` with an admin listener on `admin`.
 fn config(port: u16, dir: &std::path::Path, upstream: &str, admin: u16) -> String {
-    let base = simple_config(port, dir, SCOPES, upstream);
-    let admin = format!("admin:\n  listen: \"127.0.0.1:{admin}\"\n");
-    base.replacen("routes:\n", &format!("{admin}routes:\n"), 1)
-}
-
-/// The admin port written in the proxy's config.
-fn admin_url(proxy: &Proxy, path: &str) -> String {
-    let text = std::fs::read_to_string(&proxy.config_path).unwrap();
-    let listen = text
-        .lines()
-        .skip_while(|l| *l != "admin:")
-        .find_map(|l| l.trim().strip_prefix("listen: "))
-        .unwrap()
-        .trim_matches('"')
-        .to_string();
-    format!("http://{listen}{path}")
+    with_admin(&simple_config(port, dir, SCOPES, upstream), admin)
 }
 
 struct Scrape(prometheus_parse::Scrape);
@@ -118,7 +98,7 @@ fn call(id: u32, tool: &str) -> Value {
 async fn a_scripted_session_moves_the_counters_by_what_it_did() {
     let upstream = NodeUpstream::start(&["--json"]);
     let proxy =
-        Proxy::start(|port, dir| config(port, dir, &upstream.url("/mcp"), admin_port())).await;
+        Proxy::start(|port, dir| config(port, dir, &upstream.url("/mcp"), free_port())).await;
     let notes = proxy.url("/notes/mcp");
     let before = Scrape::of(&proxy).await;
     let requests = "mcp_oauth_proxy_http_requests_total";
@@ -303,7 +283,7 @@ async fn a_scripted_session_moves_the_counters_by_what_it_did() {
 #[tokio::test]
 async fn readiness_answers_on_the_admin_listener_and_neither_endpoint_on_the_public_one() {
     let proxy =
-        Proxy::start(|port, dir| config(port, dir, "http://127.0.0.1:9/mcp", admin_port())).await;
+        Proxy::start(|port, dir| config(port, dir, "http://127.0.0.1:9/mcp", free_port())).await;
     let res = reqwest::get(admin_url(&proxy, "/readyz")).await.unwrap();
     assert_eq!(res.status(), 200);
     for path in ["/metrics", "/readyz"] {
@@ -349,7 +329,7 @@ async fn failing_upstream() -> u16 {
 async fn an_upstream_answering_5xx_counts_as_an_upstream_error_of_its_route() {
     let port = failing_upstream().await;
     let upstream = format!("http://127.0.0.1:{port}/mcp");
-    let proxy = Proxy::start(|p, dir| config(p, dir, &upstream, admin_port())).await;
+    let proxy = Proxy::start(|p, dir| config(p, dir, &upstream, free_port())).await;
     let t = tokens(&proxy, &[]).await;
     let res = mcp_post(
         Some(&t.access),
@@ -371,4 +351,50 @@ async fn an_upstream_answering_5xx_counts_as_an_upstream_error_of_its_route() {
         ),
         1.0
     );
+}
+
+#[tokio::test]
+async fn open_connections_and_event_streams_are_gauges_that_fall_back_when_they_end() {
+    let upstream = NodeUpstream::start(&[]);
+    let proxy = Proxy::start(|port, dir| {
+        with_admin(
+            &simple_config(port, dir, "", &upstream.url("/_sse")),
+            free_port(),
+        )
+    })
+    .await;
+    let t = tokens(&proxy, &[]).await;
+    let gauges = |s: &Scrape| {
+        (
+            s.value("mcp_oauth_proxy_open_connections", &[]),
+            s.value("mcp_oauth_proxy_open_streams", &[("route", "notes")]),
+        )
+    };
+    let mut res = reqwest::Client::new()
+        .get(proxy.url("/notes/mcp?count=2&interval_ms=2000"))
+        .bearer_auth(&t.access)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let first = res.chunk().await.unwrap().unwrap();
+    assert!(
+        String::from_utf8_lossy(&first).contains("data:"),
+        "{first:?}"
+    );
+    let (connections, streams) = gauges(&Scrape::of(&proxy).await);
+    assert!(connections >= 1.0, "{connections}");
+    assert_eq!(streams, 1.0);
+
+    drop(res);
+    wait_for(
+        "the stream to be counted closed",
+        Duration::from_secs(10),
+        || async {
+            let (_, streams) = gauges(&Scrape::of(&proxy).await);
+            (streams == 0.0).then_some(())
+        },
+    )
+    .await;
 }

@@ -450,17 +450,13 @@ async fn an_upstream_refusing_the_proxys_credential_is_a_502() {
         res.headers().get("www-authenticate").is_none(),
         "the upstream's challenge is not the client's business"
     );
-    // The log line may reach the captured stderr a moment after the answer.
-    crate::common::wait_for(
-        "the log line",
-        std::time::Duration::from_secs(5),
-        || async {
-            proxy
-                .logs()
-                .contains("refused the route's upstream_auth credential")
-                .then_some(())
-        },
-    )
+    // The log line is written after the answer: wait for it.
+    crate::common::wait_for("the log line", std::time::Duration::from_secs(5), || {
+        let logged = proxy
+            .logs()
+            .contains("refused the route's upstream_auth credential");
+        async move { logged.then_some(()) }
+    })
     .await;
 }
 

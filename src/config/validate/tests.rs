@@ -639,3 +639,32 @@ fn upstream_auth_rules_that_cannot_match_or_leave_someone_out_are_refused() {
         "a rule is `when: {...}` with a credential, or `default: {...}` alone",
     );
 }
+
+#[test]
+fn the_admin_token_file_is_in_the_state_directory_unless_named() {
+    let c = load(&format!(
+        "{HEAD}admin:\n  listen: \"127.0.0.1:9464\"\nroutes:\n{ROUTE}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.admin.map(|a| a.token_file),
+        Some(Path::new("/tmp/admin-token").to_path_buf())
+    );
+    let c = load(&format!(
+        "{HEAD}admin:\n  listen: \"127.0.0.1:9464\"\n  token_file: secrets/admin\nroutes:\n{ROUTE}"
+    ))
+    .unwrap();
+    assert_eq!(
+        c.admin.map(|a| a.token_file),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("secrets/admin")),
+        "relative to the config file's directory"
+    );
+    assert_error(
+        &format!(
+            "{HEAD}admin:\n  listen: \"127.0.0.1:9464\"\n  token_file: \"\"\nroutes:\n{ROUTE}"
+        ),
+        7,
+        15,
+        "admin.token_file: must not be empty",
+    );
+}

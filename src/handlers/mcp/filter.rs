@@ -49,7 +49,12 @@ pub(super) async fn response(
             }
             _ => stream,
         };
-        return Ok(Response::from_parts(parts, wire::boxed(stream)));
+        // Counted as an open stream until the client's answer is dropped.
+        let open = cx.state.metrics.stream_opened(&cx.route.name);
+        return Ok(Response::from_parts(
+            parts,
+            wire::boxed(wire::Holding::new(stream, open)),
+        ));
     }
     if !tools_list || policy.is_unrestricted() {
         return Ok(Response::from_parts(parts, body));

@@ -66,6 +66,7 @@ fn audit(cx: &Context<'_>, error: &McpError) {
         return;
     };
     let (user, client, route) = (&claims.sub, &claims.client_id, &cx.route.name);
+    let ip = cx.conn.peer.ip();
     let denied = |tool: &str, missing_scope: Option<&str>| {
         audit::event(Event::ToolCallRefused {
             user,
@@ -73,6 +74,7 @@ fn audit(cx: &Context<'_>, error: &McpError) {
             route,
             tool,
             missing_scope,
+            ip,
         });
     };
     match error {
@@ -81,6 +83,7 @@ fn audit(cx: &Context<'_>, error: &McpError) {
                 user,
                 client,
                 route,
+                ip,
             });
         }
         McpError::InsufficientScope(step_up) => {
