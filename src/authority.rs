@@ -2,6 +2,7 @@
 //! `oauth/` with the store, the keys and the clock. HTTP stays in `handlers/`.
 
 pub mod admin;
+pub mod api_keys;
 mod grants;
 mod identities;
 mod keys;
@@ -143,6 +144,9 @@ pub struct Authority {
     max_verified: usize,
     /// Client assertions seen, so that none is accepted twice (bounded).
     assertions: Mutex<assertion::Seen>,
+    /// API keys by id, loaded at start and at each sweep (`api_keys.rs`): the
+    /// hot path never reads the store for one.
+    api_keys: DashMap<String, crate::oauth::api_key::ApiKeyRecord>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -159,6 +163,7 @@ impl Authority {
     pub fn new(records: Records, clock: Clock, tokens: &Tokens) -> Result<Self, StateError> {
         let keys = keys::Keys::refresh(&records, tokens, clock.unix())?;
         let hmac = records.key_material("hmac-sha256", seal::random_token(32).into_bytes())?;
+        let api_keys = api_keys::load(&records, clock.unix())?;
         let denied = DashMap::new();
         for a in records.all::<IssuedAccess>(Namespace::Denied, clock.unix())? {
             denied.insert(a.jti, a.exp);
@@ -173,6 +178,7 @@ impl Authority {
             verified: DashMap::new(),
             max_verified: VERIFIED_CACHE_MAX,
             assertions: Mutex::default(),
+            api_keys,
         })
     }
 
@@ -722,6 +728,9 @@ impl Authority {
         route: &Route,
         token: &str,
     ) -> Result<Arc<Claims>, TokenError> {
+        if config.api_keys && token.starts_with(crate::oauth::api_key::PREFIX) {
+            return self.verify_api_key(route, token);
+        }
         let t = self.now();
         let key = cache_key(token);
         let cached = self
@@ -763,6 +772,7 @@ impl Authority {
             Err(e) => tracing::error!(error = %e, "cannot rotate the signing keys"),
         }
         self.denied.retain(|_, exp| *exp > t);
+        self.reload_api_keys(t);
         self.seen_assertions().forget_expired(t);
         self.verified.retain(|_, (_, c)| c.exp > t);
         match self.records.sweep(t) {

@@ -104,6 +104,9 @@ pub enum AdminCommand {
         #[command(flatten)]
         target: RevokeTarget,
     },
+    /// API keys (`api_keys: {enabled: true}`): static bearer keys for scripts.
+    #[command(subcommand)]
+    ApiKey(ApiKeyCommand),
     /// Delete a client's registration and revoke its grants.
     DeleteClient {
         #[command(flatten)]
@@ -112,6 +115,44 @@ pub enum AdminCommand {
         #[arg(value_parser = NonEmptyStringValueParser::new())]
         client_id: String,
     },
+}
+
+/// The `admin api-key` commands.
+#[derive(Subcommand, Debug)]
+pub enum ApiKeyCommand {
+    /// Create a key for a user on a route; it is printed once.
+    Create {
+        #[command(flatten)]
+        options: AdminOptions,
+        /// The user the key acts as (its name in the logs, the policy and `allow`).
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        user: String,
+        /// The route (by name) the key works on.
+        #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+        route: String,
+        /// The scopes, comma-separated (default: the route's `default_scopes`).
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        /// How long it works (e.g. 90d); without it, until revoked.
+        #[arg(long, value_parser = parse_duration_arg)]
+        expires: Option<u64>,
+    },
+    /// List the keys (never their secrets).
+    List(AdminOptions),
+    /// Revoke a key: refused from the next request on.
+    Revoke {
+        #[command(flatten)]
+        options: AdminOptions,
+        /// The key's id (as `admin api-key list` shows it).
+        #[arg(value_parser = NonEmptyStringValueParser::new())]
+        id: String,
+    },
+}
+
+fn parse_duration_arg(text: &str) -> Result<u64, String> {
+    crate::config::parse_duration(text)
+        .map(|d| d.as_secs())
+        .map_err(|e| e.to_string())
 }
 
 /// What every `admin` command takes.
@@ -160,6 +201,25 @@ impl AdminCommand {
             }
             AdminCommand::DeleteClient { options, client_id } => {
                 (options, Action::DeleteClient(client_id))
+            }
+            AdminCommand::ApiKey(ApiKeyCommand::Create {
+                options,
+                user,
+                route,
+                scopes,
+                expires,
+            }) => (
+                options,
+                Action::CreateApiKey {
+                    user,
+                    route,
+                    scopes: scopes.into_iter().filter(|s| !s.is_empty()).collect(),
+                    expires_in: expires,
+                },
+            ),
+            AdminCommand::ApiKey(ApiKeyCommand::List(options)) => (options, Action::ApiKeys),
+            AdminCommand::ApiKey(ApiKeyCommand::Revoke { options, id }) => {
+                (options, Action::RevokeApiKey(id))
             }
         }
     }

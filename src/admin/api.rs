@@ -7,6 +7,9 @@
 //! | grants | `GET /admin/grants[?user=U][&client=C]` |
 //! | revoke | `POST /admin/revoke` `{"user": U}`, `{"client": C}` or `{"grant": ID}` |
 //! | delete-client | `POST /admin/delete-client` `{"client": C}` |
+//! | api-key create | `POST /admin/api-keys` `{"user": U, "route": R, "scopes": [...], "expires_in": SECONDS}` |
+//! | api-key list | `GET /admin/api-keys` |
+//! | api-key revoke | `POST /admin/api-keys/revoke` `{"id": ID}` |
 //!
 //! Every request carries `Authorization: Bearer <admin token>`; every answer is
 //! JSON: an [`Outcome`](crate::authority::admin::Outcome), or
@@ -24,6 +27,26 @@ pub const CLIENTS: &str = "/admin/clients";
 pub const GRANTS: &str = "/admin/grants";
 pub const REVOKE: &str = "/admin/revoke";
 pub const DELETE_CLIENT: &str = "/admin/delete-client";
+pub const API_KEYS: &str = "/admin/api-keys";
+pub const REVOKE_API_KEY: &str = "/admin/api-keys/revoke";
+
+/// The body of `POST /admin/api-keys`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewApiKey {
+    user: String,
+    route: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+    expires_in: Option<u64>,
+}
+
+/// The body of `POST /admin/api-keys/revoke`.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyId {
+    id: String,
+}
 
 /// The body of `POST /admin/delete-client`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -74,6 +97,30 @@ pub fn request(action: &Action) -> Request {
                 })
                 .to_string(),
             ),
+        ),
+        Action::CreateApiKey {
+            user,
+            route,
+            scopes,
+            expires_in,
+        } => (
+            Method::POST,
+            API_KEYS.to_string(),
+            Some(
+                serde_json::json!(NewApiKey {
+                    user: user.clone(),
+                    route: route.clone(),
+                    scopes: scopes.clone(),
+                    expires_in: *expires_in,
+                })
+                .to_string(),
+            ),
+        ),
+        Action::ApiKeys => (Method::GET, API_KEYS.to_string(), None),
+        Action::RevokeApiKey(id) => (
+            Method::POST,
+            REVOKE_API_KEY.to_string(),
+            Some(serde_json::json!(KeyId { id: id.clone() }).to_string()),
         ),
     };
     Request {
@@ -143,6 +190,26 @@ pub fn action(
                 .map_err(|e| ApiError::BadRequest(format!("the body must be {what} ({e})")))?;
             Ok(Action::DeleteClient(d.client))
         }
+        API_KEYS if *method == Method::GET => Ok(Action::ApiKeys),
+        API_KEYS => {
+            expect(Method::POST)?;
+            let what = r#"{"user": …, "route": …, "scopes": […], "expires_in": seconds}"#;
+            let k: NewApiKey = serde_json::from_value(json(what)?)
+                .map_err(|e| ApiError::BadRequest(format!("the body must be {what} ({e})")))?;
+            Ok(Action::CreateApiKey {
+                user: k.user,
+                route: k.route,
+                scopes: k.scopes,
+                expires_in: k.expires_in,
+            })
+        }
+        REVOKE_API_KEY => {
+            expect(Method::POST)?;
+            let what = r#"{"id": …}"#;
+            let k: KeyId = serde_json::from_value(json(what)?)
+                .map_err(|e| ApiError::BadRequest(format!("the body must be {what} ({e})")))?;
+            Ok(Action::RevokeApiKey(k.id))
+        }
         _ => Err(ApiError::NotFound),
     }
 }
@@ -179,6 +246,14 @@ mod tests {
         round_trip(Action::Revoke(Selector::Client("c1".into())));
         round_trip(Action::Revoke(Selector::Grant("g1".into())));
         round_trip(Action::DeleteClient("https://app.example/c.json".into()));
+        round_trip(Action::CreateApiKey {
+            user: "alice".into(),
+            route: "notes".into(),
+            scopes: vec!["notes:read".into()],
+            expires_in: Some(3600),
+        });
+        round_trip(Action::ApiKeys);
+        round_trip(Action::RevokeApiKey("k1".into()));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! client with any name), so control characters in a cell are escaped and a
 //! table cannot be made to print terminal escape sequences.
 
-use crate::authority::admin::{ClientInfo, ClientKind, GrantInfo, Outcome};
+use crate::authority::admin::{ApiKeyInfo, ClientInfo, ClientKind, GrantInfo, Outcome};
 use crate::telemetry::utc_seconds;
 
 /// The outcome as the admin API answers it, pretty-printed, with a final newline.
@@ -28,6 +28,18 @@ pub fn table(outcome: &Outcome) -> String {
                 grants_table(revoked)
             )
         }
+        Outcome::ApiKeyCreated { api_key, key } => format!(
+            "{api_key}\n\nThis is the only time the key is shown. It works as a bearer token on route {} for {}:\n{}",
+            cell(&key.route),
+            cell(&key.user),
+            api_keys_table(std::slice::from_ref(key))
+        ),
+        Outcome::ApiKeys { api_keys } if api_keys.is_empty() => "no API keys\n".into(),
+        Outcome::ApiKeys { api_keys } => api_keys_table(api_keys),
+        Outcome::ApiKeyRevoked { revoked_api_key } => format!(
+            "revoked API key:\n{}",
+            api_keys_table(std::slice::from_ref(revoked_api_key))
+        ),
         Outcome::Deleted(d) => {
             let mut text = if d.registration_deleted {
                 format!(
@@ -112,6 +124,27 @@ fn grants_table(grants: &[GrantInfo]) -> String {
             "CREATED",
             "LAST USED",
         ],
+        rows,
+    )
+}
+
+fn api_keys_table(keys: &[ApiKeyInfo]) -> String {
+    let rows = keys.iter().map(|k| {
+        vec![
+            k.id.clone(),
+            k.user.clone(),
+            k.route.clone(),
+            if k.scopes.is_empty() {
+                "-".into()
+            } else {
+                k.scopes.join(" ")
+            },
+            time(Some(k.created_at)),
+            k.expires_at.map_or("never".into(), |e| time(Some(e))),
+        ]
+    });
+    render(
+        &["API KEY", "USER", "ROUTE", "SCOPES", "CREATED", "EXPIRES"],
         rows,
     )
 }

@@ -15,8 +15,10 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::Authority;
+use super::api_keys::ApiKeyError;
 use crate::config::Config;
 use crate::oauth::OAuthError;
+use crate::oauth::api_key::ApiKeyRecord;
 use crate::oauth::client::ClientRecord;
 use crate::oauth::refresh::Family;
 use crate::store::{Namespace, StoreError};
@@ -35,6 +37,16 @@ pub enum Action {
     Revoke(Selector),
     /// Deletes a registration and revokes the client's grants.
     DeleteClient(String),
+    /// A new API key (`api_keys.enabled`): for `user` on `route` with `scopes`,
+    /// for `expires_in` seconds or until revoked.
+    CreateApiKey {
+        user: String,
+        route: String,
+        scopes: Vec<String>,
+        expires_in: Option<u64>,
+    },
+    ApiKeys,
+    RevokeApiKey(String),
 }
 
 /// Which grants to revoke; as JSON `{"user": "alice"}`, `{"client": "…"}` or `{"grant": "…"}`.
@@ -106,11 +118,52 @@ pub struct GrantInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Outcome {
-    Clients { clients: Vec<ClientInfo> },
-    Grants { grants: Vec<GrantInfo> },
+    Clients {
+        clients: Vec<ClientInfo>,
+    },
+    Grants {
+        grants: Vec<GrantInfo>,
+    },
     // Before `Revoked`: read back untagged, its JSON has `revoked` too.
     Deleted(DeletedClient),
-    Revoked { revoked: Vec<GrantInfo> },
+    Revoked {
+        revoked: Vec<GrantInfo>,
+    },
+    /// The key is shown here once and never again.
+    ApiKeyCreated {
+        api_key: String,
+        key: ApiKeyInfo,
+    },
+    ApiKeys {
+        api_keys: Vec<ApiKeyInfo>,
+    },
+    ApiKeyRevoked {
+        revoked_api_key: ApiKeyInfo,
+    },
+}
+
+/// An API key as listed (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub user: String,
+    pub route: String,
+    pub scopes: Vec<String>,
+    pub created_at: u64,
+    pub expires_at: Option<u64>,
+}
+
+impl From<&ApiKeyRecord> for ApiKeyInfo {
+    fn from(k: &ApiKeyRecord) -> Self {
+        ApiKeyInfo {
+            id: k.id.clone(),
+            user: k.user.clone(),
+            route: k.route.clone(),
+            scopes: k.scopes.clone(),
+            created_at: k.created_at,
+            expires_at: k.expires_at,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,6 +183,8 @@ pub enum AdminError {
     NoClient(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    ApiKey(#[from] ApiKeyError),
     /// Revoking a grant failed in the store (logged where it happened).
     #[error("{}", .0.description)]
     Revoke(OAuthError),
@@ -200,6 +255,25 @@ impl Authority {
                     revoked,
                 })
             }
+            Action::CreateApiKey {
+                user,
+                route,
+                scopes,
+                expires_in,
+            } => {
+                let (record, key) =
+                    self.create_api_key(config, user, route, scopes, *expires_in)?;
+                Outcome::ApiKeyCreated {
+                    api_key: key,
+                    key: (&record).into(),
+                }
+            }
+            Action::ApiKeys => Outcome::ApiKeys {
+                api_keys: self.list_api_keys()?.iter().map(Into::into).collect(),
+            },
+            Action::RevokeApiKey(id) => Outcome::ApiKeyRevoked {
+                revoked_api_key: (&self.revoke_api_key(id)?).into(),
+            },
         };
         audit::event(audit_event(action, &outcome, ip));
         Ok(outcome)
@@ -328,6 +402,26 @@ fn audit_event<'a>(action: &'a Action, outcome: &'a Outcome, ip: Option<IpAddr>)
             None,
             Some(c.as_str()),
         ),
+        Action::CreateApiKey { user, .. } => {
+            let id = match outcome {
+                Outcome::ApiKeyCreated { key, .. } => key.id.as_str(),
+                _ => "",
+            };
+            (
+                "create_api_key",
+                Some(("api_key", id)),
+                Some(user.as_str()),
+                None,
+            )
+        }
+        Action::ApiKeys => ("list_api_keys", None, None, None),
+        Action::RevokeApiKey(id) => {
+            let user = match outcome {
+                Outcome::ApiKeyRevoked { revoked_api_key } => Some(revoked_api_key.user.as_str()),
+                _ => None,
+            };
+            ("revoke_api_key", Some(("api_key", id.as_str())), user, None)
+        }
     };
     Event::AdminAction {
         action: name,

@@ -34,6 +34,8 @@ pub struct Config {
     pub identity_providers: Vec<IdentityProvider>,
     /// `clients`: machine clients registered in the file (`client_credentials`).
     pub clients: Vec<MachineClient>,
+    /// `api_keys.enabled`: keys from `admin api-key create` work as bearer tokens.
+    pub api_keys: bool,
     pub server: ServerSettings,
     pub cimd: Cimd,
     /// `log:` format and filter; read once at start.

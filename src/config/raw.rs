@@ -22,6 +22,7 @@ pub struct RawConfig {
     pub identity_providers: Vec<S<RawIdentityProvider>>,
     #[serde(default)]
     pub clients: Vec<S<RawMachineClient>>,
+    pub api_keys: Option<RawApiKeys>,
     pub server: Option<RawServer>,
     pub cimd: Option<RawCimd>,
     pub log: Option<RawLog>,
@@ -117,6 +118,13 @@ pub struct RawIdentityProvider {
     #[serde(default)]
     pub allowed_organizations: Vec<Str>,
     pub id_jag: Option<bool>,
+}
+
+/// `api_keys`: static keys an admin creates (off unless enabled).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApiKeys {
+    pub enabled: Option<bool>,
 }
 
 /// A machine client registered in the file (the `client_credentials` grant).

@@ -303,6 +303,11 @@ pub fn validate(
             users,
             identity_providers,
             clients,
+            api_keys: raw
+                .api_keys
+                .as_ref()
+                .and_then(|a| a.enabled)
+                .unwrap_or(false),
             access_ttl_by_client,
             server,
             cimd: Cimd {

@@ -10,6 +10,7 @@ use hyper::body::Incoming;
 
 use crate::admin::api::{self, ApiError};
 use crate::authority::admin::AdminError;
+use crate::authority::api_keys::ApiKeyError;
 use crate::state::AppState;
 use crate::wire::{self, Body, MAX_FORM_BODY, read_body};
 
@@ -67,6 +68,13 @@ pub async fn handle(
         },
         Err(e @ (AdminError::NoGrant(_) | AdminError::NoClient(_))) => {
             wire::json_error(StatusCode::NOT_FOUND, "not_found", &e.to_string())
+        }
+        Err(AdminError::ApiKey(ApiKeyError::Store(e))) => server_error(&e.to_string()),
+        Err(AdminError::ApiKey(e @ ApiKeyError::NoKey(_))) => {
+            wire::json_error(StatusCode::NOT_FOUND, "not_found", &e.to_string())
+        }
+        Err(AdminError::ApiKey(e)) => {
+            wire::json_error(StatusCode::BAD_REQUEST, "invalid_request", &e.to_string())
         }
         Err(e @ (AdminError::Store(_) | AdminError::Revoke(_))) => server_error(&e.to_string()),
     }

@@ -2,6 +2,7 @@
 //! inputs and the time, unit-tested without a server. I/O lives in `authority`
 //! (store, keys) and `handlers` (HTTP).
 
+pub mod api_key;
 pub mod assertion;
 pub mod authorize;
 pub mod client;

@@ -25,10 +25,12 @@ pub enum Namespace {
     /// Users of identity providers (by user name): when the provider last
     /// confirmed them, their groups, and the provider's token, sealed.
     Identities,
+    /// API keys (by id): their hash, user, route, scopes and expiry.
+    ApiKeys,
 }
 
 impl Namespace {
-    pub const ALL: [Namespace; 7] = [
+    pub const ALL: [Namespace; 8] = [
         Namespace::Clients,
         Namespace::Codes,
         Namespace::Families,
@@ -36,6 +38,7 @@ impl Namespace {
         Namespace::Denied,
         Namespace::Consents,
         Namespace::Identities,
+        Namespace::ApiKeys,
     ];
 }
 

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin;
+mod api_keys;
 mod audit;
 mod cimd;
 mod cli;

@@ -99,7 +99,9 @@ fn revoking_a_user_refuses_their_cached_access_token_at_once_and_their_refresh()
         TokenError::Revoked
     );
     assert_eq!(
-        f.refresh(alice.refresh_token.as_deref().unwrap()).unwrap_err().code,
+        f.refresh(alice.refresh_token.as_deref().unwrap())
+            .unwrap_err()
+            .code,
         ErrorCode::InvalidGrant
     );
     assert!(
