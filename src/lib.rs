@@ -9,7 +9,7 @@
 //! cli, server                  the binary's commands; listener, router, lifecycle
 //! handlers                     HTTP handlers: OAuth endpoints, browser pages, the MCP pipeline
 //! state                        AppState: what the handlers share
-//! authority, cimd, login, limit, mcp, proxy
+//! authority, cimd, login, limit, mcp, proxy, stdio
 //! oauth, store, config         pure OAuth rules; the store; the typed configuration
 //! wire, tls, telemetry, paths, password, secret, clock    leaves
 //! ```
@@ -17,7 +17,7 @@
 //! The public surface is what the binary, the integration tests and the fuzz
 //! targets use: `cli`, `config` (loading), `server::serve` and `server::serve_on`
 //! (in-process, with a `clock::ManualClock` in tests), and the pure parsers
-//! (`mcp`, `proxy::h1`, `oauth`, `cimd::rules`). Everything else is
+//! (`mcp`, `proxy::h1`, `oauth`, `cimd::rules`, `stdio::framing`). Everything else is
 //! `pub(crate)`.
 
 pub(crate) mod authority;
@@ -37,6 +37,7 @@ pub mod proxy;
 pub(crate) mod secret;
 pub mod server;
 pub(crate) mod state;
+pub mod stdio;
 pub(crate) mod store;
 pub mod telemetry;
 pub(crate) mod tls;

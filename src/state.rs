@@ -30,4 +30,6 @@ pub struct AppState {
     pub registrations: crate::limit::RateLimit,
     /// Prometheus metrics; off without `admin`.
     pub metrics: crate::metrics::Metrics,
+    /// The processes of stdio routes.
+    pub stdio: crate::stdio::Stdio,
 }

@@ -631,14 +631,7 @@ fn route(
         );
     }
 
-    let upstream = c
-        .url(&r.upstream, &format!("{key}.upstream"), false)
-        .and_then(|u| {
-            u.as_str()
-                .parse::<Uri>()
-                .map_err(|e| c.error(r.upstream.referenced, &format!("{key}.upstream"), e))
-                .ok()
-        });
+    let upstream = upstream::upstream(c, &format!("{key}.upstream"), &r.upstream);
 
     let transport = match &r.transport {
         None => Transport::StreamableHttp,
@@ -661,6 +654,9 @@ fn route(
         None => None,
         Some(a) => upstream_auth(c, &format!("{key}.upstream_auth"), a),
     };
+    if let Some(Upstream::Stdio(_)) = &upstream {
+        upstream::stdio_route_keys(c, key, r);
+    }
 
     let allow = r.allow.as_ref().map(|a| {
         let users_key = format!("{key}.allow.users");
@@ -855,6 +851,8 @@ fn upstream_auth(c: &mut Checker, key: &str, a: &S<RawUpstreamAuth>) -> Option<U
         }
     }
 }
+
+mod upstream;
 
 #[cfg(test)]
 mod tests;

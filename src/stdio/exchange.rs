@@ -1,0 +1,505 @@
+//! The HTTP side of a stdio route, Streamable HTTP as the 2025 revisions
+//! define it, with the proxy minting the `Mcp-Session-Id`:
+//!
+//! - `POST` `initialize` opens a session (a new process, or the user's);
+//!   other requests go to the session's process, and their answer comes back
+//!   as JSON if it is the first message for the request, else as an event
+//!   stream (progress first, or the answer taking longer than the keep-alive
+//!   interval); notifications and answers to the server's requests get 202;
+//! - `GET` opens the session's stream of requests and notifications from the
+//!   server (one per session: a new one replaces the old);
+//! - `DELETE` ends the session (and its process, with `per: session`).
+
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Response, StatusCode, header};
+use http_body::Frame;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use super::process::{Out, Process, Stop};
+use super::routing::{self, Kind};
+use super::sessions::Owner;
+use super::{RouteProcs, Stdio, StdioError, lock};
+use crate::config::{Route, StdioServer};
+use crate::mcp::jsonrpc;
+use crate::mcp::sse;
+use crate::wire::{self, Body};
+
+const MCP_SESSION_ID: HeaderName = HeaderName::from_static("mcp-session-id");
+/// MCP's code for a request the client cancelled.
+const REQUEST_CANCELLED: i64 = -32800;
+
+/// The answer forms a client takes (`Accept`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Accept {
+    pub json: bool,
+    pub sse: bool,
+}
+
+impl Accept {
+    /// Without an `Accept` header: JSON.
+    pub(crate) fn from_headers(headers: &HeaderMap) -> Self {
+        let mut accept = Accept {
+            json: false,
+            sse: false,
+        };
+        let mut any = false;
+        for v in headers.get_all(header::ACCEPT) {
+            any = true;
+            for item in v.to_str().unwrap_or_default().split(',') {
+                let media = item.split(';').next().unwrap_or_default().trim();
+                let is = |m: &str| media.eq_ignore_ascii_case(m);
+                accept.json |= is("application/json") || is("application/*") || is("*/*");
+                accept.sse |= is("text/event-stream") || is("text/*") || is("*/*");
+            }
+        }
+        if !any {
+            accept.json = true;
+        }
+        accept
+    }
+}
+
+/// One request to a stdio route, as the earlier phases left it.
+pub(crate) struct Exchange<'a> {
+    pub route: &'a Route,
+    pub server: &'a Arc<StdioServer>,
+    pub owner: Owner,
+    pub method: Method,
+    /// The `Mcp-Session-Id` (the session phase checked its owner where it knows it).
+    pub session: Option<String>,
+    pub accept: Accept,
+    /// A POST's body (one JSON-RPC message, checked by the inspect phase); empty otherwise.
+    pub body: Bytes,
+    /// A request whose answer takes longer than this gets an event stream.
+    pub keepalive: Duration,
+}
+
+impl Stdio {
+    pub(crate) async fn exchange(&self, x: Exchange<'_>) -> Result<Response<Body>, StdioError> {
+        let procs = self.route(x.route, x.server);
+        if x.method == Method::POST {
+            return self.post(&procs, x).await;
+        }
+        let sid = x
+            .session
+            .clone()
+            .ok_or(StdioError::NoSession { id: None })?;
+        let process = procs
+            .lookup(&sid, &x.owner)
+            .ok_or(StdioError::UnknownSession)?;
+        let session: Arc<str> = Arc::from(sid.as_str());
+        if x.method == Method::DELETE {
+            process.detach(&session);
+            let stop = lock(&procs.table).end_session(&sid);
+            if let Some((_, p)) = stop {
+                p.stop(Stop::SessionEnded);
+            }
+            return Ok(empty(StatusCode::OK));
+        }
+        if !x.accept.sse {
+            return Err(StdioError::NotAcceptable("text/event-stream"));
+        }
+        let mut rx = process
+            .open_stream(&session)
+            .ok_or(StdioError::UnknownSession)?;
+        let events = futures_util::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx)
+                .map(|m| m.map(|m| Ok::<_, std::convert::Infallible>(Frame::data(event(&m)))))
+        });
+        Ok(event_stream(wire::boxed(http_body_util::StreamBody::new(
+            events,
+        ))))
+    }
+
+    async fn post(
+        &self,
+        procs: &Arc<RouteProcs>,
+        x: Exchange<'_>,
+    ) -> Result<Response<Body>, StdioError> {
+        if !x.accept.json && !x.accept.sse {
+            return Err(StdioError::NotAcceptable(
+                "application/json or text/event-stream",
+            ));
+        }
+        let kind = routing::classify(&x.body).map_err(|_| StdioError::NotOneMessage)?;
+        let id = routing::id(&x.body);
+        if let Kind::Request { method } = &kind
+            && method == "initialize"
+        {
+            if x.session.is_some() {
+                return Err(StdioError::AlreadyInitialized { id });
+            }
+            return self.initialize(procs, &x, id).await;
+        }
+        let sid = x
+            .session
+            .clone()
+            .ok_or(StdioError::NoSession { id: id.clone() })?;
+        let process = procs
+            .lookup(&sid, &x.owner)
+            .ok_or(StdioError::UnknownSession)?;
+        let session: Arc<str> = Arc::from(sid.as_str());
+        match kind {
+            Kind::Request { .. } => {
+                let (child_id, rx) = process.request(&session, &x.body, x.accept.sse).await?;
+                let guard = CancelGuard::new(process, child_id);
+                answer(guard, rx, x.accept, x.route.timeout, x.keepalive, id).await
+            }
+            Kind::Notification { method } => {
+                process.notify(&session, &x.body, &method).await?;
+                Ok(empty(StatusCode::ACCEPTED))
+            }
+            Kind::Response => {
+                process.respond(&session, &x.body).await?;
+                Ok(empty(StatusCode::ACCEPTED))
+            }
+        }
+    }
+
+    /// Opens a session: the child's `initialize` answer (the user's process
+    /// answered it already: the same result under this request's id), and the
+    /// session id the proxy made.
+    async fn initialize(
+        &self,
+        procs: &Arc<RouteProcs>,
+        x: &Exchange<'_>,
+        id: Option<Box<RawValue>>,
+    ) -> Result<Response<Body>, StdioError> {
+        let (process, started) = procs.open(self, &x.owner, id.as_deref())?;
+        let session: Arc<str> = Arc::from(crate::oauth::seal::random_token(24));
+        process.attach(&session);
+        let mut opening = Opening {
+            process: process.clone(),
+            session: session.clone(),
+            started,
+            done: false,
+        };
+        let mut answered = None;
+        let init = process
+            .init
+            .get_or_try_init(|| async {
+                let (child_id, rx) = process.request(&session, &x.body, false).await?;
+                let guard = CancelGuard::new(process.clone(), child_id);
+                let answer = first_answer(guard, rx, x.route.timeout, id.as_deref()).await?;
+                let result = routing::result(&answer);
+                answered = Some(answer);
+                result.ok_or(Failed)
+            })
+            .await;
+        let body = match (init, answered) {
+            (Ok(_), Some(answer)) => answer,
+            (Ok(result), None) => Bytes::from(format!(
+                r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
+                id.as_deref().map_or("null", RawValue::get),
+                result.get()
+            )),
+            // The child's own error (e.g. an unsupported protocol version): passed on, no session.
+            (Err(InitError::Failed), Some(answer)) => return Ok(json(answer)),
+            (Err(InitError::Failed), None) => return Err(StdioError::Ended { id }),
+            // The process went away under a session waiting for another's initialize.
+            (Err(InitError::Stdio(StdioError::UnknownSession)), _) => {
+                return Err(StdioError::Ended { id });
+            }
+            (Err(InitError::Stdio(e)), _) => return Err(e),
+        };
+        if !lock(&procs.table).add_session(session.clone(), process.id, x.owner.clone()) {
+            return Err(StdioError::Ended { id });
+        }
+        opening.done = true;
+        let mut res = json(body);
+        if let Ok(v) = HeaderValue::from_str(&session) {
+            res.headers_mut().insert(MCP_SESSION_ID, v);
+        }
+        Ok(res)
+    }
+}
+
+/// Why the first `initialize` of a process did not give a result.
+enum InitError {
+    /// The child answered with an error.
+    Failed,
+    Stdio(StdioError),
+}
+
+use InitError::Failed;
+
+impl From<StdioError> for InitError {
+    fn from(e: StdioError) -> Self {
+        InitError::Stdio(e)
+    }
+}
+
+/// A session being opened: if that fails (or its client goes away), the session
+/// leaves the process, and a process started for it stops.
+struct Opening {
+    process: Arc<Process>,
+    session: Arc<str>,
+    started: bool,
+    done: bool,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        self.process.detach(&self.session);
+        if self.started && self.process.sessionless() {
+            self.process.stop(Stop::InitFailed);
+        }
+    }
+}
+
+/// A request waiting for its answer: if its client goes away first, the child
+/// is told (`notifications/cancelled`).
+struct CancelGuard {
+    process: Arc<Process>,
+    child_id: u64,
+    done: bool,
+}
+
+impl CancelGuard {
+    fn new(process: Arc<Process>, child_id: u64) -> Self {
+        Self {
+            process,
+            child_id,
+            done: false,
+        }
+    }
+
+    /// The answer arrived (or the request is over): nothing to cancel.
+    fn finish(&mut self) {
+        self.done = true;
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if !self.done {
+            self.process.cancel(self.child_id);
+        }
+    }
+}
+
+/// The answer to a request only the proxy reads (`initialize`): progress is skipped.
+async fn first_answer(
+    mut guard: CancelGuard,
+    mut rx: mpsc::Receiver<Out>,
+    wait: Duration,
+    id: Option<&RawValue>,
+) -> Result<Bytes, StdioError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(Out::Answer(b))) => {
+                guard.finish();
+                return Ok(b);
+            }
+            Ok(Some(Out::Event(_))) => {}
+            Ok(None) => {
+                return Err(StdioError::Ended {
+                    id: id.map(ToOwned::to_owned),
+                });
+            }
+            Err(_) => {
+                return Err(StdioError::Timeout {
+                    id: id.map(ToOwned::to_owned),
+                });
+            }
+        }
+    }
+}
+
+/// A request's answer: JSON when the answer is the first message for it, an
+/// event stream when something comes first or it takes longer than `keepalive`
+/// (if the client takes one); a JSON-only client waits up to the route's timeout.
+async fn answer(
+    mut guard: CancelGuard,
+    mut rx: mpsc::Receiver<Out>,
+    accept: Accept,
+    timeout: Duration,
+    keepalive: Duration,
+    id: Option<Box<RawValue>>,
+) -> Result<Response<Body>, StdioError> {
+    if accept.sse && !accept.json {
+        return Ok(answer_stream(None, guard, rx));
+    }
+    let wait = if accept.sse {
+        keepalive.min(timeout)
+    } else {
+        timeout
+    };
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(Out::Answer(b))) => {
+                guard.finish();
+                return Ok(json(b));
+            }
+            Ok(Some(Out::Event(b))) if accept.sse => return Ok(answer_stream(Some(b), guard, rx)),
+            // A JSON-only client gets the answer alone.
+            Ok(Some(Out::Event(_))) => {}
+            // Cancelled by the client's own notification.
+            Ok(None) => {
+                guard.finish();
+                return Ok(json(Bytes::from(jsonrpc::error_response(
+                    id.as_deref(),
+                    REQUEST_CANCELLED,
+                    "Request cancelled",
+                ))));
+            }
+            Err(_) if accept.sse => return Ok(answer_stream(None, guard, rx)),
+            Err(_) => return Err(StdioError::Timeout { id }),
+        }
+    }
+}
+
+/// An answer as an event stream: `first`, then what arrives, up to the answer.
+fn answer_stream(
+    first: Option<Bytes>,
+    mut guard: CancelGuard,
+    mut rx: mpsc::Receiver<Out>,
+) -> Response<Body> {
+    let mut first = first;
+    // The closure owns the whole guard because it uses it through its methods:
+    // reading the `done` field alone would move a copy of the flag into the
+    // closure and drop the guard here, cancelling the request at once.
+    let events = futures_util::stream::poll_fn(move |cx| {
+        if let Some(b) = first.take() {
+            return Poll::Ready(Some(Ok::<_, std::convert::Infallible>(Frame::data(event(
+                &b,
+            )))));
+        }
+        if guard.is_done() {
+            return Poll::Ready(None);
+        }
+        match rx.poll_recv(cx) {
+            Poll::Ready(Some(Out::Event(b))) => Poll::Ready(Some(Ok(Frame::data(event(&b))))),
+            Poll::Ready(Some(Out::Answer(b))) => {
+                guard.finish();
+                Poll::Ready(Some(Ok(Frame::data(event(&b)))))
+            }
+            Poll::Ready(None) => {
+                guard.finish();
+                Poll::Ready(None)
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    });
+    event_stream(wire::boxed(http_body_util::StreamBody::new(events)))
+}
+
+/// One message as an SSE event. A line from the child holds no `\n`; a `\r`
+/// (whitespace between JSON tokens) would end an SSE line, so it becomes a space.
+fn event(message: &[u8]) -> Bytes {
+    let text = String::from_utf8_lossy(message).replace('\r', " ");
+    sse::encode(Some("message"), None, &text)
+}
+
+fn event_stream(body: Body) -> Response<Body> {
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(
+        HeaderName::from_static("x-accel-buffering"),
+        HeaderValue::from_static("no"),
+    );
+    res
+}
+
+fn json(body: Bytes) -> Response<Body> {
+    let mut res = Response::new(wire::full(body));
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    res
+}
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut res = Response::new(wire::empty());
+    *res.status_mut() = status;
+    res
+}
+
+impl RouteProcs {
+    /// The process of `session`, if `owner` opened it.
+    fn lookup(&self, session: &str, owner: &Owner) -> Option<Arc<Process>> {
+        lock(&self.table).session(session, owner).map(|(_, p)| p)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(v: Option<&str>) -> Accept {
+        let mut h = HeaderMap::new();
+        if let Some(v) = v {
+            h.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
+        }
+        Accept::from_headers(&h)
+    }
+
+    #[test]
+    fn accept_names_the_answer_forms() {
+        let both = Accept {
+            json: true,
+            sse: true,
+        };
+        assert_eq!(accept(Some("application/json, text/event-stream")), both);
+        assert_eq!(accept(Some("*/*")), both);
+        assert_eq!(
+            accept(Some("text/event-stream;q=0.9")),
+            Accept {
+                json: false,
+                sse: true
+            }
+        );
+        assert_eq!(
+            accept(None),
+            Accept {
+                json: true,
+                sse: false
+            }
+        );
+        assert_eq!(
+            accept(Some("text/html")),
+            Accept {
+                json: false,
+                sse: false
+            }
+        );
+    }
+
+    #[test]
+    fn an_event_carries_one_message_on_one_data_line() {
+        assert_eq!(
+            &event(b"{\"a\":\r1}")[..],
+            b"event: message\ndata: {\"a\": 1}\n\n"
+        );
+    }
+
+    #[test]
+    fn refusals_are_json_rpc_errors_with_the_requests_id() {
+        let id = serde_json::value::to_raw_value(&7).ok();
+        let res = StdioError::Busy { max: 3, id }.into_response();
+        assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(res.headers()[header::RETRY_AFTER], "5");
+        let res = StdioError::UnknownSession.into_response();
+        assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    }
+}
