@@ -16,5 +16,6 @@ mod oauth_client;
 mod policy;
 mod quirks;
 mod security;
+mod stdio;
 mod tls;
 mod upstream_pool;
