@@ -1,11 +1,11 @@
 //! The HTTP side of a stdio route, Streamable HTTP as the 2025 revisions
 //! define it, with the proxy minting the `Mcp-Session-Id`:
 //!
-//! - `POST` `initialize` opens a session (a new process, or the user's);
-//!   other requests go to the session's process, and their answer comes back
-//!   as JSON if it is the first message for the request, else as an event
-//!   stream (progress first, or the answer taking longer than the keep-alive
-//!   interval); notifications and answers to the server's requests get 202;
+//! - `POST` `initialize` opens a session (a new process, or the user's) and is
+//!   answered in JSON; other requests go to the session's process, and their
+//!   answer comes back as an event stream (progress and the server's requests
+//!   on it first) when the client takes one, else as JSON; notifications and
+//!   answers to the server's requests get 202;
 //! - `GET` opens the session's stream of requests and notifications from the
 //!   server (one per session: a new one replaces the old);
 //! - `DELETE` ends the session (and its process, with `per: session`).
@@ -75,8 +75,6 @@ pub(crate) struct Exchange<'a> {
     pub accept: Accept,
     /// A POST's body (one JSON-RPC message, checked by the inspect phase); empty otherwise.
     pub body: Bytes,
-    /// A request whose answer takes longer than this gets an event stream.
-    pub keepalive: Duration,
 }
 
 impl Stdio {
@@ -148,7 +146,7 @@ impl Stdio {
             Kind::Request { .. } => {
                 let (child_id, rx) = process.request(&session, &x.body, x.accept.sse).await?;
                 let guard = CancelGuard::new(process, child_id);
-                answer(guard, rx, x.accept, x.route.timeout, x.keepalive, id).await
+                answer(guard, rx, x.accept, x.route.timeout, id).await
             }
             Kind::Notification { method } => {
                 process.notify(&session, &x.body, &method).await?;
@@ -319,33 +317,27 @@ async fn first_answer(
     }
 }
 
-/// A request's answer: JSON when the answer is the first message for it, an
-/// event stream when something comes first or it takes longer than `keepalive`
-/// (if the client takes one); a JSON-only client waits up to the route's timeout.
+/// A request's answer: an event stream (headers at once, progress and requests
+/// from the server as they come, the answer last) for a client that takes one,
+/// as the SDKs' Streamable HTTP servers do; else the answer alone as JSON,
+/// waited for up to the route's timeout.
 async fn answer(
     mut guard: CancelGuard,
     mut rx: mpsc::Receiver<Out>,
     accept: Accept,
     timeout: Duration,
-    keepalive: Duration,
     id: Option<Box<RawValue>>,
 ) -> Result<Response<Body>, StdioError> {
-    if accept.sse && !accept.json {
-        return Ok(answer_stream(None, guard, rx));
+    if accept.sse {
+        return Ok(answer_stream(guard, rx));
     }
-    let wait = if accept.sse {
-        keepalive.min(timeout)
-    } else {
-        timeout
-    };
-    let deadline = tokio::time::Instant::now() + wait;
+    let deadline = tokio::time::Instant::now() + timeout;
     loop {
         match tokio::time::timeout_at(deadline, rx.recv()).await {
             Ok(Some(Out::Answer(b))) => {
                 guard.finish();
                 return Ok(json(b));
             }
-            Ok(Some(Out::Event(b))) if accept.sse => return Ok(answer_stream(Some(b), guard, rx)),
             // A JSON-only client gets the answer alone.
             Ok(Some(Out::Event(_))) => {}
             // Cancelled by the client's own notification.
@@ -357,33 +349,24 @@ async fn answer(
                     "Request cancelled",
                 ))));
             }
-            Err(_) if accept.sse => return Ok(answer_stream(None, guard, rx)),
             Err(_) => return Err(StdioError::Timeout { id }),
         }
     }
 }
 
-/// An answer as an event stream: `first`, then what arrives, up to the answer.
-fn answer_stream(
-    first: Option<Bytes>,
-    mut guard: CancelGuard,
-    mut rx: mpsc::Receiver<Out>,
-) -> Response<Body> {
-    let mut first = first;
+/// An answer as an event stream: what arrives, up to the answer.
+fn answer_stream(mut guard: CancelGuard, mut rx: mpsc::Receiver<Out>) -> Response<Body> {
     // The closure owns the whole guard because it uses it through its methods:
     // reading the `done` field alone would move a copy of the flag into the
     // closure and drop the guard here, cancelling the request at once.
     let events = futures_util::stream::poll_fn(move |cx| {
-        if let Some(b) = first.take() {
-            return Poll::Ready(Some(Ok::<_, std::convert::Infallible>(Frame::data(event(
-                &b,
-            )))));
-        }
         if guard.is_done() {
             return Poll::Ready(None);
         }
         match rx.poll_recv(cx) {
-            Poll::Ready(Some(Out::Event(b))) => Poll::Ready(Some(Ok(Frame::data(event(&b))))),
+            Poll::Ready(Some(Out::Event(b))) => Poll::Ready(Some(
+                Ok::<_, std::convert::Infallible>(Frame::data(event(&b))),
+            )),
             Poll::Ready(Some(Out::Answer(b))) => {
                 guard.finish();
                 Poll::Ready(Some(Ok(Frame::data(event(&b)))))

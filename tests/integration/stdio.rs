@@ -246,15 +246,23 @@ async fn a_stdio_server_behind_a_route_answers_in_json_and_event_streams() {
     let (ppid, pgrp, _) = stat(pid).unwrap();
     assert_eq!((ppid, pgrp), (proxy_pid, pid));
 
+    // A client that takes only JSON gets JSON; one that takes both, an event stream.
     let res = s
-        .post(&json!({"jsonrpc": "2.0", "id": "list", "method": "tools/list"}))
-        .await;
-    assert_eq!(
-        res.headers()["content-type"],
-        "application/json",
-        "a quick answer is JSON"
-    );
+        .http
+        .post(&s.url)
+        .header("accept", "application/json")
+        .header("mcp-session-id", &s.id)
+        .json(&json!({"jsonrpc": "2.0", "id": "list", "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.headers()["content-type"], "application/json");
     let list = messages(res).await.remove(0);
+    let res = s
+        .post(&json!({"jsonrpc": "2.0", "id": "list2", "method": "tools/list"}))
+        .await;
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    assert_eq!(messages(res).await.remove(0)["result"], list["result"]);
     assert_eq!(list["id"], "list");
     let names: Vec<&str> = list["result"]["tools"]
         .as_array()
@@ -806,7 +814,8 @@ async fn abandoned_sessions_and_abrupt_disconnects_leave_no_process_after_the_id
             .unwrap();
         drop(get);
     }
-    assert_eq!(children_of(proxy_pid).len(), 3);
+    // The last one at least is still busy with its call (the child does not stop on a cancellation).
+    assert!(!children_of(proxy_pid).is_empty());
     let started = Instant::now();
     wait_until_gone(
         Some(proxy_pid),

@@ -79,7 +79,6 @@ async fn stdio(
         session: session.clone(),
         accept: Accept::from_headers(&head.headers),
         body,
-        keepalive: cx.config.server.sse_keepalive,
     };
     Ok(cx.state.stdio.exchange(exchange).await?)
 }
