@@ -126,6 +126,20 @@ fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// Before the first child starts: the proxy makes itself non-dumpable, so that
+/// a child (same user) cannot read its memory or `/proc/<pid>/environ` (the
+/// secrets of `EnvironmentFile=`), nor attach to it. No core dumps either: they
+/// would hold the same secrets. A child's own dumpable flag is reset by `execve`.
+fn hide_from_children() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use rustix::process::{DumpableBehavior, set_dumpable_behavior};
+        if let Err(e) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+            tracing::warn!(error = %e, "cannot hide the proxy's memory from stdio servers (PR_SET_DUMPABLE)");
+        }
+    });
+}
+
 fn kill_group(pid: u32, signal: Signal) {
     if let Some(pid) = i32::try_from(pid).ok().and_then(Pid::from_raw) {
         // ESRCH (nothing left in the group) is the usual outcome.
@@ -141,6 +155,7 @@ impl Process {
         server: &StdioServer,
         on_exit: impl FnOnce() + Send + 'static,
     ) -> std::io::Result<Arc<Process>> {
+        hide_from_children();
         let mut cmd = Command::new(&server.program);
         cmd.args(&server.args).env_clear();
         for name in ["PATH", "HOME", "LANG"] {
