@@ -20,7 +20,7 @@ use http_body::Frame;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 
-use super::process::{Out, Process, Stop};
+use super::process::{Out, Process, Stop, Waiting};
 use super::routing::{self, Kind};
 use super::sessions::Owner;
 use super::{RouteProcs, Stdio, StdioError, lock};
@@ -144,9 +144,8 @@ impl Stdio {
         let session: Arc<str> = Arc::from(sid.as_str());
         match kind {
             Kind::Request { .. } => {
-                let (child_id, rx) = process.request(&session, &x.body, x.accept.sse).await?;
-                let guard = CancelGuard::new(process, child_id);
-                answer(guard, rx, x.accept, x.route.timeout, id).await
+                let (waiting, rx) = process.request(&session, &x.body, x.accept.sse).await?;
+                answer(waiting, rx, x.accept, x.route.timeout, id).await
             }
             Kind::Notification { method } => {
                 process.notify(&session, &x.body, &method).await?;
@@ -181,9 +180,8 @@ impl Stdio {
         let init = process
             .init
             .get_or_try_init(|| async {
-                let (child_id, rx) = process.request(&session, &x.body, false).await?;
-                let guard = CancelGuard::new(process.clone(), child_id);
-                let answer = first_answer(guard, rx, x.route.timeout, id.as_deref()).await?;
+                let (waiting, rx) = process.request(&session, &x.body, false).await?;
+                let answer = first_answer(waiting, rx, x.route.timeout, id.as_deref()).await?;
                 let result = routing::result(&answer);
                 answered = Some(answer);
                 result.ok_or(Failed)
@@ -196,17 +194,20 @@ impl Stdio {
                 id.as_deref().map_or("null", RawValue::get),
                 result.get()
             )),
+            // The process ended before it answered: 502, with why.
+            (Err(InitError::Failed), _) if process.end_reason().is_some() => {
+                let why = process.end_reason().unwrap_or_default();
+                return Err(StdioError::Ended { id, why });
+            }
             // The child's own error (e.g. an unsupported protocol version): passed on, no session.
             (Err(InitError::Failed), Some(answer)) => return Ok(json(answer)),
-            (Err(InitError::Failed), None) => return Err(StdioError::Ended { id }),
+            (Err(InitError::Failed), None) => return Err(ended(id)),
             // The process went away under a session waiting for another's initialize.
-            (Err(InitError::Stdio(StdioError::UnknownSession)), _) => {
-                return Err(StdioError::Ended { id });
-            }
+            (Err(InitError::Stdio(StdioError::UnknownSession)), _) => return Err(ended(id)),
             (Err(InitError::Stdio(e)), _) => return Err(e),
         };
         if !lock(&procs.table).add_session(session.clone(), process.id, x.owner.clone()) {
-            return Err(StdioError::Ended { id });
+            return Err(ended(id));
         }
         opening.done = true;
         let mut res = json(body);
@@ -214,6 +215,13 @@ impl Stdio {
             res.headers_mut().insert(MCP_SESSION_ID, v);
         }
         Ok(res)
+    }
+}
+
+fn ended(id: Option<Box<RawValue>>) -> StdioError {
+    StdioError::Ended {
+        id,
+        why: "the process stopped".to_string(),
     }
 }
 
@@ -253,44 +261,9 @@ impl Drop for Opening {
     }
 }
 
-/// A request waiting for its answer: if its client goes away first, the child
-/// is told (`notifications/cancelled`).
-struct CancelGuard {
-    process: Arc<Process>,
-    child_id: u64,
-    done: bool,
-}
-
-impl CancelGuard {
-    fn new(process: Arc<Process>, child_id: u64) -> Self {
-        Self {
-            process,
-            child_id,
-            done: false,
-        }
-    }
-
-    /// The answer arrived (or the request is over): nothing to cancel.
-    fn finish(&mut self) {
-        self.done = true;
-    }
-
-    fn is_done(&self) -> bool {
-        self.done
-    }
-}
-
-impl Drop for CancelGuard {
-    fn drop(&mut self) {
-        if !self.done {
-            self.process.cancel(self.child_id);
-        }
-    }
-}
-
 /// The answer to a request only the proxy reads (`initialize`): progress is skipped.
 async fn first_answer(
-    mut guard: CancelGuard,
+    mut guard: Waiting,
     mut rx: mpsc::Receiver<Out>,
     wait: Duration,
     id: Option<&RawValue>,
@@ -303,11 +276,7 @@ async fn first_answer(
                 return Ok(b);
             }
             Ok(Some(Out::Event(_))) => {}
-            Ok(None) => {
-                return Err(StdioError::Ended {
-                    id: id.map(ToOwned::to_owned),
-                });
-            }
+            Ok(None) => return Err(ended(id.map(ToOwned::to_owned))),
             Err(_) => {
                 return Err(StdioError::Timeout {
                     id: id.map(ToOwned::to_owned),
@@ -322,7 +291,7 @@ async fn first_answer(
 /// as the SDKs' Streamable HTTP servers do; else the answer alone as JSON,
 /// waited for up to the route's timeout.
 async fn answer(
-    mut guard: CancelGuard,
+    mut guard: Waiting,
     mut rx: mpsc::Receiver<Out>,
     accept: Accept,
     timeout: Duration,
@@ -355,7 +324,7 @@ async fn answer(
 }
 
 /// An answer as an event stream: what arrives, up to the answer.
-fn answer_stream(mut guard: CancelGuard, mut rx: mpsc::Receiver<Out>) -> Response<Body> {
+fn answer_stream(mut guard: Waiting, mut rx: mpsc::Receiver<Out>) -> Response<Body> {
     // The closure owns the whole guard because it uses it through its methods:
     // reading the `done` field alone would move a copy of the flag into the
     // closure and drop the guard here, cancelling the request at once.

@@ -60,8 +60,12 @@ pub enum StdioError {
     },
     #[error("the MCP server could not be started")]
     Spawn { id: Option<Box<RawValue>> },
-    #[error("the MCP server process ended before it initialized")]
-    Ended { id: Option<Box<RawValue>> },
+    /// The process ended (or was stopped) before it answered `initialize`.
+    #[error("the MCP server did not initialize: {why}")]
+    Ended {
+        id: Option<Box<RawValue>>,
+        why: String,
+    },
     #[error("the MCP server did not answer in time")]
     Timeout { id: Option<Box<RawValue>> },
     #[error("the proxy is shutting down")]
@@ -82,7 +86,7 @@ impl StdioError {
             StdioError::Busy { id, .. } | StdioError::ShuttingDown { id } => {
                 (StatusCode::SERVICE_UNAVAILABLE, -32000, id)
             }
-            StdioError::Spawn { id } | StdioError::Ended { id } => {
+            StdioError::Spawn { id } | StdioError::Ended { id, .. } => {
                 (StatusCode::BAD_GATEWAY, INTERNAL_ERROR, id)
             }
             StdioError::Timeout { id } => (StatusCode::GATEWAY_TIMEOUT, INTERNAL_ERROR, id),

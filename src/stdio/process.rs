@@ -106,7 +106,8 @@ struct Shared {
     last_traffic: Instant,
     /// Set once the process is stopping or gone: no new requests.
     stopping: Option<Stop>,
-    ended: bool,
+    /// Why it ended, once it has been reaped.
+    ended: Option<String>,
 }
 
 pub(super) struct Process {
@@ -195,7 +196,7 @@ impl Process {
                 initialized: false,
                 last_traffic: Instant::now(),
                 stopping: None,
-                ended: false,
+                ended: None,
             }),
             stop,
             exited,
@@ -263,13 +264,15 @@ impl Process {
         }
     }
 
-    /// Sends a client's request; its answer (and progress) arrive on the receiver.
+    /// Sends a client's request; its answer (and progress) arrive on the
+    /// receiver. The request is registered before it is sent, with its
+    /// [`Waiting`] guard: a client gone even before the send cancels it.
     pub(super) async fn request(
-        &self,
+        self: &Arc<Self>,
         session: &Arc<str>,
         msg: &[u8],
         streams: bool,
-    ) -> Result<(u64, mpsc::Receiver<Out>), StdioError> {
+    ) -> Result<(Waiting, mpsc::Receiver<Out>), StdioError> {
         let (tx, rx) = mpsc::channel(TO_CLIENT);
         let out = {
             let mut s = lock(&self.shared);
@@ -281,9 +284,14 @@ impl Process {
                 .request(session, msg, tx, streams)
                 .map_err(|_| StdioError::NotOneMessage)?
         };
+        let waiting = Waiting {
+            process: self.clone(),
+            child_id: out.child_id,
+            done: false,
+        };
         // If the child is gone by now, the supervisor answers the request with an error.
         let _ = self.to_child.send(line(out.message)).await;
-        Ok((out.child_id, rx))
+        Ok((waiting, rx))
     }
 
     /// A client's notification (`notifications/initialized` goes to the child once).
@@ -413,12 +421,12 @@ impl Process {
     fn finish(&self, status: &str) {
         let (waiting, why) = {
             let mut s = lock(&self.shared);
-            s.ended = true;
             s.sessions.clear();
             let why = match s.stopping {
                 Some(why) if why != Stop::Exiting => why.says().to_string(),
                 _ => format!("the MCP server process exited ({status}) before answering"),
             };
+            s.ended = Some(why.clone());
             (s.routing.close(INTERNAL_ERROR, &why), why)
         };
         if !waiting.is_empty() {
@@ -427,6 +435,11 @@ impl Process {
         for (waiter, message) in waiting {
             let _ = waiter.try_send(Out::Answer(Bytes::from(message)));
         }
+    }
+
+    /// Why the process ended, once it has been reaped.
+    pub(super) fn end_reason(&self) -> Option<String> {
+        lock(&self.shared).ended.clone()
     }
 
     /// No session uses the process (any more).
@@ -441,6 +454,33 @@ impl Drop for Process {
     fn drop(&mut self) {
         if !self.reaped.load(Ordering::Acquire) {
             kill_group(self.pid, Signal::KILL);
+        }
+    }
+}
+
+/// A request waiting for its answer: if its client goes away first (this is
+/// dropped before [`Waiting::finish`]), the child is told (`notifications/cancelled`).
+pub(super) struct Waiting {
+    process: Arc<Process>,
+    child_id: u64,
+    done: bool,
+}
+
+impl Waiting {
+    /// The answer arrived (or the request is over): nothing to cancel.
+    pub(super) fn finish(&mut self) {
+        self.done = true;
+    }
+
+    pub(super) fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if !self.done {
+            self.process.cancel(self.child_id);
         }
     }
 }

@@ -926,3 +926,30 @@ async fn the_childs_stderr_is_logged_line_by_line_and_rate_limited() {
     assert!((40..=120).contains(&logged), "{logged} lines logged");
     assert!(logs.contains("stderr line 0 of 500"), "{logs}");
 }
+
+#[tokio::test]
+async fn a_server_that_dies_at_start_is_a_502_naming_its_exit_status_and_leaves_no_session() {
+    // An unknown option: the server exits with status 1 before reading stdin.
+    let proxy = start_with(", \"--no-such-option\"", "", "").await;
+    let token = token_as(&proxy, "alice", &[]).await;
+    let res = client(&token)
+        .post(proxy.url(ROUTE))
+        .header("accept", MCP_ACCEPT)
+        .json(&initialize_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 502);
+    assert!(res.headers().get("mcp-session-id").is_none());
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["id"], 1, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("exit status 1"), "{message}");
+    let proxy_pid = proxy.child.as_ref().unwrap().id();
+    wait_until_gone(
+        Some(proxy_pid),
+        &HashSet::new(),
+        "the dead server to be reaped",
+    )
+    .await;
+}
