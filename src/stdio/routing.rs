@@ -91,6 +91,9 @@ struct Parsed<'a> {
 }
 
 fn parse(msg: &[u8]) -> Result<Parsed<'_>, Invalid> {
+    // serde_json does not check the UTF-8 of what it skips or keeps raw (found by
+    // the stdio_routing fuzz target): a message is text first.
+    std::str::from_utf8(msg).map_err(|_| Invalid)?;
     let env: Envelope = serde_json::from_slice(msg).map_err(|_| Invalid)?;
     if env.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
         return Err(Invalid);
@@ -806,6 +809,7 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"result":{},"error":{}}"#,
             br#"{"jsonrpc":"2.0","id":1,"id":2,"result":{}}"#,
             br#"{"jsonrpc":"2.0","method":7}"#,
+            b"{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"params\":{\"n\xffe\":1}}",
         ] {
             assert_eq!(
                 r.from_child(line, &[]),
