@@ -149,6 +149,9 @@ impl Stdio {
         let mut routes = lock(&self.inner.routes);
         if let Some(r) = routes.get(&route.name) {
             let mut current = lock(&r.server);
+            if Arc::ptr_eq(&current, server) {
+                return r.clone();
+            }
             if current.same_launch(server) {
                 // Limits may have changed with a reload: the newest apply.
                 *current = server.clone();
