@@ -184,7 +184,7 @@ impl Stdio {
                 let answer = first_answer(waiting, rx, x.route.timeout, id.as_deref()).await?;
                 let result = routing::result(&answer);
                 answered = Some(answer);
-                result.ok_or(Failed)
+                result.ok_or(InitError::Failed)
             })
             .await;
         let body = match (init, answered) {
@@ -231,8 +231,6 @@ enum InitError {
     Failed,
     Stdio(StdioError),
 }
-
-use InitError::Failed;
 
 impl From<StdioError> for InitError {
     fn from(e: StdioError) -> Self {
