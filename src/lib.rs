@@ -10,7 +10,7 @@
 //! handlers                     HTTP handlers: OAuth endpoints, browser pages, the MCP pipeline, the admin API
 //! state                        AppState: what the handlers share
 //! admin                        the admin commands; the admin API's token and wire form
-//! authority, cimd, federation, login, limit, mcp, proxy
+//! authority, cimd, federation, login, limit, mcp, proxy, stdio
 //! oauth, store, config         pure OAuth rules; the store; the typed configuration
 //! wire, tls, telemetry, paths, password, secret, clock    leaves
 //! ```
@@ -18,7 +18,7 @@
 //! The public surface is what the binary, the integration tests and the fuzz
 //! targets use: `cli`, `config` (loading), `server::serve` and `server::serve_on`
 //! (in-process, with a `clock::ManualClock` in tests), and the pure parsers
-//! (`mcp`, `proxy::h1`, `oauth`, `cimd::rules`). Everything else is
+//! (`mcp`, `proxy::h1`, `oauth`, `cimd::rules`, `stdio::framing`). Everything else is
 //! `pub(crate)`.
 
 pub(crate) mod admin;
@@ -40,6 +40,7 @@ pub mod proxy;
 pub(crate) mod secret;
 pub mod server;
 pub(crate) mod state;
+pub mod stdio;
 pub(crate) mod store;
 pub mod telemetry;
 pub(crate) mod tls;

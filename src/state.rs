@@ -34,4 +34,6 @@ pub struct AppState {
     pub federation: Arc<crate::federation::Federation>,
     /// The admin API's token (`admin.token_file`), read at start and on SIGHUP; none without `admin`.
     pub admin_token: arc_swap::ArcSwapOption<crate::admin::token::AdminToken>,
+    /// The processes of stdio routes.
+    pub stdio: crate::stdio::Stdio,
 }

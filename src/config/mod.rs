@@ -4,6 +4,7 @@
 mod duration;
 mod env;
 mod raw;
+mod upstream;
 mod validate;
 
 use std::fmt;
@@ -12,12 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{HeaderName, HeaderValue, Uri};
+use http::{HeaderName, HeaderValue};
 
 use crate::secret::Secret;
 pub use crate::telemetry::{LogFormat, LogSettings};
 
 pub use duration::parse as parse_duration;
+pub use upstream::{Per, StdioServer, Upstream};
 
 /// The whole validated configuration. Cheap to share (`Arc<Config>`), swapped whole on reload.
 #[derive(Debug)]
@@ -252,7 +254,7 @@ pub struct Route {
     pub path: String,
     /// `public_url + path`: the protected resource identifier and token audience.
     pub resource: String,
-    pub upstream: Uri,
+    pub upstream: Upstream,
     pub transport: Transport,
     /// The upstream's credential: none (empty), one for everybody (one rule
     /// without `when` or label), or rules, first match wins (`credential_for`).

@@ -160,7 +160,7 @@ pub struct RawServer {
 pub struct RawRoute {
     pub name: Str,
     pub path: Str,
-    pub upstream: Str,
+    pub upstream: S<RawUpstream>,
     pub transport: Option<Str>,
     pub upstream_auth: Option<S<RawUpstreamAuthForm>>,
     pub identity_headers: Option<bool>,
@@ -257,4 +257,47 @@ pub struct RawAllow {
     pub users: Vec<Str>,
     #[serde(default)]
     pub groups: Vec<Str>,
+}
+
+/// A route's `upstream`: a URL, or a stdio MCP server to start (`{command: [...], ...}`).
+pub enum RawUpstream {
+    Url(String),
+    Command(Box<RawStdio>),
+}
+
+/// An MCP server the proxy starts and speaks to over stdin/stdout.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStdio {
+    pub command: S<Vec<Str>>,
+    pub env: Option<S<IndexMap<Str, Str>>>,
+    pub cwd: Option<Str>,
+    pub per: Option<Str>,
+    pub idle_timeout: Option<Str>,
+    pub max_processes: Option<S<u64>>,
+}
+
+/// A string is a URL, a mapping a command. Read by hand rather than `untagged`:
+/// serde's untagged enums buffer the value and lose every line:column inside it.
+impl<'de> Deserialize<'de> for RawUpstream {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = RawUpstream;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a URL, or a mapping with `command`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawUpstream, E> {
+                Ok(RawUpstream::Url(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<RawUpstream, A::Error> {
+                RawStdio::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|s| RawUpstream::Command(Box::new(s)))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }

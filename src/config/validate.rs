@@ -681,14 +681,7 @@ fn route(
         );
     }
 
-    let upstream = c
-        .url(&r.upstream, &format!("{key}.upstream"), false)
-        .and_then(|u| {
-            u.as_str()
-                .parse::<Uri>()
-                .map_err(|e| c.error(r.upstream.referenced, &format!("{key}.upstream"), e))
-                .ok()
-        });
+    let upstream = upstream::upstream(c, &format!("{key}.upstream"), &r.upstream);
 
     let transport = match &r.transport {
         None => Transport::StreamableHttp,
@@ -706,6 +699,10 @@ fn route(
             None => Transport::StreamableHttp,
         },
     };
+
+    if let Some(Upstream::Stdio(_)) = &upstream {
+        upstream::stdio_route_keys(c, key, r);
+    }
 
     let allow = r.allow.as_ref().map(|a| {
         let users_key = format!("{key}.allow.users");
@@ -864,4 +861,5 @@ mod machine_clients;
 mod providers;
 #[cfg(test)]
 mod tests;
+mod upstream;
 mod upstream_auth;

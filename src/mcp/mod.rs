@@ -9,3 +9,7 @@ pub mod policy;
 pub mod sessions;
 pub mod sse;
 pub mod stream;
+
+/// The largest MCP message the proxy takes: a client's POST body, a line from a
+/// stdio server. MCP messages can be larger than forms (tool arguments), but not unbounded.
+pub const MAX_MCP_BODY: usize = 16 * 1024 * 1024;

@@ -176,6 +176,7 @@ impl Server {
             ),
             used_tickets: crate::login::flow::UsedTickets::default(),
             mcp_sessions: crate::mcp::sessions::Owners::new(clock),
+            stdio: crate::stdio::Stdio::default(),
         });
         Ok(Self {
             state,
@@ -274,6 +275,7 @@ impl Server {
             () = drain.closed() => tracing::info!("all connections drained"),
             _ = tokio::time::sleep(grace) => tracing::info!("grace period over: closing open streams"),
         }
+        state.stdio.shutdown().await;
         Ok(())
     }
 }
@@ -514,6 +516,7 @@ fn reload(path: &std::path::Path, state: &AppState, certs: Option<&tls::Reloadab
                 _ => tracing::warn!("adding or removing `tls` takes effect only after a restart"),
             }
             state.config.store(Arc::new(new));
+            state.stdio.reconcile(&state.config.load());
             tracing::info!("configuration reloaded");
             true
         }

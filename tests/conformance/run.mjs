@@ -2,14 +2,17 @@
 // Runs the official MCP conformance suite (@modelcontextprotocol/conformance)
 // against mcp-oauth-proxy:
 //
-//   server scenarios         suite → shim (adds the bearer token) → proxy → server-everything
+//   server scenarios         suite → shim (adds the bearer token) → proxy → server-everything,
+//                            over Streamable HTTP and (a stdio route) started by the proxy
 //   authorization scenarios  suite → the proxy's authorization server; the login and
 //                            consent pages are filled in by this script
 //
 // and judges the outcome against expected-failures.json. Exits non-zero on any
-// unexpected failure or unexpected pass. See README.md beside this file.
+// unexpected failure or unexpected pass, and on any check that passes over HTTP
+// but not over stdio. See README.md beside this file.
 //
 //   node tests/conformance/run.mjs [--scenario ID]... [--only server|authorization]
+//                                  [--upstream http|stdio|both]
 //                                  [--suite active|all|pending|draft] [--direct] [--verbose] [--keep]
 
 import { spawn, spawnSync } from 'node:child_process';
@@ -39,6 +42,9 @@ import {
 const USAGE = `usage: node tests/conformance/run.mjs [options]
   --scenario ID   run only this scenario (server or authorization id; repeatable)
   --only KIND     run only the "server" or the "authorization" scenarios
+  --upstream KIND the server scenarios' upstream: "http" (server-everything over Streamable
+                  HTTP), "stdio" (the same server started by the proxy, a stdio route), or
+                  "both" (the default; then every check passing over HTTP must pass over stdio)
   --suite NAME    the suite's server suite: active (default), all, pending, draft
   --verbose       echo the suite's own output and the shim's request log
   --keep          keep the results directory (it is kept anyway on failure)
@@ -52,6 +58,7 @@ try {
     options: {
       scenario: { type: 'string', multiple: true, default: [] },
       only: { type: 'string' },
+      upstream: { type: 'string', default: 'both' },
       suite: { type: 'string', default: 'active' },
       verbose: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
@@ -71,6 +78,12 @@ if (args.only && !['server', 'authorization'].includes(args.only)) {
   console.error(`--only must be "server" or "authorization"\n${USAGE}`);
   process.exit(64);
 }
+if (!['http', 'stdio', 'both'].includes(args.upstream)) {
+  console.error(`--upstream must be "http", "stdio" or "both"\n${USAGE}`);
+  process.exit(64);
+}
+/** The server scenarios' upstreams this run covers (--direct: server-everything alone, over HTTP). */
+const VARIANTS = args.direct || args.upstream === 'http' ? ['http'] : args.upstream === 'stdio' ? ['stdio'] : ['http', 'stdio'];
 
 const TOTAL_TIMEOUT_MS = Number(process.env.CONFORMANCE_TIMEOUT_MS ?? 280_000);
 const SERVER_SUITE_TIMEOUT_MS = 180_000;
@@ -188,10 +201,24 @@ function loadExpected() {
     if (e.checks !== undefined && (!Array.isArray(e.checks) || !e.checks.length)) {
       throw new Error(`${EXPECTED_FILE}: "checks" must be a non-empty list when present: ${JSON.stringify(e)}`);
     }
+    if (e.upstreams !== undefined && (!Array.isArray(e.upstreams) || !e.upstreams.every((u) => ['http', 'stdio'].includes(u)))) {
+      throw new Error(`${EXPECTED_FILE}: "upstreams" lists "http" and/or "stdio" when present: ${JSON.stringify(e)}`);
+    }
     if (map.has(e.scenario)) throw new Error(`${EXPECTED_FILE}: ${e.scenario} is listed twice`);
     map.set(e.scenario, e);
   }
   return map;
+}
+
+/** The expected failure of `scenario` when its upstream is `variant` (an entry applies to every upstream unless it lists some). */
+function expectedFor(expected, scenario, variant) {
+  const e = expected.get(scenario);
+  return e && (!e.upstreams || !variant || e.upstreams.includes(variant)) ? e : undefined;
+}
+
+/** The ids of a scenario's passing checks. */
+function passingIds(checks) {
+  return new Set(checks.filter((c) => c.status === 'SUCCESS').map((c) => c.id));
 }
 
 /**
@@ -281,6 +308,7 @@ async function main() {
     everything: path.join(dir, 'server-everything.log'),
     shim: path.join(dir, 'shim.log'),
     server: path.join(dir, 'suite-server.log'),
+    serverStdio: path.join(dir, 'suite-server-stdio.log'),
     serverDirect: path.join(dir, 'suite-server-direct.log'),
     authorization: path.join(dir, 'suite-authorization.log'),
   };
@@ -294,55 +322,58 @@ async function main() {
   const metadata = await discover(proxy.url);
   const trace = args.verbose ? (l) => console.log(`  [oauth] ${l}`) : undefined;
 
-  /** scenario id → { kind, checks } */
+  /** result key (`server/<id>`, `server-stdio/<id>`, `authorization/<id>`) → { kind, variant, scenario, checks } */
   const results = new Map();
-  /** scenario id → what the comparison run without the proxy said */
+  /** result key → what the comparison run without the proxy said */
   const diagnosis = new Map();
   const shimLog = [];
-  let shim;
+  const shims = [];
   try {
-    // ---- Server scenarios, through the shim (or, with --direct, straight to server-everything).
-    if (runServer) {
+    // ---- Server scenarios, through a shim per route (or, with --direct, straight to server-everything).
+    for (const variant of runServer ? VARIANTS : []) {
+      const kind = variant === 'http' ? 'server' : 'server-stdio';
+      const routeUrl = variant === 'http' ? proxy.mcpUrl : proxy.stdioMcpUrl;
       let url;
       if (args.direct) {
         url = everything.mcpUrl;
         say(`conformance: server scenarios against ${url} directly (--direct: no proxy, no shim)`);
       } else {
         const redirectUri = 'http://127.0.0.1:9/callback'; // never requested: the code is read off the redirect
-        const client = await registerClient(metadata, { redirectUris: [redirectUri], clientName: 'conformance shim' });
-        const tokens = await obtainToken({ metadata, client, redirectUri, resource: proxy.mcpUrl, username, password, trace });
-        say(`conformance: access token obtained through DCR → authorize → login → consent → token (scope "${tokens.scope ?? ''}")`);
-        shim = await startShim({
+        const client = await registerClient(metadata, { redirectUris: [redirectUri], clientName: `conformance shim (${variant})` });
+        const tokens = await obtainToken({ metadata, client, redirectUri, resource: routeUrl, username, password, trace });
+        say(`conformance: access token for ${routeUrl} obtained through DCR → authorize → login → consent → token (scope "${tokens.scope ?? ''}")`);
+        const shim = await startShim({
           target: proxy.url,
           token: () => tokens.access_token,
           onRequest: (r) => {
-            const line = `${new Date().toISOString()} ${r.method} ${r.path} -> ${r.status} ${r.ms} ms ${r.type ?? ''}${r.error ? ` error: ${r.error}` : ''}`;
+            const line = `${new Date().toISOString()} [${variant}] ${r.method} ${r.path} -> ${r.status} ${r.ms} ms ${r.type ?? ''}${r.error ? ` error: ${r.error}` : ''}`;
             shimLog.push(line);
             if (args.verbose) console.log(`  [shim] ${line}`);
           },
         });
-        url = `${shim.url}${new URL(proxy.mcpUrl).pathname}`;
-        say(`conformance: server scenarios against ${url} (shim → ${proxy.mcpUrl})`);
+        shims.push(shim);
+        url = `${shim.url}${new URL(routeUrl).pathname}`;
+        say(`conformance: server scenarios (${variant} upstream) against ${url} (shim → ${routeUrl})`);
       }
       const runs = wantedServer.length ? wantedServer.map((id) => ['--scenario', id]) : [['--suite', args.suite]];
-      const got = await runServerScenarios(url, runs, path.join(dir, 'server'), logs.server);
-      for (const [scenario, checks] of got) results.set(scenario, { kind: 'server', checks });
+      const got = await runServerScenarios(url, runs, path.join(dir, kind), logs[variant === 'http' ? 'server' : 'serverStdio']);
+      for (const [scenario, checks] of got) results.set(`${kind}/${scenario}`, { kind, variant, scenario, checks });
 
       // Diagnosis: every server scenario that failed unexpectedly runs again
       // against server-everything alone. One that passes there fails because of
       // the proxy (or the shim); one that fails the same way there is
       // server-everything's own behaviour.
       if (!args.direct) {
-        const suspects = [...got].filter(([id, checks]) => judge(checks, expected.get(id)).verdict === 'fail').map(([id]) => id);
+        const suspects = [...got].filter(([id, checks]) => judge(checks, expectedFor(expected, id, variant)).verdict === 'fail').map(([id]) => id);
         if (suspects.length && suspects.every((id) => serverIds.includes(id))) {
-          say(`conformance: ${suspects.length} server scenario(s) failed unexpectedly; running them against server-everything without the proxy to compare`);
-          const alone = await runServerScenarios(everything.mcpUrl, suspects.map((id) => ['--scenario', id]), path.join(dir, 'server-direct'), logs.serverDirect);
+          say(`conformance: ${suspects.length} server scenario(s) failed unexpectedly (${variant} upstream); running them against server-everything without the proxy to compare`);
+          const alone = await runServerScenarios(everything.mcpUrl, suspects.map((id) => ['--scenario', id]), path.join(dir, `${kind}-direct`), logs.serverDirect);
           for (const id of suspects) {
             const checksAlone = alone.get(id) ?? [];
             const without = failingIds(checksAlone);
             const errors = checksAlone.filter((c) => c.status === 'FAILURE').map((c) => `${c.id}: ${c.errorMessage ?? ''}`);
             diagnosis.set(
-              id,
+              `${kind}/${id}`,
               without === failingIds(got.get(id))
                 ? `the same checks fail against server-everything without the proxy (${errors.join('; ')}): upstream behaviour; if it is to stay, add it to expected-failures.json with the reason`
                 : `without the proxy ${without ? `other checks fail (${errors.join('; ')})` : 'every check passes'}: look at the proxy (or the shim) first`,
@@ -391,12 +422,14 @@ async function main() {
         }
       }
       for (const [scenario, checks] of got) {
-        if (!wantedAuthorization.length || wantedAuthorization.includes(scenario)) results.set(scenario, { kind: 'authorization', checks });
+        if (!wantedAuthorization.length || wantedAuthorization.includes(scenario)) {
+          results.set(`authorization/${scenario}`, { kind: 'authorization', variant: undefined, scenario, checks });
+        }
       }
     }
   } finally {
-    if (shim) writeFileSync(logs.shim, `${shimLog.join('\n')}\n`);
-    await shim?.close();
+    if (shims.length) writeFileSync(logs.shim, `${shimLog.join('\n')}\n`);
+    for (const shim of shims) await shim.close();
     await proxy.stop();
     await everything.stop();
   }
@@ -405,25 +438,43 @@ async function main() {
   const counts = { pass: 0, xfail: 0, fail: 0, xpass: 0 };
   const details = [];
   say();
-  for (const [scenario, { kind, checks }] of results) {
-    const entry = expected.get(scenario);
+  for (const [key, { kind, variant, scenario, checks }] of results) {
+    const entry = expectedFor(expected, scenario, variant);
     const v = judge(checks, entry);
     counts[v.verdict]++;
     const warnings = checks.filter((c) => c.status === 'WARNING').length;
     const label = { pass: 'ok   ', xfail: 'xfail', fail: 'FAIL ', xpass: 'XPASS' }[v.verdict];
     say(`  ${label} ${kind}/${scenario}${warnings ? ` (${warnings} warning${warnings > 1 ? 's' : ''})` : ''}${v.verdict === 'xfail' ? ` (expected: ${entry.checks ? entry.checks.join(', ') : 'whole scenario'})` : ''}`);
     if (v.verdict === 'fail') {
-      const why = diagnosis.has(scenario) ? `\n    → ${diagnosis.get(scenario)}` : '';
+      const why = diagnosis.has(key) ? `\n    → ${diagnosis.get(key)}` : '';
       details.push(`FAIL ${kind}/${scenario}${why}\n${indent(v.unexpected.map(describeCheck).join('\n'))}`);
     }
     if (v.verdict === 'xpass') {
       details.push(`XPASS ${kind}/${scenario}: expected to fail (${v.stale.join(', ')}) but passed; remove the entry from expected-failures.json`);
     }
   }
+  // Nothing lost over stdio: every check that passes over HTTP passes through the stdio route too.
+  if (VARIANTS.length === 2) {
+    let compared = 0;
+    for (const [key, r] of results) {
+      if (r.variant !== 'http') continue;
+      compared++;
+      const overStdio = results.get(`server-stdio/${r.scenario}`)?.checks ?? [];
+      const stdioPassing = passingIds(overStdio);
+      const lost = [...passingIds(r.checks)].filter((id) => !stdioPassing.has(id));
+      if (lost.length) {
+        counts.fail++;
+        say(`  LOST  server-stdio/${r.scenario}: passes over HTTP, not over stdio: ${lost.join(', ')}`);
+        const failing = overStdio.filter((c) => lost.includes(c.id));
+        details.push(`LOST server-stdio/${r.scenario} (${key} passes these checks)\n${indent(failing.map(describeCheck).join('\n') || '(the checks did not run over stdio)')}`);
+      }
+    }
+    say(`  ${compared} server scenario(s) compared: what passes over HTTP ${counts.fail ? 'does not all pass' : 'passes'} over stdio too`);
+  }
   // An expected failure for a scenario that did not run in a full run is stale too.
   if (args.scenario.length === 0 && !args.only && !args.direct && args.suite === 'active') {
     for (const [scenario] of expected) {
-      if (!results.has(scenario)) {
+      if (![...results.values()].some((r) => r.scenario === scenario)) {
         counts.xpass++;
         say(`  XPASS ${scenario}: listed in expected-failures.json but did not run`);
         details.push(`XPASS ${scenario}: listed in expected-failures.json but the suite did not run it; remove the entry`);

@@ -20,6 +20,7 @@ mod oauth_client;
 mod policy;
 mod quirks;
 mod security;
+mod stdio;
 mod tls;
 mod upstream_auth;
 mod upstream_pool;

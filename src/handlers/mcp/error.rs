@@ -11,6 +11,7 @@ use crate::config::{Config, Route};
 use crate::mcp::jsonrpc;
 use crate::oauth::metadata;
 use crate::proxy::ProxyError;
+use crate::stdio::StdioError;
 use crate::wire::{self, Body, BodyError};
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +55,9 @@ pub enum McpError {
     Upstream(#[from] ProxyError),
     #[error("the upstream's tool list could not be read")]
     UnreadableToolList,
+    /// A stdio route's process could not answer.
+    #[error(transparent)]
+    Stdio(#[from] StdioError),
 }
 
 /// What a step-up challenge says (RFC 6750 §3.1, MCP 2025-11-25).
@@ -128,6 +132,7 @@ impl McpError {
             McpError::UnreadableToolList => {
                 wire::json_error(StatusCode::BAD_GATEWAY, "bad_gateway", &self.to_string())
             }
+            McpError::Stdio(e) => e.into_response(),
         }
     }
 }

@@ -34,13 +34,13 @@ pub(super) async fn response(
     let keepalive = cx.config.server.sse_keepalive;
     if headers::is_event_stream(&parts.headers) {
         let stream = EventStream::new(body, Some(policy), keepalive);
-        let stream = match target {
-            Target::LegacyStream => {
+        let stream = match (target, cx.route.upstream.http()) {
+            (Target::LegacyStream, Some(upstream_sse)) => {
                 let (hook, rx) = NewSession {
                     sessions: cx.state.legacy.clone(),
                     route: cx.route.name.clone(),
                     route_path: cx.route.path.clone(),
-                    upstream_sse: cx.route.upstream.clone(),
+                    upstream_sse: upstream_sse.clone(),
                     sub: claims.sub.clone(),
                     client_id: claims.client_id.clone(),
                 }

@@ -16,8 +16,7 @@ use crate::oauth::jwt::Claims;
 use crate::proxy::client::Outgoing;
 use crate::wire::{self, read_body};
 
-/// MCP messages can be larger than forms (tool arguments), but not unbounded.
-pub const MAX_MCP_BODY: usize = 16 * 1024 * 1024;
+pub use crate::mcp::MAX_MCP_BODY;
 
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");

@@ -9,6 +9,7 @@ use super::error::StepUp;
 use super::{Context, Logged, McpError, origin};
 use crate::metrics::{PolicyRefusal, UpstreamError};
 use crate::proxy::ProxyError;
+use crate::stdio::StdioError;
 use crate::telemetry::AccessInfo;
 use crate::telemetry::audit::{self, Event};
 use crate::wire::Body;
@@ -50,6 +51,12 @@ fn count(cx: &Context<'_>, error: &McpError) {
                 ProxyError::UpstreamAuth => UpstreamError::Auth,
             };
             metrics.upstream_error(route, kind);
+        }
+        McpError::Stdio(StdioError::Spawn { .. }) => {
+            metrics.upstream_error(route, UpstreamError::Connect);
+        }
+        McpError::Stdio(StdioError::Timeout { .. }) => {
+            metrics.upstream_error(route, UpstreamError::Timeout);
         }
         McpError::InsufficientScope(_) => {
             metrics.policy_refusal(route, PolicyRefusal::StepUp, 1);

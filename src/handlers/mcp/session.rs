@@ -5,10 +5,9 @@
 
 use std::sync::Arc;
 
-use http::{HeaderName, Method, Request, Response, Uri};
+use http::{HeaderName, Method, Request, Response};
 
 use super::{Context, Endpoint, McpError};
-use crate::config::Route;
 use crate::mcp::legacy;
 use crate::oauth::jwt::Claims;
 
@@ -26,16 +25,6 @@ pub(super) enum Target {
     LegacyStream,
     /// A message for the legacy session of one of this user's streams.
     LegacyMessage(Arc<legacy::Session>),
-}
-
-impl Target {
-    /// The upstream URL the request is sent to.
-    pub(super) fn upstream<'a>(&'a self, route: &'a Route) -> &'a Uri {
-        match self {
-            Target::LegacyMessage(session) => &session.upstream,
-            _ => &route.upstream,
-        }
-    }
 }
 
 pub(super) fn check<B>(

@@ -145,10 +145,14 @@ export async function startEverything({ logFile }) {
 const q = (s) => JSON.stringify(String(s)); // a JSON string is a valid YAML double-quoted scalar
 
 export const ROUTE_PATH = '/everything/mcp';
+/** The same server-everything, started by the proxy in stdio mode (issue 15). */
+export const STDIO_ROUTE_PATH = '/everything-stdio/mcp';
 
 /**
- * Starts `mcp-oauth-proxy serve` on a free loopback port with one route,
- * `ROUTE_PATH`, in front of `upstreamUrl`. The route has one scope that
+ * Starts `mcp-oauth-proxy serve` on a free loopback port with two routes:
+ * `ROUTE_PATH` in front of `upstreamUrl`, and `STDIO_ROUTE_PATH`, where the
+ * proxy starts server-everything itself in stdio mode (one process per
+ * session, stopped after 30 s without traffic). Each route has one scope that
  * unlocks every tool (`*`), granted by default: every tool stays reachable,
  * and every tools/list response still goes through the proxy's filter.
  * Logs go to `logFile`.
@@ -183,6 +187,14 @@ export async function startProxy({ dir, upstreamUrl, username, passwordHash, log
       '    scopes:',
       '      "everything:all": ["*"]',
       '    default_scopes: ["everything:all"]',
+      '  - name: everything-stdio',
+      `    path: ${q(STDIO_ROUTE_PATH)}`,
+      '    upstream:',
+      `      command: [${q(process.execPath)}, ${q(EVERYTHING_JS)}, "stdio"]`,
+      '      idle_timeout: 30s',
+      '    scopes:',
+      '      "everything:all": ["*"]',
+      '    default_scopes: ["everything:all"]',
       '',
     ].join('\n');
     writeFileSync(configPath, config);
@@ -212,6 +224,7 @@ export async function startProxy({ dir, upstreamUrl, username, passwordHash, log
       port,
       url,
       mcpUrl: `${url}${ROUTE_PATH}`,
+      stdioMcpUrl: `${url}${STDIO_ROUTE_PATH}`,
       configPath,
       child,
       logs: () => logs,

@@ -303,9 +303,24 @@ function yamlValue(v) {
   return q(v);
 }
 
-/** YAML lines (indented by `indent`) for one entry of `routes:`. */
+/**
+ * YAML lines (indented by `indent`) for one entry of `routes:`. `upstream` is
+ * a URL, or a stdio server: `{ command: [...], env: {...}, per, idle_timeout,
+ * max_processes, cwd }`.
+ */
 function routeLines({ name, path: routePath, upstream, transport, upstreamToken, scopes, defaultScopes, allow }, indent = '  ') {
-  const lines = [`- name: ${q(name)}`, `  path: ${q(routePath)}`, `  upstream: ${q(upstream)}`];
+  const lines = [`- name: ${q(name)}`, `  path: ${q(routePath)}`];
+  if (typeof upstream === 'string') {
+    lines.push(`  upstream: ${q(upstream)}`);
+  } else {
+    lines.push('  upstream:', `    command: [${upstream.command.map(q).join(', ')}]`);
+    for (const key of ['per', 'idle_timeout', 'cwd']) if (upstream[key] !== undefined) lines.push(`    ${key}: ${q(upstream[key])}`);
+    if (upstream.max_processes !== undefined) lines.push(`    max_processes: ${Number(upstream.max_processes)}`);
+    if (upstream.env) {
+      lines.push('    env:');
+      for (const [k, v] of Object.entries(upstream.env)) lines.push(`      ${k}: ${q(v)}`);
+    }
+  }
   if (transport) lines.push(`  transport: ${q(transport)}`);
   if (upstreamToken) lines.push('  upstream_auth:', `    bearer: ${q(upstreamToken)}`);
   if (allow) {
