@@ -10,7 +10,8 @@
 # SSE_PROTOS ("h1 h2"), PROXY_BIN (target/release/mcp-oauth-proxy), SKIP_BUILD (0),
 # OUT (bench/out/<time>), MAX_RUNTIME (1800 s), QUIET_MAX_BUSY (20 %), QUIET_WAIT (900 s),
 # OTHERS_MAX (10 % of a CPU used by other processes during a block of runs: repeat it),
-# PROXY_CPU (0), LOAD_CPU (1), BASE_PORT (18000).
+# PROXY_CPU (0), LOAD_CPU (1), BASE_PORT (18000), METRICS (on: the proxy has an `admin`
+# listener, so it counts every request, as in production; off: no metrics).
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -35,6 +36,9 @@ UPSTREAM_PORT=$((BASE_PORT + 1))
 NGINX_PORT=$((BASE_PORT + 2))
 PROXY_PORT=$((BASE_PORT + 3))
 SSE_PORT=$((BASE_PORT + 4))
+ADMIN_PORT=$((BASE_PORT + 5))
+METRICS=${METRICS:-on}
+[[ $METRICS == on || $METRICS == off ]] || { echo "METRICS must be on or off, not $METRICS" >&2; exit 64; }
 PASSWORD=bench-password
 CACHE_REQUESTS=200
 
@@ -160,6 +164,10 @@ PASSWORD_HASH=$(printf '%s' "$PASSWORD" | "$PROXY_BIN" hash-password)
 render "$BENCH/nginx-upstream.conf.in" "$OUT/nginx-upstream.conf"
 render "$BENCH/nginx-proxy.conf.in" "$OUT/nginx-proxy.conf"
 render "$BENCH/proxy.yaml.in" "$OUT/proxy.yaml"
+if [[ $METRICS == on ]]; then
+  # Metrics on (and the admin API): what an operator runs.
+  printf 'admin:\n  listen: "127.0.0.1:%s"\n' "$ADMIN_PORT" >>"$OUT/proxy.yaml"
+fi
 "$PROXY_BIN" check-config --config "$OUT/proxy.yaml" >/dev/null
 
 {
@@ -171,10 +179,11 @@ render "$BENCH/proxy.yaml.in" "$OUT/proxy.yaml"
   echo "wrk: $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
   echo "proxy: $PROXY_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo ' + local changes'))"
   echo "pinning: proxies on CPU $PROXY_CPU; upstream, load generators on CPU $LOAD_CPU"
+  echo "metrics: $METRICS"
   echo "nofile: $NOFILE"
 } >"$OUT/machine.txt"
 
-for port in "$UPSTREAM_PORT" "$NGINX_PORT" "$PROXY_PORT" "$SSE_PORT"; do
+for port in "$UPSTREAM_PORT" "$NGINX_PORT" "$PROXY_PORT" "$SSE_PORT" "$ADMIN_PORT"; do
   port_free "$port" || die "port $port is in use (another run? BASE_PORT=$BASE_PORT picks others)"
 done
 log "upstream nginx on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU)"
@@ -313,6 +322,14 @@ run_block() {
   cat "$OUT/run/block.tsv" >>"$RESULTS"
 }
 
+# What the proxy counted (metrics on): a check that they were on, and a record of the
+# requests it answered. $1: the file's name.
+scrape_metrics() {
+  [[ $METRICS == on ]] || return 0
+  curl -fsS "http://127.0.0.1:$ADMIN_PORT/metrics" >"$OUT/results/metrics-$1.txt" ||
+    log "could not read the proxy's /metrics"
+}
+
 if has_phase call; then
   log "warm-up"
   for t in direct nginx ours; do
@@ -327,6 +344,7 @@ fi
 if has_phase list; then
   run_block list 1 mcp-list list "$TOKEN_LIST" "$LIST_BODY"
 fi
+scrape_metrics load
 
 # ---------------------------------------------------------------- verified-token cache
 if has_phase cache; then
@@ -370,6 +388,7 @@ if has_phase profile; then
   callgrind_control --zero "$CG_PID" >/dev/null 2>&1
   for _ in $(seq "$n"); do printf '%s\n' "$TOKEN_CALL"; done | python3 "$BENCH/send.py" 127.0.0.1 "$PROXY_PORT" /bench/mcp >/dev/null
   callgrind_control --dump=profile "$CG_PID" >/dev/null 2>&1
+  scrape_metrics profile
   sleep 1
   stop "$CG_PID"
   f=$(ls "$OUT"/results/profile.out.* | head -1)

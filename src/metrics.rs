@@ -3,10 +3,11 @@
 //!
 //! Off without `admin`: [`Metrics::off`] holds nothing and every recording call
 //! is one branch. On the request path a counter is an atomic: the label sets of
-//! a route are resolved once, on the route's first request (a map lookup by name
-//! per request, then `OnceLock` slots), and no label is formatted or allocated
-//! per request. Labels are bounded: route names come from the config, the rest
-//! are fixed sets; no user, client or token is ever a label.
+//! a route are resolved once, on the route's first request, and kept with the
+//! route itself ([`RouteSlot`], in `config::Route`), so a request costs no map
+//! lookup; no label is formatted or allocated per request. Labels are bounded:
+//! route names come from the config, the rest are fixed sets; no user, client
+//! or token is ever a label.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
@@ -206,7 +207,32 @@ struct Inner {
     streams: Family<RouteLabels, Gauge>,
     /// The label sets of each route seen so far, by name; the own endpoints' apart.
     routes: RwLock<HashMap<Arc<str>, Arc<RouteMetrics>>>,
-    own: Arc<RouteMetrics>,
+    own: RouteMetrics,
+}
+
+/// Where a route keeps its metrics (`config::Route::metrics`): its name, and its
+/// [`RouteMetrics`] once its first request was counted. A config reload makes new
+/// routes with empty slots; they find the same `RouteMetrics` by name.
+pub struct RouteSlot {
+    name: Box<str>,
+    resolved: OnceLock<Arc<RouteMetrics>>,
+}
+
+impl RouteSlot {
+    pub fn new(route: &str) -> Self {
+        RouteSlot {
+            name: route.into(),
+            resolved: OnceLock::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for RouteSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouteSlot")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One route's counters, resolved once per label set.
@@ -344,7 +370,7 @@ impl Metrics {
             }),
         );
 
-        let own = Arc::new(RouteMetrics::new(Arc::from(OWN_ENDPOINTS), &latency));
+        let own = RouteMetrics::new(Arc::from(OWN_ENDPOINTS), &latency);
         let inner = Inner {
             tokens_issued: Grant::ALL
                 .map(|grant| tokens_issued.get_or_create(&GrantLabels { grant }).clone()),
@@ -386,12 +412,27 @@ impl Metrics {
         self.inner.is_some()
     }
 
-    /// The metrics of the route named `name`, or of the own endpoints for `None`.
-    pub fn route(&self, name: Option<&str>) -> Option<Arc<RouteMetrics>> {
-        let inner = self.inner.as_ref()?;
-        let Some(name) = name else {
-            return Some(inner.own.clone());
+    /// The metrics of a route, kept in its slot after the first call; of the own
+    /// endpoints for `None`.
+    fn of<'a>(&'a self, route: Option<&'a RouteSlot>) -> Option<(&'a Inner, &'a RouteMetrics)> {
+        let inner = self.inner.as_deref()?;
+        let Some(slot) = route else {
+            return Some((inner, &inner.own));
         };
+        let resolved = match slot.resolved.get() {
+            Some(r) => r,
+            None => {
+                let r = self.resolve(&slot.name)?;
+                slot.resolved.get_or_init(|| r)
+            }
+        };
+        Some((inner, resolved))
+    }
+
+    /// The metrics of the route named `name`, made on its first use (under a lock:
+    /// once per route and reload, not per request).
+    fn resolve(&self, name: &str) -> Option<Arc<RouteMetrics>> {
+        let inner = self.inner.as_ref()?;
         if let Some(found) = inner.routes.read().ok()?.get(name) {
             return Some(found.clone());
         }
@@ -402,15 +443,16 @@ impl Metrics {
         Some(route.clone())
     }
 
-    /// One answered request: its method, status and time to the response head.
+    /// One answered request of a route (`None`: the own endpoints): its method,
+    /// status and time to the response head.
     pub fn request(
         &self,
-        route: Option<&str>,
+        route: Option<&RouteSlot>,
         method: &http::Method,
         status: u16,
         latency: Duration,
     ) {
-        let (Some(inner), Some(r)) = (&self.inner, self.route(route)) else {
+        let Some((inner, r)) = self.of(route) else {
             return;
         };
         let m = match *method {
@@ -437,8 +479,8 @@ impl Metrics {
         r.latency.observe(latency.as_secs_f64());
     }
 
-    pub fn upstream_error(&self, route: &str, kind: UpstreamError) {
-        let (Some(inner), Some(r)) = (&self.inner, self.route(Some(route))) else {
+    pub fn upstream_error(&self, route: &RouteSlot, kind: UpstreamError) {
+        let Some((inner, r)) = self.of(Some(route)) else {
             return;
         };
         let i = kind.index();
@@ -456,8 +498,8 @@ impl Metrics {
     }
 
     /// `count` refusals (one per refused tool) of one request.
-    pub fn policy_refusal(&self, route: &str, kind: PolicyRefusal, count: u64) {
-        let (Some(inner), Some(r)) = (&self.inner, self.route(Some(route))) else {
+    pub fn policy_refusal(&self, route: &RouteSlot, kind: PolicyRefusal, count: u64) {
+        let Some((inner, r)) = self.of(Some(route)) else {
             return;
         };
         let i = kind as usize;
@@ -482,10 +524,8 @@ impl Metrics {
     }
 
     /// An event stream of `route` starts: counted open until the answer is dropped.
-    pub fn stream_opened(&self, route: &str) -> Option<Open> {
-        let (Some(inner), Some(r)) = (&self.inner, self.route(Some(route))) else {
-            return None;
-        };
+    pub fn stream_opened(&self, route: &RouteSlot) -> Option<Open> {
+        let (inner, r) = self.of(Some(route))?;
         let gauge = r.streams.get_or_init(|| {
             inner
                 .streams
@@ -561,9 +601,10 @@ mod tests {
     #[test]
     fn metrics_that_are_off_record_nothing_and_encode_nothing() {
         let m = Metrics::off();
-        m.request(Some("notes"), &http::Method::GET, 200, Duration::ZERO);
+        let notes = RouteSlot::new("notes");
+        m.request(Some(&notes), &http::Method::GET, 200, Duration::ZERO);
         m.token_issued(Grant::RefreshToken);
-        assert!(m.route(Some("notes")).is_none());
+        assert!(notes.resolved.get().is_none(), "nothing kept in the route");
         assert!(m.encode().is_none());
     }
 
@@ -571,10 +612,11 @@ mod tests {
     fn requests_are_counted_by_route_method_and_status_class() {
         let m = Metrics::on();
         let ms = Duration::from_millis(3);
-        m.request(Some("notes"), &http::Method::POST, 200, ms);
-        m.request(Some("notes"), &http::Method::POST, 204, ms);
+        let notes = RouteSlot::new("notes");
+        m.request(Some(&notes), &http::Method::POST, 200, ms);
+        m.request(Some(&notes), &http::Method::POST, 204, ms);
         m.request(None, &http::Method::PATCH, 404, ms);
-        m.request(Some("notes"), &http::Method::GET, 599, ms);
+        m.request(Some(&notes), &http::Method::GET, 599, ms);
         let text = m.encode().unwrap();
         assert_eq!(
             sample(
@@ -606,7 +648,8 @@ mod tests {
     fn open_connections_and_streams_count_while_their_guards_live() {
         let m = Metrics::on();
         let conn = m.connection_opened();
-        let streams = [m.stream_opened("notes"), m.stream_opened("notes")];
+        let notes = RouteSlot::new("notes");
+        let streams = [m.stream_opened(&notes), m.stream_opened(&notes)];
         let text = m.encode().unwrap();
         assert_eq!(
             sample(&text, "mcp_oauth_proxy_open_connections "),
@@ -627,19 +670,32 @@ mod tests {
             sample(&text, "mcp_oauth_proxy_open_streams{route=\"notes\"} "),
             Some(0.0)
         );
-        assert!(Metrics::off().stream_opened("notes").is_none());
+        assert!(Metrics::off().stream_opened(&notes).is_none());
     }
 
     #[test]
-    fn a_route_resolves_its_label_sets_once_and_shares_them() {
+    fn a_route_resolves_its_label_sets_once_and_a_reloaded_route_shares_them() {
         let m = Metrics::on();
-        let a = m.route(Some("notes")).unwrap();
-        let b = m.route(Some("notes")).unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(Arc::ptr_eq(
-            &m.route(None).unwrap(),
-            &m.route(None).unwrap()
-        ));
+        let (before, after) = (RouteSlot::new("notes"), RouteSlot::new("notes"));
+        let ms = Duration::from_millis(1);
+        m.request(Some(&before), &http::Method::POST, 200, ms);
+        let kept = before.resolved.get().unwrap().clone();
+        m.upstream_error(&before, UpstreamError::Timeout);
+        assert!(Arc::ptr_eq(before.resolved.get().unwrap(), &kept));
+        m.request(Some(&after), &http::Method::POST, 200, ms);
+        assert!(
+            Arc::ptr_eq(after.resolved.get().unwrap(), &kept),
+            "a route of a reloaded config counts on"
+        );
+        let text = m.encode().unwrap();
+        assert_eq!(
+            sample(
+                &text,
+                "mcp_oauth_proxy_http_requests_total{route=\"notes\",method=\"POST\",status=\"2xx\"}"
+            ),
+            Some(2.0),
+            "{text}"
+        );
     }
 
     #[test]

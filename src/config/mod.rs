@@ -270,6 +270,8 @@ pub struct Route {
     pub scopes: Option<Vec<(String, Vec<String>)>>,
     pub default_scopes: Vec<String>,
     pub timeout: Duration,
+    /// This route's metrics, resolved on its first request.
+    pub metrics: crate::metrics::RouteSlot,
 }
 
 /// A credential and when it applies.

@@ -842,6 +842,7 @@ fn route(
 
     Some(Route {
         resource: public_url.map(|u| u.join(&path)).unwrap_or_default(),
+        metrics: crate::metrics::RouteSlot::new(&name),
         name,
         path,
         upstream: upstream?,

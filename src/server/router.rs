@@ -6,7 +6,9 @@ use std::time::Instant;
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 
-use crate::config::Config;
+use std::sync::Arc;
+
+use crate::config::{Config, Route};
 use crate::handlers::{browser, federated, mcp, oauth_api};
 use crate::oauth::metadata;
 use crate::paths;
@@ -26,7 +28,7 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) ->
     let status = response.status().as_u16();
     // Metrics name MCP routes; the own endpoints (whose log line may name the route
     // a login is for) are `-`.
-    let route = info.route.as_deref().filter(|_| mcp);
+    let route = mcp.as_deref().map(|r| &r.metrics);
     state.metrics.request(route, &method, status, latency);
     telemetry::access(&Access {
         method: method.as_str(),
@@ -43,9 +45,13 @@ pub async fn handle(state: &AppState, req: Request<Incoming>, conn: ConnInfo) ->
 }
 
 /// The response, and what the access log says of it: MCP routes return it, the
-/// proxy's own endpoints put it in the response's extensions; and whether the
-/// request was for an MCP route.
-async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> (mcp::Logged, bool) {
+/// proxy's own endpoints put it in the response's extensions; and the MCP route
+/// the request was for.
+async fn dispatch(
+    state: &AppState,
+    req: Request<Incoming>,
+    conn: ConnInfo,
+) -> (mcp::Logged, Option<Arc<Route>>) {
     let config = state.config.load_full();
     let path = req.uri().path();
 
@@ -56,24 +62,22 @@ async fn dispatch(state: &AppState, req: Request<Incoming>, conn: ConnInfo) -> (
             }
             _ => wire::method_not_allowed(&[Method::GET, Method::HEAD]),
         };
-        return ((res, AccessInfo::default()), false);
+        return ((res, AccessInfo::default()), None);
     }
     // Handlers' futures are boxed: hyper keeps each connection's request future (this
     // one) for the connection's life, and moves it; inline, it would have the size of
     // the largest handler.
     if let Some((route, endpoint)) = mcp::endpoint_for(&config, path) {
         let route = route.clone();
-        return (
-            Box::pin(mcp::handle(state, &config, &route, endpoint, req, conn)).await,
-            true,
-        );
+        let logged = Box::pin(mcp::handle(state, &config, &route, endpoint, req, conn)).await;
+        return (logged, Some(route));
     }
     let mut res = Box::pin(own_endpoint(state, &config, req, conn)).await;
     let info = res
         .extensions_mut()
         .remove::<AccessInfo>()
         .unwrap_or_default();
-    ((res, info), false)
+    ((res, info), None)
 }
 
 async fn own_endpoint(

@@ -9,8 +9,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::common::{
-    MCP_ACCEPT, NodeUpstream, Proxy, admin_command, admin_url, free_port, initialize_body,
-    simple_config, with_admin,
+    MCP_ACCEPT, NodeUpstream, Proxy, admin_addr, admin_command, admin_url, free_port,
+    initialize_body, simple_config, with_admin,
 };
 use crate::oauth_client::{http, refresh, tokens};
 
@@ -218,6 +218,10 @@ async fn with_the_proxy_stopped_the_commands_act_on_its_store() {
     let alice = tokens(&proxy, &[]).await;
     proxy.signal("TERM");
     assert!(proxy.wait_exit(Duration::from_secs(10)).await.success());
+    // The admin port bound but not listening: connections are refused, and no other
+    // test's proxy can take the port meanwhile.
+    let hold = tokio::net::TcpSocket::new_v4().unwrap();
+    hold.bind(admin_addr(&proxy)).unwrap();
 
     let out = admin_command(&proxy, &["revoke", "--client", &alice.client_id]);
     assert_eq!(out.code, Some(0), "{}", out.stderr);
@@ -240,6 +244,7 @@ async fn with_the_proxy_stopped_the_commands_act_on_its_store() {
     assert_eq!(event["ip"], Value::Null, "not through the API");
     assert_eq!(event["grants"], 1);
 
+    drop(hold);
     proxy.start_again().await;
     assert_eq!(initialize(&proxy, &alice.access).await, 401);
     let (status, body) = refresh(&proxy, &alice.client_id, &alice.refresh).await;

@@ -358,17 +358,21 @@ pub fn with_admin(config: &str, port: u16) -> String {
     config.replacen("routes:\n", &format!("{admin}routes:\n"), 1)
 }
 
-/// A URL on the proxy's admin listener (the address in its config).
-pub fn admin_url(proxy: &Proxy, path: &str) -> String {
+/// The address of the proxy's admin listener (from its config).
+pub fn admin_addr(proxy: &Proxy) -> std::net::SocketAddr {
     let text = std::fs::read_to_string(&proxy.config_path).unwrap();
-    let listen = text
-        .lines()
+    text.lines()
         .skip_while(|l| *l != "admin:")
         .find_map(|l| l.trim().strip_prefix("listen: "))
         .unwrap()
         .trim_matches('"')
-        .to_string();
-    format!("http://{listen}{path}")
+        .parse()
+        .unwrap()
+}
+
+/// A URL on the proxy's admin listener.
+pub fn admin_url(proxy: &Proxy, path: &str) -> String {
+    format!("http://{}{path}", admin_addr(proxy))
 }
 
 /// What `mcp-oauth-proxy admin <args> --config <the proxy's config>` did.

@@ -50,7 +50,7 @@ pub(super) async fn response(
             _ => stream,
         };
         // Counted as an open stream until the client's answer is dropped.
-        let open = cx.state.metrics.stream_opened(&cx.route.name);
+        let open = cx.state.metrics.stream_opened(&cx.route.metrics);
         return Ok(Response::from_parts(
             parts,
             wire::boxed(wire::Holding::new(stream, open)),

@@ -19,7 +19,7 @@ pub(super) fn finish(cx: Context<'_>, result: Result<Response<Body>, McpError>) 
         Ok(response) => {
             if response.status().is_server_error() {
                 let metrics = &cx.state.metrics;
-                metrics.upstream_error(&cx.route.name, UpstreamError::Status5xx);
+                metrics.upstream_error(&cx.route.metrics, UpstreamError::Status5xx);
             }
             response
         }
@@ -41,7 +41,7 @@ pub(super) fn finish(cx: Context<'_>, result: Result<Response<Body>, McpError>) 
 
 /// The metrics of a refusal or an upstream failure.
 fn count(cx: &Context<'_>, error: &McpError) {
-    let (metrics, route) = (&cx.state.metrics, cx.route.name.as_str());
+    let (metrics, route) = (&cx.state.metrics, &cx.route.metrics);
     match error {
         McpError::Upstream(e) => {
             let kind = match e {
