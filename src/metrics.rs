@@ -139,6 +139,31 @@ struct GrantLabels {
     grant: &'static str,
 }
 
+/// What a rate limit refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Throttled {
+    /// A login attempt (the login throttle).
+    Login = 0,
+    /// A client registration (per address).
+    Registration = 1,
+}
+
+impl Throttled {
+    const ALL: [Throttled; 2] = [Throttled::Login, Throttled::Registration];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Throttled::Login => "login",
+            Throttled::Registration => "registration",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WhatLabels {
+    what: &'static str,
+}
+
 /// How a person logged in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LoginMethod {
@@ -201,6 +226,8 @@ struct Inner {
     /// By [`LoginMethod`], then succeeded/failed.
     logins: [[Counter; 2]; 2],
     registrations: Counter,
+    /// By [`Throttled`].
+    throttled: [Counter; 2],
     reloads: [Counter; 2],
     config_loaded: Gauge<f64, std::sync::atomic::AtomicU64>,
     connections: Gauge,
@@ -337,6 +364,12 @@ impl Metrics {
             "Clients registered (RFC 7591)",
             registrations.clone(),
         );
+        let throttled = Family::<WhatLabels, Counter>::default();
+        registry.register(
+            "throttled",
+            "Requests refused by a rate limit, by what was limited",
+            throttled.clone(),
+        );
         let reloads = Family::<ResultLabels, Counter>::default();
         registry.register(
             "config_reloads",
@@ -397,6 +430,13 @@ impl Metrics {
             upstream_errors,
             policy_refusals,
             registrations,
+            throttled: Throttled::ALL.map(|what| {
+                throttled
+                    .get_or_create(&WhatLabels {
+                        what: what.as_str(),
+                    })
+                    .clone()
+            }),
             config_loaded,
             connections,
             streams,
@@ -553,6 +593,13 @@ impl Metrics {
     pub fn login(&self, method: LoginMethod, succeeded: bool) {
         if let Some(inner) = &self.inner {
             inner.logins[method as usize][usize::from(!succeeded)].inc();
+        }
+    }
+
+    /// A request refused by a rate limit.
+    pub fn throttled(&self, what: Throttled) {
+        if let Some(inner) = &self.inner {
+            inner.throttled[what as usize].inc();
         }
     }
 

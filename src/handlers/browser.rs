@@ -322,6 +322,9 @@ pub async fn login(
     }
     let post = LoginPost::read(&form, csrf_ok(state, config, &parts.headers, &form));
     let refused = |refusal: LoginRefusal| {
+        if matches!(refusal, LoginRefusal::Throttled { .. }) {
+            state.metrics.throttled(crate::metrics::Throttled::Login);
+        }
         let mut res = login_form(
             state,
             config,

@@ -102,6 +102,9 @@ pub async fn register(state: &AppState, req: Request<Incoming>, conn: ConnInfo) 
         return cors(res);
     }
     if let Err(wait) = limit.check(conn.peer.ip()) {
+        state
+            .metrics
+            .throttled(crate::metrics::Throttled::Registration);
         let mut res = wire::json_error(
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_requests",

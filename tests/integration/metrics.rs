@@ -10,7 +10,7 @@ use crate::common::{
     MCP_ACCEPT, NodeUpstream, Proxy, admin_url, free_port, initialize_body, simple_config,
     wait_for, with_admin,
 };
-use crate::oauth_client::{Browser, authorize_url, login, refresh, register_public, tokens};
+use crate::oauth_client::{Browser, USER, authorize_url, login, refresh, register_public, tokens};
 
 const SCOPES: &str = r#"    scopes:
       "notes:read": ["read_note", "list_*", "echo"]
@@ -397,4 +397,36 @@ async fn open_connections_and_event_streams_are_gauges_that_fall_back_when_they_
         },
     )
     .await;
+}
+
+#[tokio::test]
+async fn a_throttled_login_is_counted() {
+    let admin = free_port();
+    let proxy =
+        Proxy::start(move |port, dir| config(port, dir, "http://127.0.0.1:9/mcp", admin)).await;
+    let client_id = register_public(&proxy).await;
+    let authorize = authorize_url(&proxy, &client_id, &[]);
+    let mut browser = Browser::default();
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(
+            login(&mut browser, &proxy, &authorize, USER, "wrong")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses.last(), Some(&429), "{statuses:?}");
+    let s = Scrape::of(&proxy).await;
+    assert_eq!(
+        s.value("mcp_oauth_proxy_throttled_total", &[("what", "login")]),
+        1.0
+    );
+    assert_eq!(
+        s.value(
+            "mcp_oauth_proxy_throttled_total",
+            &[("what", "registration")]
+        ),
+        0.0
+    );
 }
