@@ -33,7 +33,14 @@ pub(super) fn finish(cx: Context<'_>, result: Result<Response<Body>, McpError>) 
         route: Some(cx.route.name.clone()),
         user: cx.claims.as_ref().map(|c| c.sub.clone()),
         client: cx.claims.as_ref().map(|c| c.client_id.clone()),
-        upstream_auth: super::forward::credential(cx.route, cx.claims.as_deref())
+        // Only rule lists have labels (the one-credential form has none): no
+        // second match for the common case.
+        upstream_auth: cx
+            .route
+            .upstream_auth
+            .first()
+            .filter(|r| r.label.is_some())
+            .and_then(|_| super::forward::credential(cx.route, cx.claims.as_deref()))
             .and_then(|r| r.label.clone()),
     };
     (origin::with_cors(response, cx.origin), info)
