@@ -4,6 +4,7 @@
 mod grants;
 mod identities;
 mod keys;
+mod upstream_tokens;
 
 use std::sync::{Arc, Mutex};
 

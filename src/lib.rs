@@ -41,4 +41,5 @@ pub(crate) mod state;
 pub(crate) mod store;
 pub mod telemetry;
 pub(crate) mod tls;
+pub(crate) mod upstream_oauth;
 pub mod wire;

@@ -32,4 +32,6 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// Identity providers' discovery documents, key sets and connections.
     pub federation: Arc<crate::federation::Federation>,
+    /// Upstreams protected by OAuth: their servers and users' tokens.
+    pub upstream_oauth: crate::upstream_oauth::UpstreamClients,
 }

@@ -105,7 +105,11 @@ pub(super) fn with_cookie(mut res: Response<Body>, cookie: HeaderValue) -> Respo
 }
 
 /// The session's user, as the config knows them now.
-fn session_user(state: &AppState, config: &Config, headers: &http::HeaderMap) -> Option<LoginUser> {
+pub(super) fn session_user(
+    state: &AppState,
+    config: &Config,
+    headers: &http::HeaderMap,
+) -> Option<LoginUser> {
     let names = cookie_names(config);
     let value = session::cookie(headers, names.session())?;
     let user = session::verify_session(&state.authority.signer, value, state.authority.now())?;

@@ -4,6 +4,7 @@
 
 pub mod browser;
 pub mod clients;
+pub mod connect;
 pub mod federated;
 pub mod mcp;
 pub mod oauth_api;

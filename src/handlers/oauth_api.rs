@@ -359,6 +359,14 @@ pub async fn revoke(
                     route: config.route_name(resource),
                     ip: peer,
                 });
+                // Revoking the grant also ends the user's upstream account connection.
+                if let Some(route) = config.routes.iter().find(|r| r.resource == *resource)
+                    && route.upstream_oauth.is_some()
+                {
+                    state
+                        .upstream_oauth
+                        .forget_for(&state.authority, route, user);
+                }
             }
             Ok(client.client_id)
         }),

@@ -151,6 +151,7 @@ impl Server {
         let state = Arc::new(AppState {
             metrics,
             federation,
+            upstream_oauth: crate::upstream_oauth::UpstreamClients::new()?,
             upstream: Upstream::new(clock.clone())?,
             fetcher,
             config: ArcSwap::from_pointee(config),

@@ -16,6 +16,7 @@ fn table(ns: Namespace) -> TableDefinition<'static, &'static str, &'static [u8]>
         Namespace::Denied => "denied",
         Namespace::Consents => "consents",
         Namespace::Identities => "identities",
+        Namespace::UpstreamTokens => "upstream_tokens",
     })
 }
 

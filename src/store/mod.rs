@@ -25,10 +25,13 @@ pub enum Namespace {
     /// Users of identity providers (by user name): when the provider last
     /// confirmed them, their groups, and the provider's token, sealed.
     Identities,
+    /// Each user's tokens at upstreams protected by OAuth (by route and user),
+    /// and the proxy's registrations there (by route); sealed.
+    UpstreamTokens,
 }
 
 impl Namespace {
-    pub const ALL: [Namespace; 7] = [
+    pub const ALL: [Namespace; 8] = [
         Namespace::Clients,
         Namespace::Codes,
         Namespace::Families,
@@ -36,6 +39,7 @@ impl Namespace {
         Namespace::Denied,
         Namespace::Consents,
         Namespace::Identities,
+        Namespace::UpstreamTokens,
     ];
 }
 

@@ -54,7 +54,22 @@ pub enum McpError {
     Upstream(#[from] ProxyError),
     #[error("the upstream's tool list could not be read")]
     UnreadableToolList,
+    /// The route's upstream takes each user's own OAuth token, and this user has
+    /// none (never connected, or the refresh was refused): they visit `url`.
+    #[error("connect your account at {url}")]
+    UpstreamNotConnected {
+        url: String,
+        /// The request's JSON-RPC id (`None`: a notification, a GET).
+        id: Option<Box<serde_json::value::RawValue>>,
+    },
+    /// The upstream's authorization server cannot be used now.
+    #[error(transparent)]
+    UpstreamOAuth(crate::upstream_oauth::UpstreamOAuthError),
 }
+
+/// MCP 2025-11-25's `URLElicitationRequiredError`: the request needs the
+/// user to visit a URL first (clients without URL elicitation show the message).
+pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 
 /// What a step-up challenge says (RFC 6750 §3.1, MCP 2025-11-25).
 #[derive(Debug)]
@@ -127,6 +142,47 @@ impl McpError {
             McpError::Upstream(e) => e.into_response(),
             McpError::UnreadableToolList => {
                 wire::json_error(StatusCode::BAD_GATEWAY, "bad_gateway", &self.to_string())
+            }
+            McpError::UpstreamNotConnected { url, id } => {
+                let message = format!(
+                    "{} needs your own account there: open {url} in a browser to connect it, then try again",
+                    route.name
+                );
+                match id {
+                    Some(id) => {
+                        let body = serde_json::json!({
+                            "jsonrpc": "2.0",
+                            "id": id,
+                            "error": {
+                                "code": URL_ELICITATION_REQUIRED,
+                                "message": message,
+                                "data": {"elicitations": [{
+                                    "mode": "url",
+                                    "elicitationId": format!("connect-{}", route.name),
+                                    "url": url,
+                                    "message": format!("Connect your {} account", route.name),
+                                }]},
+                            },
+                        });
+                        jsonrpc_response(StatusCode::OK, body.to_string())
+                    }
+                    None => {
+                        wire::json_error(StatusCode::FORBIDDEN, "upstream_not_connected", &message)
+                    }
+                }
+            }
+            McpError::UpstreamOAuth(e) => {
+                let status = match e {
+                    crate::upstream_oauth::UpstreamOAuthError::Unavailable(_) => {
+                        StatusCode::GATEWAY_TIMEOUT
+                    }
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                wire::json_error(
+                    status,
+                    "upstream_auth_failed",
+                    "the upstream's authorization server cannot be used now",
+                )
             }
         }
     }
