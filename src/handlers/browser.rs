@@ -289,7 +289,14 @@ fn login_form(
         .collect();
     let local = !config.users.is_empty() || providers.is_empty();
     let page = pages::login(&csrf, next, username, msg, &providers, local);
-    let res = html(status, page, CSP_LOGIN);
+    // After signing in for an upstream's connect page, the redirects go on to the
+    // upstream's authorization server: Chromium applies `form-action` to them.
+    let csp = if next.starts_with(crate::paths::CONNECT_PREFIX) {
+        CSP_CONSENT
+    } else {
+        CSP_LOGIN
+    };
+    let res = html(status, page, csp);
     if new_nonce {
         with_cookie(res, names.set(names.csrf(), &nonce, session::SESSION_TTL))
     } else {

@@ -428,7 +428,11 @@ impl UpstreamClients {
             "redirect_uris": [redirect_uri],
             "grant_types": ["authorization_code", "refresh_token"],
             "response_types": ["code"],
-            "token_endpoint_auth_method": "client_secret_basic",
+            "token_endpoint_auth_method": if metadata.basic_auth {
+                "client_secret_basic"
+            } else {
+                "client_secret_post"
+            },
             "application_type": "web",
         });
         let answer = self
