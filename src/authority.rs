@@ -143,6 +143,9 @@ pub struct Authority {
     max_verified: usize,
     /// Client assertions seen, so that none is accepted twice (bounded).
     assertions: Mutex<assertion::Seen>,
+    /// Grants (user, resource) revoked since `upstream_tokens::take_ended_grants`
+    /// last looked: their upstream OAuth tokens are deleted then.
+    ended_grants: upstream_tokens::EndedGrants,
 }
 
 impl std::fmt::Debug for Authority {
@@ -173,6 +176,7 @@ impl Authority {
             verified: DashMap::new(),
             max_verified: VERIFIED_CACHE_MAX,
             assertions: Mutex::default(),
+            ended_grants: upstream_tokens::EndedGrants::default(),
         })
     }
 
@@ -600,6 +604,7 @@ impl Authority {
             .map_err(store_error)?;
         self.deny(denied);
         if let Some((user, resource)) = reused {
+            self.ended_grants.push(&user, &resource);
             audit::event(Event::ReuseDetected {
                 user: &user,
                 client: &client.client_id,
@@ -608,6 +613,7 @@ impl Authority {
             });
         }
         if let Some((user, resource)) = ended {
+            self.ended_grants.push(&user, &resource);
             audit::event(Event::IdentityEnded {
                 user: &user,
                 client: &client.client_id,
@@ -644,6 +650,7 @@ impl Authority {
                 match family {
                     Some(mut f) => {
                         let denied = f.revoke();
+                        self.ended_grants.push(&f.user, &f.resource);
                         let exp = f.expires_at().max(t + 60);
                         (Some((f, exp)), denied)
                     }

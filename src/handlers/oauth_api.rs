@@ -360,13 +360,9 @@ pub async fn revoke(
                     ip: peer,
                 });
                 // Revoking the grant also ends the user's upstream account connection.
-                if let Some(route) = config.routes.iter().find(|r| r.resource == *resource)
-                    && route.upstream_oauth.is_some()
-                {
-                    state
-                        .upstream_oauth
-                        .forget_for(&state.authority, route, user);
-                }
+                state
+                    .upstream_oauth
+                    .grant_ended(&state.authority, config, user, resource);
             }
             Ok(client.client_id)
         }),

@@ -292,6 +292,7 @@ fn spawn_sweeper(state: Arc<AppState>) -> AbortOnDrop {
             s.used_tickets.sweep(now);
             s.mcp_sessions.sweep();
             s.upstream.sweep();
+            s.upstream_oauth.sweep(&s.authority, &s.config.load());
             let tokens = s.config.load().tokens;
             let _ = tokio::task::spawn_blocking(move || s.authority.sweep(&tokens)).await;
         }

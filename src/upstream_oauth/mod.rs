@@ -157,6 +157,7 @@ impl UpstreamClients {
         route: &Route,
         user: &str,
     ) -> Result<Arc<Connected>, UpstreamOAuthError> {
+        self.sweep(authority, config);
         if let Some(c) = self.cached(&route.name, user, authority.now()) {
             return Ok(c);
         }
@@ -266,7 +267,28 @@ impl UpstreamClients {
         }
     }
 
-    /// Deletes every upstream token of `user` (their grant was revoked).
+    /// Deletes the upstream tokens of grants revoked since the last look (on
+    /// the MCP path before a cache lookup, and in the sweeper): usually nothing
+    /// to do but one atomic load.
+    pub fn sweep(&self, authority: &Authority, config: &Config) {
+        for (user, resource) in authority.take_ended_grants() {
+            self.grant_ended(authority, config, &user, &resource);
+        }
+    }
+
+    /// A grant of `user` for `resource` was revoked: their upstream tokens for
+    /// that route go with it.
+    pub fn grant_ended(&self, authority: &Authority, config: &Config, user: &str, resource: &str) {
+        if let Some(route) = config
+            .routes
+            .iter()
+            .find(|r| r.resource == resource && r.upstream_oauth.is_some())
+        {
+            self.forget_for(authority, route, user);
+        }
+    }
+
+    /// Deletes every upstream token of `user` (e.g. `admin revoke --user`).
     pub fn forget_user(&self, authority: &Authority, config: &Config, user: &str) {
         for route in config.routes.iter().filter(|r| r.upstream_oauth.is_some()) {
             if let Err(e) = self.forget(authority, &route.name, user) {

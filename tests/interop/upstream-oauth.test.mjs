@@ -50,6 +50,7 @@ describe('per-user upstream OAuth', () => {
       upstreamUrl: notes.mcpUrl,
       upstreamToken: notesToken,
       scopes: null,
+      tokens: { refresh_grace: '1s' },
       users: Object.entries(users).map(([name, pw]) => ({ name, passwordHash: hashPassword(pw), groups: [] })),
       extra: [
         '  - name: gh',
@@ -107,7 +108,7 @@ describe('per-user upstream OAuth', () => {
       resource: ghUrl(),
     });
     assert.equal(r.res.status, 200, JSON.stringify(r.body));
-    return { context, page, token: r.body.access_token };
+    return { context, page, token: r.body.access_token, refreshToken: r.body.refresh_token };
   }
 
   /** tools/call whoami on /gh/mcp: `{ status, message }` (the JSON-RPC answer). */
@@ -203,6 +204,43 @@ describe('per-user upstream OAuth', () => {
     assertAskedToConnect(await whoami(sessions.bob.token));
     // Bob's tokens were forgotten: still asked (no retry with the refused token).
     assertAskedToConnect(await whoami(sessions.bob.token));
+  });
+
+  test("revoking the user's grant at the proxy deletes their upstream tokens", async () => {
+    assert.equal((await whoami(sessions.alice.token)).status, 200);
+    const r = await fetch(metadata.revocation_endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ token: sessions.alice.refreshToken, client_id: client.client_id }),
+    });
+    assert.equal(r.status, 200);
+    // A new grant (same browser session): the upstream account must be connected again.
+    const again = await signIn('alice');
+    assertAskedToConnect(await whoami(again.token));
+    await again.context.close();
+  });
+
+  test('a refresh token reused after the grace window ends the grant and its upstream tokens', async () => {
+    await connect(sessions.bob.page);
+    assert.equal((await whoami(sessions.bob.token)).status, 200);
+    const rotated = await tokenRequest(metadata, {
+      grant_type: 'refresh_token',
+      refresh_token: sessions.bob.refreshToken,
+      client_id: client.client_id,
+      resource: ghUrl(),
+    });
+    assert.equal(rotated.res.status, 200, JSON.stringify(rotated.body));
+    await sleep(2_100);
+    const reused = await tokenRequest(metadata, {
+      grant_type: 'refresh_token',
+      refresh_token: sessions.bob.refreshToken,
+      client_id: client.client_id,
+      resource: ghUrl(),
+    });
+    assert.equal(reused.body.error, 'invalid_grant');
+    const again = await signIn('bob');
+    assertAskedToConnect(await whoami(again.token));
+    await again.context.close();
   });
 
   test('no upstream token reaches the proxy log', () => {
