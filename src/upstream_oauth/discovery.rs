@@ -159,7 +159,12 @@ async fn prm_at(http: &ProviderHttp, url: &str) -> Result<Option<String>, Upstre
         )
         .await
     {
-        Ok(a) if a.status.is_success() => Ok(authorization_server_in(&a.body)),
+        Ok(a) if a.status.is_success() => match authorization_server_in(&a.body) {
+            Some(issuer) if !usable_url(&issuer) => Err(UpstreamOAuthError::Discovery(format!(
+                "{url} names {issuer}: not an https URL (http only to loopback)"
+            ))),
+            found => Ok(found),
+        },
         Ok(_) => Ok(None),
         Err(e) if e.is_unavailable() => Err(UpstreamOAuthError::Unavailable(e.to_string())),
         Err(_) => Ok(None),

@@ -295,6 +295,39 @@ mod tests {
     }
 
     #[test]
+    fn an_unconnected_upstream_account_names_the_connect_page() {
+        let url = "https://proxy.example/oauth/connect/notes".to_string();
+        let id = serde_json::value::RawValue::from_string("\"a\"".into()).unwrap();
+        let (status, _, body) = render(McpError::UpstreamNotConnected {
+            url: url.clone(),
+            id: Some(id),
+        });
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["id"], "a");
+        assert_eq!(v["error"]["code"], URL_ELICITATION_REQUIRED);
+        assert!(v["error"]["message"].as_str().unwrap().contains(&url));
+        assert_eq!(v["error"]["data"]["elicitations"][0]["mode"], "url");
+        assert_eq!(v["error"]["data"]["elicitations"][0]["url"], url.as_str());
+        // A notification or a GET: no JSON-RPC id to answer.
+        let (status, _, body) = render(McpError::UpstreamNotConnected {
+            url: url.clone(),
+            id: None,
+        });
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(
+            body.contains("upstream_not_connected") && body.contains(&url),
+            "{body}"
+        );
+        // The authorization server down: 504, and nothing of its answer.
+        let (status, _, body) = render(McpError::UpstreamOAuth(
+            crate::upstream_oauth::UpstreamOAuthError::Unavailable("secret detail".into()),
+        ));
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        assert!(!body.contains("secret detail"));
+    }
+
+    #[test]
     fn transport_failures_keep_their_http_status() {
         assert_eq!(render(McpError::InvalidOrigin).0, StatusCode::FORBIDDEN);
         assert_eq!(
