@@ -246,7 +246,17 @@ fn consent_page(
         })
         .collect();
     let redirect_host = redirect::display_host(&request.redirect_uri);
+    let connect = route
+        .upstream_oauth
+        .as_ref()
+        .filter(|_| {
+            !state
+                .upstream_oauth
+                .is_connected(&state.authority, &route.name, &user.name)
+        })
+        .map(|_| crate::upstream_oauth::connect_url(config, route));
     let page = pages::consent(&pages::Consent {
+        connect: connect.as_deref(),
         client_name: client.client_name.as_deref(),
         client_id: &client.client_id,
         redirect_host: &redirect_host,

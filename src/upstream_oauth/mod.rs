@@ -147,6 +147,18 @@ impl UpstreamClients {
         (c.tokens.freshness(now) == Freshness::Fresh).then_some(c)
     }
 
+    /// Whether the user has tokens for `route` (cached or stored; a store read:
+    /// for pages, not the MCP path).
+    pub fn is_connected(&self, authority: &Authority, route: &str, user: &str) -> bool {
+        if self.tokens.get(route).is_some_and(|u| u.contains_key(user)) {
+            return true;
+        }
+        matches!(
+            tokio::task::block_in_place(|| authority.upstream_secret(&token_key(route, user))),
+            Ok(Some(_))
+        )
+    }
+
     /// The user's credential for `route`: cached, or loaded from the store,
     /// refreshed when due. `NotConnected` when there is none (or the refresh
     /// was refused).

@@ -115,7 +115,7 @@ function suite(title, { configured }) {
     });
 
     /** A browser context signed in at the proxy as `name`, and a proxy access token for /gh/mcp. */
-    async function signIn(name) {
+    async function signIn(name, { beforeConsent } = {}) {
       const context = await browser.newContext();
       const page = await context.newPage();
       const { verifier, challenge } = pkcePair();
@@ -131,7 +131,7 @@ function suite(title, { configured }) {
       }).toString();
       const from = catcher.calls.length;
       await page.goto(u.toString());
-      await loginAndConsent(page, { username: name, password: users[name] });
+      await loginAndConsent(page, { username: name, password: users[name], beforeConsent });
       const cb = await catcher.next({ from });
       const r = await tokenRequest(metadata, {
         grant_type: 'authorization_code',
@@ -171,7 +171,14 @@ function suite(title, { configured }) {
     const sessions = {};
 
     test('a user without a connected account is told where to connect it', async () => {
-      sessions.alice = await signIn('alice');
+      // The consent page offers to connect the account (not connected yet).
+      let offered;
+      sessions.alice = await signIn('alice', {
+        beforeConsent: async (page) => {
+          offered = await page.getByRole('link', { name: 'connect it' }).getAttribute('href');
+        },
+      });
+      assert.equal(offered, connectUrl());
       assertAskedToConnect(await whoami(sessions.alice.token));
       // initialize too (the upstream takes no request without the user's token).
       const res = await mcpPost(ghUrl(), initializeMessage(3), { token: sessions.alice.token });
