@@ -6,6 +6,7 @@ pub mod api_keys;
 mod grants;
 mod identities;
 mod keys;
+mod upstream_tokens;
 
 use std::sync::{Arc, Mutex};
 
@@ -147,6 +148,9 @@ pub struct Authority {
     /// API keys by id, loaded at start and at each sweep (`api_keys.rs`): the
     /// hot path never reads the store for one.
     api_keys: DashMap<String, crate::oauth::api_key::ApiKeyRecord>,
+    /// Grants (user, resource) revoked since `upstream_tokens::take_ended_grants`
+    /// last looked: their upstream OAuth tokens are deleted then.
+    ended_grants: upstream_tokens::EndedGrants,
 }
 
 impl std::fmt::Debug for Authority {
@@ -179,6 +183,7 @@ impl Authority {
             max_verified: VERIFIED_CACHE_MAX,
             assertions: Mutex::default(),
             api_keys,
+            ended_grants: upstream_tokens::EndedGrants::default(),
         })
     }
 
@@ -606,6 +611,7 @@ impl Authority {
             .map_err(store_error)?;
         self.deny(denied);
         if let Some((user, resource)) = reused {
+            self.ended_grants.push(&user, &resource);
             audit::event(Event::ReuseDetected {
                 user: &user,
                 client: &client.client_id,
@@ -614,6 +620,7 @@ impl Authority {
             });
         }
         if let Some((user, resource)) = ended {
+            self.ended_grants.push(&user, &resource);
             audit::event(Event::IdentityEnded {
                 user: &user,
                 client: &client.client_id,
@@ -650,6 +657,7 @@ impl Authority {
                 match family {
                     Some(mut f) => {
                         let denied = f.revoke();
+                        self.ended_grants.push(&f.user, &f.resource);
                         let exp = f.expires_at().max(t + 60);
                         (Some((f, exp)), denied)
                     }

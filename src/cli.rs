@@ -284,6 +284,7 @@ pub fn check_config(path: &std::path::Path) -> ExitCode {
     }
     for r in &config.routes {
         let auth = match r.upstream_auth.as_slice() {
+            [] if r.upstream_oauth.is_some() => "oauth, per user".to_string(),
             [] => "none".to_string(),
             [one] if one.label.is_none() => one.auth.kind.to_string(),
             rules => format!("{} rules", rules.len()),
@@ -296,6 +297,13 @@ pub fn check_config(path: &std::path::Path) -> ExitCode {
             r.transport.as_str(),
             auth
         );
+        if r.upstream_oauth.is_some() {
+            println!(
+                "  connect page: {}; redirect URI to register at the upstream: {}",
+                crate::upstream_oauth::connect_url(&config, r),
+                crate::upstream_oauth::redirect_uri(&config, r)
+            );
+        }
         if let Some(scopes) = &r.scopes {
             for (name, patterns) in scopes {
                 println!("  scope {name}: {}", patterns.join(", "));

@@ -44,4 +44,5 @@ pub mod stdio;
 pub(crate) mod store;
 pub mod telemetry;
 pub(crate) mod tls;
+pub(crate) mod upstream_oauth;
 pub mod wire;

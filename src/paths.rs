@@ -18,6 +18,10 @@ pub const CONSENT: &str = "/oauth/consent";
 pub const PROVIDER_LOGIN_PREFIX: &str = "/oauth/login/";
 /// `/oauth/callback/<provider>`: where the provider sends the browser back.
 pub const CALLBACK_PREFIX: &str = "/oauth/callback/";
+/// `/oauth/connect/<route>`: a signed-in user connects their account at an
+/// upstream protected by OAuth; the upstream's server answers at `…/callback`.
+pub const CONNECT_PREFIX: &str = "/oauth/connect/";
+pub const CONNECT_CALLBACK_SUFFIX: &str = "/callback";
 /// 2025-03-26 clients without metadata fall back to these at the origin.
 pub const FALLBACKS: [&str; 3] = ["/authorize", "/token", "/register"];
 

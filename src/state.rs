@@ -36,4 +36,6 @@ pub struct AppState {
     pub admin_token: arc_swap::ArcSwapOption<crate::admin::token::AdminToken>,
     /// The processes of stdio routes.
     pub stdio: crate::stdio::Stdio,
+    /// Upstreams protected by OAuth: their servers and users' tokens.
+    pub upstream_oauth: crate::upstream_oauth::UpstreamClients,
 }

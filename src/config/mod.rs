@@ -259,6 +259,9 @@ pub struct Route {
     /// The upstream's credential: none (empty), one for everybody (one rule
     /// without `when` or label), or rules, first match wins (`credential_for`).
     pub upstream_auth: Vec<CredentialRule>,
+    /// `upstream_auth: {oauth: ...}`: each user's own token from the upstream's
+    /// authorization server (then `upstream_auth` is empty).
+    pub upstream_oauth: Option<UpstreamOAuth>,
     /// Every header name a rule sets: clients' own copies are dropped.
     pub credential_headers: Vec<HeaderName>,
     /// Send `X-Forwarded-User`, `-Email`, `-Groups`, `-Scopes`, `-Client-Id`.
@@ -326,6 +329,17 @@ pub struct UpstreamAuth {
     pub value: HeaderValue,
     /// Which form the config used, for `check-config` output.
     pub kind: &'static str,
+}
+
+/// The proxy as an OAuth client of an upstream's authorization server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamOAuth {
+    /// The issuer; `None`: discovered from the upstream (RFC 9728).
+    pub authorization_server: Option<String>,
+    /// `None`: registered dynamically at the authorization server.
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default)]

@@ -177,6 +177,23 @@ pub struct RawUpstreamAuth {
     pub bearer: Option<Str>,
     pub bearer_file: Option<Str>,
     pub header: Option<S<RawHeader>>,
+    /// A per-user token from the upstream's own authorization server.
+    pub oauth: Option<S<RawUpstreamOAuth>>,
+}
+
+/// `upstream_auth: {oauth: {...}}`: the proxy is an OAuth client of the upstream's
+/// authorization server, and each user connects their own account.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamOAuth {
+    /// Else discovered from the upstream (RFC 9728).
+    pub authorization_server: Option<Str>,
+    /// Else registered dynamically (RFC 7591) when the server offers it.
+    pub client_id: Option<Str>,
+    pub client_secret: Option<Str>,
+    pub client_secret_file: Option<Str>,
+    #[serde(default)]
+    pub scopes: Vec<Str>,
 }
 
 /// `upstream_auth`: one credential (a map), or rules (a list), first match wins.
@@ -191,7 +208,9 @@ impl<'de> Deserialize<'de> for RawUpstreamAuthForm {
         impl<'de> serde::de::Visitor<'de> for Form {
             type Value = RawUpstreamAuthForm;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a credential (bearer, bearer_file or header) or a list of rules")
+                f.write_str(
+                    "a credential (bearer, bearer_file, header or oauth) or a list of rules",
+                )
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,

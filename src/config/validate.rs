@@ -815,7 +815,14 @@ fn route(
             },
         ),
     };
+    let upstream_oauth = r
+        .upstream_auth
+        .as_ref()
+        .and_then(|a| upstream_auth::oauth(c, &format!("{key}.upstream_auth"), a));
     let mut credential_headers = upstream_auth::header_names(&upstream_auth);
+    if upstream_oauth.is_some() {
+        credential_headers.push(http::header::AUTHORIZATION);
+    }
     let identity_token = r.identity_token.as_ref().and_then(|t| {
         let hkey = format!("{key}.identity_token.header");
         let name = c.non_empty(&t.value.header, &hkey)?;
@@ -848,6 +855,7 @@ fn route(
         upstream: upstream?,
         transport,
         upstream_auth,
+        upstream_oauth,
         credential_headers,
         identity_headers: r.identity_headers.unwrap_or(false),
         identity_token,

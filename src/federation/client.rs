@@ -106,6 +106,47 @@ impl ProviderHttp {
             .await
     }
 
+    /// A JSON body (dynamic client registration, RFC 7591).
+    pub async fn post_json(&self, url: &str, body: &Value) -> Result<Answer, HttpError> {
+        let body = serde_json::to_vec(body).unwrap_or_default();
+        self.request(
+            Method::POST,
+            url,
+            Auth::None,
+            "application/json",
+            body.into(),
+            "application/json",
+        )
+        .await
+    }
+
+    /// The `WWW-Authenticate` header of a tokenless MCP request to `url`
+    /// (a protected MCP server answers 401 and names its metadata), if any.
+    pub async fn challenge(&self, url: &str) -> Result<Option<String>, HttpError> {
+        let body = r#"{"jsonrpc":"2.0","id":0,"method":"ping"}"#;
+        let req = Request::post(url)
+            .header(header::ACCEPT, "application/json, text/event-stream")
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::USER_AGENT, USER_AGENT)
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .map_err(|e| HttpError::Unreachable(e.to_string()))?;
+        let exchange = async {
+            let res = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| HttpError::Unreachable(innermost(&e)))?;
+            Ok(res
+                .headers()
+                .get(header::WWW_AUTHENTICATE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string))
+        };
+        tokio::time::timeout(TIMEOUT, exchange)
+            .await
+            .map_err(|_| HttpError::Timeout)?
+    }
+
     async fn send(
         &self,
         method: Method,
@@ -114,6 +155,20 @@ impl ProviderHttp {
         accept: &str,
         body: Bytes,
     ) -> Result<Answer, HttpError> {
+        let content_type = "application/x-www-form-urlencoded";
+        self.request(method, url, auth, accept, body, content_type)
+            .await
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        auth: Auth<'_>,
+        accept: &str,
+        body: Bytes,
+        content_type: &str,
+    ) -> Result<Answer, HttpError> {
         let is_post = method == Method::POST;
         let mut req = Request::builder()
             .method(method)
@@ -121,7 +176,7 @@ impl ProviderHttp {
             .header(header::ACCEPT, accept)
             .header(header::USER_AGENT, USER_AGENT);
         if is_post {
-            req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+            req = req.header(header::CONTENT_TYPE, content_type);
         }
         if let Some(value) = authorization(&auth) {
             req = req.header(header::AUTHORIZATION, value);

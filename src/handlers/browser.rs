@@ -105,7 +105,11 @@ pub(super) fn with_cookie(mut res: Response<Body>, cookie: HeaderValue) -> Respo
 }
 
 /// The session's user, as the config knows them now.
-fn session_user(state: &AppState, config: &Config, headers: &http::HeaderMap) -> Option<LoginUser> {
+pub(super) fn session_user(
+    state: &AppState,
+    config: &Config,
+    headers: &http::HeaderMap,
+) -> Option<LoginUser> {
     let names = cookie_names(config);
     let value = session::cookie(headers, names.session())?;
     let user = session::verify_session(&state.authority.signer, value, state.authority.now())?;
@@ -242,7 +246,17 @@ fn consent_page(
         })
         .collect();
     let redirect_host = redirect::display_host(&request.redirect_uri);
+    let connect = route
+        .upstream_oauth
+        .as_ref()
+        .filter(|_| {
+            !state
+                .upstream_oauth
+                .is_connected(&state.authority, &route.name, &user.name)
+        })
+        .map(|_| crate::upstream_oauth::connect_url(config, route));
     let page = pages::consent(&pages::Consent {
+        connect: connect.as_deref(),
         client_name: client.client_name.as_deref(),
         client_id: &client.client_id,
         redirect_host: &redirect_host,
@@ -285,7 +299,14 @@ fn login_form(
         .collect();
     let local = !config.users.is_empty() || providers.is_empty();
     let page = pages::login(&csrf, next, username, msg, &providers, local);
-    let res = html(status, page, CSP_LOGIN);
+    // After signing in for an upstream's connect page, the redirects go on to the
+    // upstream's authorization server: Chromium applies `form-action` to them.
+    let csp = if next.starts_with(crate::paths::CONNECT_PREFIX) {
+        CSP_CONSENT
+    } else {
+        CSP_LOGIN
+    };
+    let res = html(status, page, csp);
     if new_nonce {
         with_cookie(res, names.set(names.csrf(), &nonce, session::SESSION_TTL))
     } else {

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod browser;
 pub mod clients;
+pub mod connect;
 pub mod federated;
 pub mod mcp;
 pub mod oauth_api;

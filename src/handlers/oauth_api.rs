@@ -362,6 +362,10 @@ pub async fn revoke(
                     route: config.route_name(resource),
                     ip: peer,
                 });
+                // Revoking the grant also ends the user's upstream account connection.
+                state
+                    .upstream_oauth
+                    .grant_ended(&state.authority, config, user, resource);
             }
             Ok(client.client_id)
         }),

@@ -101,6 +101,9 @@ pub struct Consent<'a> {
     pub scopes: Vec<(&'a str, &'a [String])>,
     pub ticket: &'a str,
     pub csrf: &'a str,
+    /// The route's upstream takes the user's own OAuth token and theirs is not
+    /// connected: where to connect it.
+    pub connect: Option<&'a str>,
 }
 
 pub fn consent(c: &Consent) -> String {
@@ -136,6 +139,15 @@ pub fn consent(c: &Consent) -> String {
             );
         }
         body.push_str("</ul>");
+    }
+    if let Some(url) = c.connect {
+        let _ = write!(
+            body,
+            "<p>{} also needs your own account at the server behind it, which is not connected yet: \
+<a href=\"{}\" target=\"_blank\" rel=\"noopener\">connect it</a> (in a new tab), before or after you decide.</p>",
+            esc(c.route_name),
+            esc(url),
+        );
     }
     let _ = write!(
         body,
@@ -217,7 +229,9 @@ mod tests {
             scopes: vec![("notes:read", &tools)],
             ticket: "t",
             csrf: "c",
+            connect: None,
         });
+        assert!(!page.contains("connect it"));
         for needle in [
             "Evil &lt;Corp&gt;",
             "notes",
@@ -231,5 +245,26 @@ mod tests {
         ] {
             assert!(page.contains(needle), "{needle} missing");
         }
+    }
+
+    #[test]
+    fn consent_offers_to_connect_an_upstream_account_not_connected_yet() {
+        let page = consent(&Consent {
+            client_name: None,
+            client_id: "cid",
+            redirect_host: "claude.ai",
+            route_name: "github",
+            resource: "https://p/github/mcp",
+            user: "alice",
+            scopes: vec![],
+            ticket: "t",
+            csrf: "c",
+            connect: Some("https://p/oauth/connect/github?a=<b>"),
+        });
+        assert!(
+            page.contains("href=\"https://p/oauth/connect/github?a=&lt;b&gt;\""),
+            "{page}"
+        );
+        assert!(page.contains("connect it"));
     }
 }

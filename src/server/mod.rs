@@ -160,6 +160,7 @@ impl Server {
             admin_token: arc_swap::ArcSwapOption::new(admin_token),
             metrics,
             federation,
+            upstream_oauth: crate::upstream_oauth::UpstreamClients::new()?,
             upstream: Upstream::new(clock.clone())?,
             fetcher,
             config: ArcSwap::from_pointee(config),
@@ -316,6 +317,7 @@ fn spawn_sweeper(state: Arc<AppState>) -> AbortOnDrop {
             s.used_tickets.sweep(now);
             s.mcp_sessions.sweep();
             s.upstream.sweep();
+            s.upstream_oauth.sweep(&s.authority, &s.config.load());
             let tokens = s.config.load().tokens;
             let _ = tokio::task::spawn_blocking(move || s.authority.sweep(&tokens)).await;
         }

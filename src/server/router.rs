@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 use std::sync::Arc;
 
 use crate::config::{Config, Route};
-use crate::handlers::{browser, federated, mcp, oauth_api};
+use crate::handlers::{browser, connect, federated, mcp, oauth_api};
 use crate::oauth::metadata;
 use crate::paths;
 use crate::state::AppState;
@@ -105,6 +105,10 @@ async fn own_endpoint(
             if let Some(name) = path.strip_prefix(paths::PROVIDER_LOGIN_PREFIX) {
                 let name = name.to_string();
                 return federated::start(state, config, req, &name).await;
+            }
+            if let Some(rest) = path.strip_prefix(paths::CONNECT_PREFIX) {
+                let rest = rest.to_string();
+                return connect::handle(state, config, req, &rest).await;
             }
             if let Some(name) = path.strip_prefix(paths::CALLBACK_PREFIX) {
                 let name = name.to_string();

@@ -17,6 +17,7 @@ fn table(ns: Namespace) -> TableDefinition<'static, &'static str, &'static [u8]>
         Namespace::Consents => "consents",
         Namespace::Identities => "identities",
         Namespace::ApiKeys => "api_keys",
+        Namespace::UpstreamTokens => "upstream_tokens",
     })
 }
 

@@ -27,10 +27,13 @@ pub enum Namespace {
     Identities,
     /// API keys (by id): their hash, user, route, scopes and expiry.
     ApiKeys,
+    /// Each user's tokens at upstreams protected by OAuth (by route and user),
+    /// and the proxy's registrations there (by route); sealed.
+    UpstreamTokens,
 }
 
 impl Namespace {
-    pub const ALL: [Namespace; 8] = [
+    pub const ALL: [Namespace; 9] = [
         Namespace::Clients,
         Namespace::Codes,
         Namespace::Families,
@@ -39,6 +42,7 @@ impl Namespace {
         Namespace::Consents,
         Namespace::Identities,
         Namespace::ApiKeys,
+        Namespace::UpstreamTokens,
     ];
 }
 

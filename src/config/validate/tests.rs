@@ -668,3 +668,61 @@ fn the_admin_token_file_is_in_the_state_directory_unless_named() {
         "admin.token_file: must not be empty",
     );
 }
+
+#[test]
+fn upstream_oauth_is_a_routes_only_credential() {
+    let ok = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      oauth:\n        authorization_server: \"https://github.com/login/oauth/\"\n        client_id: Iv1.abc\n        client_secret: \"${{NOTES_TOKEN}}\"\n        scopes: [repo, \"read:org\"]\n"
+    ));
+    let config = load(&ok).unwrap();
+    let route = &config.routes[0];
+    let oauth = route.upstream_oauth.as_ref().unwrap();
+    assert_eq!(
+        oauth.authorization_server.as_deref(),
+        Some("https://github.com/login/oauth")
+    );
+    assert_eq!(oauth.client_id.as_deref(), Some("Iv1.abc"));
+    assert_eq!(oauth.client_secret.as_ref().unwrap().expose(), "tok-123");
+    assert_eq!(oauth.scopes, ["repo", "read:org"]);
+    assert!(route.upstream_auth.is_empty());
+    assert!(
+        route
+            .credential_headers
+            .contains(&http::header::AUTHORIZATION)
+    );
+    // Nothing of the secret in Debug.
+    assert!(!format!("{route:?}").contains("tok-123"));
+
+    // Everything discovered and registered: an empty map is enough.
+    let bare = with_routes(&format!("{ROUTE}    upstream_auth:\n      oauth: {{}}\n"));
+    let oauth = load(&bare).unwrap().routes[0]
+        .upstream_oauth
+        .clone()
+        .unwrap();
+    assert_eq!((oauth.authorization_server, oauth.client_id), (None, None));
+
+    let beside = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      bearer: a\n      oauth: {{client_id: x}}\n"
+    ));
+    assert_error(&beside, 11, 14, "only credential");
+    let in_rule = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      - default: {{oauth: {{client_id: x}}}}\n"
+    ));
+    assert_error(&in_rule, 10, 26, "only credential");
+    let secret_alone = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      oauth: {{client_secret: s}}\n"
+    ));
+    assert_error(&secret_alone, 10, 14, "needs its `client_id`");
+    let bad_url = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      oauth: {{authorization_server: \"http://as.example\"}}\n"
+    ));
+    assert_error(&bad_url, 10, 37, "https");
+    let bad_scope = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      oauth: {{client_id: x, scopes: [\"a b\"]}}\n"
+    ));
+    assert_error(&bad_scope, 10, 38, "not a scope token");
+    let unknown = with_routes(&format!(
+        "{ROUTE}    upstream_auth:\n      oauth: {{client: x}}\n"
+    ));
+    assert_eq!(one_error(&unknown).line, 10);
+}

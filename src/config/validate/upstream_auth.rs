@@ -7,8 +7,13 @@ use http::{HeaderName, HeaderValue};
 use serde_saphyr::Location;
 
 use super::Checker;
-use crate::config::raw::{RawCredentialRule, RawUpstreamAuth, RawUpstreamAuthForm, S};
-use crate::config::{Allow, CredentialRule, IdentityProvider, UpstreamAuth, User, When};
+use crate::config::raw::{
+    RawCredentialRule, RawUpstreamAuth, RawUpstreamAuthForm, RawUpstreamOAuth, S,
+};
+use crate::config::{
+    Allow, CredentialRule, IdentityProvider, UpstreamAuth, UpstreamOAuth, User, When,
+};
+use crate::secret::Secret;
 
 /// What decides who can reach a route's rules.
 pub(super) struct Reach<'a> {
@@ -25,6 +30,15 @@ pub(super) fn rules(
     reach: &Reach,
 ) -> Vec<CredentialRule> {
     let list = match &raw.value {
+        // The per-user form: see [`oauth`].
+        RawUpstreamAuthForm::One(one)
+            if one.oauth.is_some()
+                && one.bearer.is_none()
+                && one.bearer_file.is_none()
+                && one.header.is_none() =>
+        {
+            return Vec::new();
+        }
         RawUpstreamAuthForm::One(one) => {
             return credential(c, key, one, raw.referenced)
                 .map(|auth| CredentialRule {
@@ -87,6 +101,7 @@ fn rule(
         bearer: v.bearer.clone(),
         bearer_file: v.bearer_file.clone(),
         header: v.header.clone(),
+        oauth: None,
     };
     let has_inline =
         inline.bearer.is_some() || inline.bearer_file.is_some() || inline.header.is_some();
@@ -209,6 +224,77 @@ fn uncovered(rules: &[CredentialRule], reach: &Reach) -> Option<String> {
     None
 }
 
+/// `upstream_auth: {oauth: {...}}`, if that is the route's form (and valid).
+pub(super) fn oauth(
+    c: &mut Checker,
+    key: &str,
+    raw: &S<RawUpstreamAuthForm>,
+) -> Option<UpstreamOAuth> {
+    let RawUpstreamAuthForm::One(one) = &raw.value else {
+        return None;
+    };
+    if one.bearer.is_some() || one.bearer_file.is_some() || one.header.is_some() {
+        return None; // `credential` reports it.
+    }
+    let o: &S<RawUpstreamOAuth> = one.oauth.as_ref()?;
+    let key = format!("{key}.oauth");
+    let v = &o.value;
+    let authorization_server = match &v.authorization_server {
+        Some(s) => Some(
+            c.url(s, &format!("{key}.authorization_server"), true)?
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
+        ),
+        None => None,
+    };
+    let client_id = match &v.client_id {
+        Some(s) => Some(c.non_empty(s, &format!("{key}.client_id"))?),
+        None => None,
+    };
+    let client_secret = match (&v.client_secret, &v.client_secret_file) {
+        (None, None) => None,
+        (Some(s), None) => Some(c.non_empty(s, &format!("{key}.client_secret"))?),
+        (None, Some(f)) => Some(c.secret_file(f, &format!("{key}.client_secret_file"))?),
+        (Some(_), Some(_)) => {
+            c.error(
+                o.referenced,
+                &key,
+                "set `client_secret` or `client_secret_file`, not both",
+            );
+            return None;
+        }
+    };
+    if client_secret.is_some() && client_id.is_none() {
+        c.error(
+            o.referenced,
+            &key,
+            "a client secret needs its `client_id` (without both, the proxy registers itself)",
+        );
+        return None;
+    }
+    let scopes = v
+        .scopes
+        .iter()
+        .filter_map(|s| c.non_empty(s, &format!("{key}.scopes")))
+        .collect::<Vec<_>>();
+    for (s, raw) in scopes.iter().zip(&v.scopes) {
+        if s.contains(|ch: char| ch.is_whitespace() || ch == '"' || ch == '\\') {
+            c.error(
+                raw.referenced,
+                &format!("{key}.scopes"),
+                format!("{s:?} is not a scope token (RFC 6749 §3.3)"),
+            );
+        }
+    }
+    Some(UpstreamOAuth {
+        authorization_server,
+        client_id,
+        client_secret: client_secret.map(Secret::new),
+        scopes,
+    })
+}
+
 /// Every header name some rule sets: a client's own copy of any of them is dropped.
 pub(super) fn header_names(rules: &[CredentialRule]) -> Vec<HeaderName> {
     let mut names: Vec<HeaderName> = Vec::new();
@@ -227,6 +313,14 @@ fn credential(
     v: &RawUpstreamAuth,
     at: Location,
 ) -> Option<UpstreamAuth> {
+    if let Some(o) = &v.oauth {
+        c.error(
+            o.referenced,
+            &format!("{key}.oauth"),
+            "`oauth` is a route's only credential: `upstream_auth: {oauth: {...}}` alone, not in a rule nor beside another credential",
+        );
+        return None;
+    }
     let given = [
         v.bearer.is_some(),
         v.bearer_file.is_some(),

@@ -58,7 +58,22 @@ pub enum McpError {
     /// A stdio route's process could not answer.
     #[error(transparent)]
     Stdio(#[from] StdioError),
+    /// The route's upstream takes each user's own OAuth token, and this user has
+    /// none (never connected, or the refresh was refused): they visit `url`.
+    #[error("connect your account at {url}")]
+    UpstreamNotConnected {
+        url: String,
+        /// The request's JSON-RPC id (`None`: a notification, a GET).
+        id: Option<Box<serde_json::value::RawValue>>,
+    },
+    /// The upstream's authorization server cannot be used now.
+    #[error(transparent)]
+    UpstreamOAuth(crate::upstream_oauth::UpstreamOAuthError),
 }
+
+/// MCP 2025-11-25's `URLElicitationRequiredError`: the request needs the
+/// user to visit a URL first (clients without URL elicitation show the message).
+pub const URL_ELICITATION_REQUIRED: i64 = -32042;
 
 /// What a step-up challenge says (RFC 6750 §3.1, MCP 2025-11-25).
 #[derive(Debug)]
@@ -133,6 +148,47 @@ impl McpError {
                 wire::json_error(StatusCode::BAD_GATEWAY, "bad_gateway", &self.to_string())
             }
             McpError::Stdio(e) => e.into_response(),
+            McpError::UpstreamNotConnected { url, id } => {
+                let message = format!(
+                    "{} needs your own account there: open {url} in a browser to connect it, then try again",
+                    route.name
+                );
+                match id {
+                    Some(id) => {
+                        let body = serde_json::json!({
+                            "jsonrpc": "2.0",
+                            "id": id,
+                            "error": {
+                                "code": URL_ELICITATION_REQUIRED,
+                                "message": message,
+                                "data": {"elicitations": [{
+                                    "mode": "url",
+                                    "elicitationId": format!("connect-{}", route.name),
+                                    "url": url,
+                                    "message": format!("Connect your {} account", route.name),
+                                }]},
+                            },
+                        });
+                        jsonrpc_response(StatusCode::OK, body.to_string())
+                    }
+                    None => {
+                        wire::json_error(StatusCode::FORBIDDEN, "upstream_not_connected", &message)
+                    }
+                }
+            }
+            McpError::UpstreamOAuth(e) => {
+                let status = match e {
+                    crate::upstream_oauth::UpstreamOAuthError::Unavailable(_) => {
+                        StatusCode::GATEWAY_TIMEOUT
+                    }
+                    _ => StatusCode::BAD_GATEWAY,
+                };
+                wire::json_error(
+                    status,
+                    "upstream_auth_failed",
+                    "the upstream's authorization server cannot be used now",
+                )
+            }
         }
     }
 }
@@ -241,6 +297,39 @@ mod tests {
         let (status, _, body) = render(McpError::ForeignSession);
         assert_eq!(status, StatusCode::NOT_FOUND);
         assert!(body.contains("-32001"), "{body}");
+    }
+
+    #[test]
+    fn an_unconnected_upstream_account_names_the_connect_page() {
+        let url = "https://proxy.example/oauth/connect/notes".to_string();
+        let id = serde_json::value::RawValue::from_string("\"a\"".into()).unwrap();
+        let (status, _, body) = render(McpError::UpstreamNotConnected {
+            url: url.clone(),
+            id: Some(id),
+        });
+        assert_eq!(status, StatusCode::OK);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["id"], "a");
+        assert_eq!(v["error"]["code"], URL_ELICITATION_REQUIRED);
+        assert!(v["error"]["message"].as_str().unwrap().contains(&url));
+        assert_eq!(v["error"]["data"]["elicitations"][0]["mode"], "url");
+        assert_eq!(v["error"]["data"]["elicitations"][0]["url"], url.as_str());
+        // A notification or a GET: no JSON-RPC id to answer.
+        let (status, _, body) = render(McpError::UpstreamNotConnected {
+            url: url.clone(),
+            id: None,
+        });
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(
+            body.contains("upstream_not_connected") && body.contains(&url),
+            "{body}"
+        );
+        // The authorization server down: 504, and nothing of its answer.
+        let (status, _, body) = render(McpError::UpstreamOAuth(
+            crate::upstream_oauth::UpstreamOAuthError::Unavailable("secret detail".into()),
+        ));
+        assert_eq!(status, StatusCode::GATEWAY_TIMEOUT);
+        assert!(!body.contains("secret detail"));
     }
 
     #[test]

@@ -12,12 +12,16 @@ use http::{HeaderValue, Response, header};
 use super::session::Target;
 use super::{Context, McpError};
 use crate::config::{CredentialRule, Route, StdioServer, Upstream};
+use crate::mcp::jsonrpc;
 use crate::oauth::jwt::Claims;
+use crate::proxy::ProxyError;
 use crate::proxy::client::Outgoing;
 use crate::proxy::headers::{Caller, ClientInfo, Identity};
 use crate::stdio::sessions::Owner;
 use crate::stdio::{Accept, Exchange};
+use crate::upstream_oauth::{self, UpstreamOAuthError};
 use crate::wire::Body;
+use serde_json::value::RawValue;
 
 pub(super) async fn send(
     cx: &Context<'_>,
@@ -55,8 +59,23 @@ pub(super) async fn send(
         )),
         _ => None,
     };
+    // An upstream protected by OAuth: the user's own token (see `upstream_oauth`).
+    let connected = match (&route.upstream_oauth, claims) {
+        (None, _) => None,
+        (Some(_), Some(c)) => Some(
+            cx.state
+                .upstream_oauth
+                .credential(&cx.state.authority, cx.config, route, &c.sub)
+                .await
+                .map_err(|e| connect_error(cx, e, &body))?,
+        ),
+        (Some(_), None) => return Err(not_connected(cx, &body)),
+    };
     let caller = Caller {
-        credential: credential(route, claims).map(|r| &r.auth),
+        credential: match &connected {
+            Some(c) => Some(&c.auth),
+            None => credential(route, claims).map(|r| &r.auth),
+        },
         strip: &route.credential_headers,
         identity: claims.filter(|_| route.identity_headers).map(|c| Identity {
             user: &c.sub,
@@ -66,11 +85,58 @@ pub(super) async fn send(
         }),
         identity_token: route.identity_token.as_ref().zip(identity_token.as_deref()),
     };
-    Ok(cx
+    // Kept (a reference count) for the error below; parsed only then.
+    let sent = match (&connected, &body) {
+        (Some(_), Outgoing::Full(bytes)) => Some(Outgoing::Full(bytes.clone())),
+        _ => None,
+    };
+    match cx
         .state
         .upstream
         .forward(route, upstream, head, body, &client, &caller)
-        .await?)
+        .await
+    {
+        Ok(res) => Ok(res),
+        // The upstream no longer takes the user's token (revoked there): they connect again.
+        Err(ProxyError::UpstreamAuth) if connected.is_some() => {
+            if let Some(c) = claims {
+                cx.state
+                    .upstream_oauth
+                    .forget_for(&cx.state.authority, route, &c.sub);
+            }
+            Err(McpError::UpstreamNotConnected {
+                url: upstream_oauth::connect_url(cx.config, route),
+                id: sent.as_ref().and_then(request_id),
+            })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The JSON-RPC id of a request body (`None`: a notification, or no body).
+fn request_id(body: &Outgoing) -> Option<Box<RawValue>> {
+    let Outgoing::Full(bytes) = body else {
+        return None;
+    };
+    let (messages, _) = jsonrpc::parse(bytes).ok()?;
+    messages.first()?.id.map(ToOwned::to_owned)
+}
+
+fn not_connected(cx: &Context<'_>, body: &Outgoing) -> McpError {
+    McpError::UpstreamNotConnected {
+        url: upstream_oauth::connect_url(cx.config, cx.route),
+        id: request_id(body),
+    }
+}
+
+fn connect_error(cx: &Context<'_>, e: UpstreamOAuthError, body: &Outgoing) -> McpError {
+    match e {
+        UpstreamOAuthError::NotConnected => not_connected(cx, body),
+        e => {
+            tracing::warn!(route = %cx.route.name, error = %e, "no upstream token for the user");
+            McpError::UpstreamOAuth(e)
+        }
+    }
 }
 
 /// The credential rule for this caller (without a token: only a rule without `when`).

@@ -17,11 +17,14 @@ use crate::paths;
 /// refused before anything about it is kept.
 pub const MAX_USERNAME: usize = 256;
 
-/// The page to continue to after login: only the authorization endpoint
-/// (anything else would make the login page an open redirector); "" for none.
+/// The page to continue to after login: only the authorization endpoint or an
+/// upstream's connect page (anything else would make the login page an open
+/// redirector); "" for none.
 pub fn next_after_login(next: Option<&str>) -> &str {
     next.filter(|n| {
-        n.starts_with(&format!("{}?", paths::AUTHORIZE)) && !n.contains(['\r', '\n', '\\'])
+        (n.starts_with(&format!("{}?", paths::AUTHORIZE))
+            || (n.starts_with(paths::CONNECT_PREFIX) && !n.contains(['?', '#', '%'])))
+            && !n.contains(['\r', '\n', '\\'])
     })
     .unwrap_or("")
 }
@@ -394,5 +397,10 @@ mod tests {
             assert_eq!(next_after_login(Some(bad)), "", "{bad}");
         }
         assert_eq!(next_after_login(None), "");
+        assert_eq!(
+            next_after_login(Some("/oauth/connect/github")),
+            "/oauth/connect/github"
+        );
+        assert_eq!(next_after_login(Some("/oauth/connect/x?y=//evil")), "");
     }
 }

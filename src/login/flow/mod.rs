@@ -75,6 +75,9 @@ pub enum PageError {
     ProviderNotAllowed(String),
     /// The provider is down or slow.
     ProviderUnavailable,
+    /// Connecting an account at an upstream's authorization server failed: what
+    /// the person may do about it.
+    ConnectFailed(StatusCode, String),
 }
 
 impl PageError {
@@ -91,6 +94,7 @@ impl PageError {
             PageError::SignInCancelled | PageError::ProviderNotAllowed(_) => StatusCode::FORBIDDEN,
             PageError::ProviderAnswerInvalid => StatusCode::BAD_GATEWAY,
             PageError::ProviderUnavailable => StatusCode::GATEWAY_TIMEOUT,
+            PageError::ConnectFailed(status, _) => *status,
             PageError::NotAllowed { .. }
             | PageError::NoLongerAllowed
             | PageError::FormExpired
@@ -133,6 +137,7 @@ impl PageError {
             PageError::AlreadyAnswered => "Already answered",
             PageError::ServerError(_) => "Something went wrong",
             PageError::Busy => "Busy",
+            PageError::ConnectFailed(..) => "Not connected",
         }
     }
 
@@ -185,6 +190,7 @@ impl PageError {
             PageError::ProviderUnavailable => {
                 "Signing in could not be completed. Try again in a moment.".into()
             }
+            PageError::ConnectFailed(_, text) => text.into(),
         }
     }
 }
