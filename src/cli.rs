@@ -100,7 +100,7 @@ pub fn check_config(path: &std::path::Path) -> ExitCode {
     );
     match &config.state {
         StateBackend::Dir(d) => println!("state: dir {}", d.display()),
-        StateBackend::Redis(_) => println!("state: redis"),
+        StateBackend::Redis { .. } => println!("state: redis"),
     }
     for p in &config.identity_providers {
         let kind = match p.kind {

@@ -5,36 +5,14 @@ use std::path::Path;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Namespace, Store, StoreError, Update};
+use super::{Namespace, Store, StoreError, Update, decode, encode};
 
 fn table(ns: Namespace) -> TableDefinition<'static, &'static str, &'static [u8]> {
-    TableDefinition::new(match ns {
-        Namespace::Clients => "clients",
-        Namespace::Codes => "codes",
-        Namespace::Families => "families",
-        Namespace::Keys => "keys",
-        Namespace::Denied => "denied",
-        Namespace::Consents => "consents",
-        Namespace::Identities => "identities",
-    })
+    TableDefinition::new(ns.name())
 }
 
 fn backend(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
-}
-
-/// Values are stored as 8 bytes of big-endian expiry followed by the record.
-fn encode(value: &[u8], expires_at: u64) -> Vec<u8> {
-    let mut v = Vec::with_capacity(8 + value.len());
-    v.extend_from_slice(&expires_at.to_be_bytes());
-    v.extend_from_slice(value);
-    v
-}
-
-fn decode(stored: &[u8], now: u64) -> Option<&[u8]> {
-    let (exp, value) = stored.split_at_checked(8)?;
-    let exp = u64::from_be_bytes(exp.try_into().ok()?);
-    (exp == 0 || now < exp).then_some(value)
 }
 
 /// The file holds the signing and HMAC keys: readable by the proxy's user only.
