@@ -151,8 +151,6 @@ impl Store for Embedded {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Records;
-    use std::sync::Arc;
 
     #[test]
     fn records_survive_reopening_and_expire() {
@@ -178,41 +176,5 @@ mod tests {
         );
         assert_eq!(s.sweep(100).unwrap(), 1);
         assert!(s.get(Namespace::Clients, "c1", 5).unwrap().is_some());
-    }
-
-    #[test]
-    fn concurrent_updates_of_one_key_are_serialised() {
-        let dir = tempfile::tempdir().unwrap();
-        let records = Records(Arc::new(Embedded::open(dir.path()).unwrap()));
-        records.put(Namespace::Families, "f", &0u64, 0).unwrap();
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let r = records.clone();
-                std::thread::spawn(move || {
-                    for _ in 0..25 {
-                        r.update::<u64, ()>(Namespace::Families, "f", 1, |n| {
-                            (Some((n.unwrap_or(0) + 1, 0)), ())
-                        })
-                        .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(
-            records.get::<u64>(Namespace::Families, "f", 1).unwrap(),
-            Some(100)
-        );
-    }
-
-    #[test]
-    fn key_material_is_made_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let records = Records(Arc::new(Embedded::open(dir.path()).unwrap()));
-        let a = records.key_material("k", vec![1, 2, 3]).unwrap();
-        let b = records.key_material("k", vec![9]).unwrap();
-        assert_eq!(a, b);
     }
 }

@@ -4,6 +4,8 @@
 //! instance) and by Redis (shared by several instances); [`Records`] puts
 //! typed records on top of it.
 
+#[cfg(test)]
+mod conformance;
 mod embedded;
 pub mod redis;
 

@@ -15,6 +15,9 @@ mod oauth;
 mod oauth_client;
 mod policy;
 mod quirks;
+#[path = "../support/redis_server.rs"]
+mod redis_server;
 mod security;
+mod shared_store;
 mod tls;
 mod upstream_pool;
