@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::CheckConfig(arg) => cli::check_config(&arg.config),
         Command::HashPassword => cli::hash_password(),
+        Command::MigrateStore(args) => cli::migrate_store(&args),
         Command::Completions { shell } => match cli::completions(shell, &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

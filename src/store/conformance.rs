@@ -4,12 +4,9 @@
 
 use std::sync::Arc;
 
-use super::{Embedded, Namespace, Records, Redis, Store, Update};
+use super::{Embedded, Namespace, Records, Redis, Update};
 
-#[path = "../../tests/support/redis_server.rs"]
-#[allow(dead_code)]
-mod redis_server;
-use redis_server::RedisServer;
+use super::test_redis::RedisServer;
 
 /// Now, as the tests' records see it (Redis expiries are wall-clock).
 fn now() -> u64 {

@@ -61,6 +61,31 @@ impl Embedded {
     }
 }
 
+impl Embedded {
+    /// Every live record of a namespace: key, value and expiry (for `migrate-store`).
+    pub fn entries(
+        &self,
+        ns: Namespace,
+        now: u64,
+    ) -> Result<Vec<(String, Vec<u8>, u64)>, StoreError> {
+        let txn = self.db.begin_read().map_err(backend)?;
+        let t = txn.open_table(table(ns)).map_err(backend)?;
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(backend)? {
+            let (k, v) = entry.map_err(backend)?;
+            let stored = v.value();
+            if let (Some(value), Some(exp)) = (decode(stored, now), stored.first_chunk::<8>()) {
+                out.push((
+                    k.value().to_string(),
+                    value.to_vec(),
+                    u64::from_be_bytes(*exp),
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
 impl Store for Embedded {
     fn get(&self, ns: Namespace, key: &str, now: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.db.begin_read().map_err(backend)?;

@@ -7,7 +7,13 @@
 #[cfg(test)]
 mod conformance;
 mod embedded;
+pub mod migrate;
 pub mod redis;
+/// A `redis-server` of a test's own.
+#[cfg(test)]
+#[path = "../../tests/support/redis_server.rs"]
+#[allow(dead_code)]
+mod test_redis;
 
 use std::sync::Arc;
 

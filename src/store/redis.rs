@@ -97,6 +97,33 @@ impl Redis {
         self.pool.with(f)
     }
 
+    /// Stores a record unless the key exists (`SET NX`); whether it was stored.
+    /// For copying records in (`migrate-store`): what is there already is newer.
+    pub fn put_new(
+        &self,
+        ns: Namespace,
+        k: &str,
+        value: &[u8],
+        expires_at: u64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let full = key(ns, k);
+        let mut set = redis::cmd("SET");
+        set.arg(&full).arg(encode(value, expires_at)).arg("NX");
+        if expires_at > 0 {
+            set.arg("EX").arg(expires_at.saturating_sub(now).max(1));
+        }
+        let stored: Option<String> = self.with(|c| set.query(c))?;
+        if ns == Namespace::Denied {
+            // Indexed whether new or not: a copy interrupted before this is completed.
+            let mut pipe = redis::pipe();
+            pipe.atomic();
+            revocations::announce(&mut pipe, k, expires_at);
+            self.with(|c| pipe.query::<()>(c))?;
+        }
+        Ok(stored.is_some())
+    }
+
     /// `MGET` of `keys` in batches, decoded at `now`; expired or missing ones left out.
     fn values(&self, keys: &[String], now: u64) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut out = Vec::new();

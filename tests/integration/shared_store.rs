@@ -401,3 +401,73 @@ async fn while_redis_is_down_oauth_answers_503_mcp_traffic_goes_on_and_all_recov
     assert_eq!(readyz.status(), 200);
     assert_eq!(mcp_status(&pair.a, &s(&rotated, "access_token")).await, 200);
 }
+
+#[tokio::test]
+async fn migrate_store_copies_an_embedded_store_so_its_tokens_keep_working_on_redis() {
+    let redis = RedisServer::start();
+    let upstream = NodeUpstream::start(&["--json"]);
+    let mut single = Proxy::start(|port, dir| {
+        crate::common::simple_config(port, dir, "", &upstream.url("/mcp"))
+    })
+    .await;
+    let t = tokens(&single, &[]).await;
+    let public = single.port;
+    let state_dir = single.dir.path().join("state");
+    let stopped = single.child.take().map(|mut c| {
+        c.kill().unwrap();
+        c.wait().unwrap()
+    });
+    assert!(stopped.is_some());
+
+    let redis_config = single.dir.path().join("redis.yaml");
+    let text = config(
+        public,
+        public,
+        &redis.url(),
+        &upstream.url("/mcp"),
+        "10s",
+        1,
+    );
+    std::fs::write(&redis_config, text).unwrap();
+    let migrate = || {
+        let out = std::process::Command::new(crate::common::proxy_bin())
+            .args(["migrate-store", "--config"])
+            .arg(&redis_config)
+            .arg("--from")
+            .arg(&state_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let first = migrate();
+    assert!(
+        first.contains("clients: 1 copied, 0 already in redis"),
+        "{first}"
+    );
+    assert!(first.contains("families: 1 copied"), "{first}");
+    let again = migrate();
+    assert!(
+        again.contains("clients: 0 copied, 1 already in redis"),
+        "idempotent: {again}"
+    );
+
+    let url = redis.url();
+    let up = upstream.url("/mcp");
+    let shared =
+        Proxy::start(|port, _: &Path| config(port, public, &url, &up, "10s", free_port())).await;
+    assert_eq!(
+        mcp_status(&shared, &t.access).await,
+        200,
+        "the signing keys came along"
+    );
+    let (status, body) = refresh(&shared, &t.client_id, &t.refresh).await;
+    assert_eq!(
+        status, 200,
+        "the client and its refresh token came along: {body}"
+    );
+}
