@@ -745,10 +745,16 @@ impl Authority {
         if let Ok(claims) = self.keys.load().verify_signature(token)
             && claims.client_id == client.client_id
         {
-            self.deny(vec![IssuedAccess {
+            let revoked = IssuedAccess {
                 jti: claims.jti,
                 exp: claims.exp,
-            }]);
+            };
+            // Stored (and announced to the other instances) before the answer:
+            // if the store fails, the client is told to try again.
+            self.records
+                .put(Namespace::Denied, &revoked.jti, &revoked, revoked.exp)
+                .map_err(store_error)?;
+            self.denied_elsewhere(&revoked.jti, revoked.exp);
             return Ok(Some((claims.sub, claims.aud)));
         }
         Ok(None)

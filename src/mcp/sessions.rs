@@ -84,10 +84,17 @@ impl Owners {
 
     /// Records a new session's owner in Redis, for the other instances.
     /// A failure is logged: the session still works through this instance.
+    /// While Redis is known to be down this does not wait for it: MCP traffic
+    /// goes on through this instance.
     pub fn share(&self, session: &str, user: &str, client: &str) {
-        if let Some(redis) = &self.shared
-            && let Err(e) = redis.record_session(session, user, client, IDLE.as_secs())
-        {
+        let Some(redis) = &self.shared else {
+            return;
+        };
+        if !redis.is_up() {
+            tracing::warn!("a session's owner is known to this instance only (the store is down)");
+            return;
+        }
+        if let Err(e) = redis.record_session(session, user, client, IDLE.as_secs()) {
             tracing::warn!(error = %e, "a session's owner is known to this instance only");
         }
     }

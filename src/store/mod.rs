@@ -13,7 +13,7 @@ pub mod redis;
 #[cfg(test)]
 #[path = "../../tests/support/redis_server.rs"]
 #[allow(dead_code)]
-mod test_redis;
+pub(crate) mod test_redis;
 
 use std::sync::Arc;
 

@@ -56,16 +56,31 @@ struct Pair {
     _upstream: NodeUpstream,
 }
 
+/// Two instances on `redis` in front of `upstream`, the route with `extra` lines;
+/// and the first one's admin port.
+async fn instances(
+    redis: &RedisServer,
+    upstream: &str,
+    grace: &str,
+    extra: &str,
+) -> (Proxy, Proxy, u16) {
+    let url = redis.url();
+    let (a_admin, b_admin) = (free_port(), free_port());
+    let a =
+        Proxy::start(|port, _: &Path| config(port, port, &url, upstream, grace, a_admin) + extra)
+            .await;
+    let public = a.port;
+    let b =
+        Proxy::start(|port, _: &Path| config(port, public, &url, upstream, grace, b_admin) + extra)
+            .await;
+    (a, b, a_admin)
+}
+
 impl Pair {
     async fn start(grace: &str) -> Self {
         let redis = RedisServer::start();
         let upstream = NodeUpstream::start(&["--json"]);
-        let (url, up) = (redis.url(), upstream.url("/mcp"));
-        let (a_admin, b_admin) = (free_port(), free_port());
-        let a = Proxy::start(|port, _: &Path| config(port, port, &url, &up, grace, a_admin)).await;
-        let public = a.port;
-        let b =
-            Proxy::start(|port, _: &Path| config(port, public, &url, &up, grace, b_admin)).await;
+        let (a, b, a_admin) = instances(&redis, &upstream.url("/mcp"), grace, "").await;
         Self {
             a,
             b,
@@ -469,5 +484,126 @@ async fn migrate_store_copies_an_embedded_store_so_its_tokens_keep_working_on_re
     assert_eq!(
         status, 200,
         "the client and its refresh token came along: {body}"
+    );
+}
+
+#[tokio::test]
+async fn a_legacy_sse_message_sent_to_an_instance_without_its_stream_fails_at_once_and_says_why() {
+    let redis = RedisServer::start();
+    let upstream = crate::security::LegacyUpstream::start().await;
+    let sse = format!("http://127.0.0.1:{}/sse", upstream.port);
+    let (a, b, _) = instances(&redis, &sse, "10s", "    transport: sse\n").await;
+    let (_, t) = tokens_for(&a, &b, USER).await;
+    let access = s(&t, "access_token");
+    let (_stream, endpoint) = crate::security::open_legacy_stream(&a, &access).await;
+    let post = |to: &Proxy| {
+        let url = to.url(&endpoint);
+        let access = access.clone();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .bearer_auth(access)
+                .timeout(Duration::from_secs(5))
+                .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "ping"}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let started = Instant::now();
+    let res = post(&b).await;
+    assert_eq!(res.status(), 404);
+    assert!(started.elapsed() < Duration::from_secs(2), "no hang");
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        s(&body, "error_description").contains("held by another instance"),
+        "{body}"
+    );
+    assert_eq!(upstream.posts(), Vec::<String>::new(), "nothing forwarded");
+    assert_eq!(
+        post(&a).await.status(),
+        202,
+        "the instance holding the stream takes it"
+    );
+}
+
+#[tokio::test]
+async fn a_redis_that_hangs_fails_oauth_requests_in_bounded_time_and_mcp_traffic_goes_on() {
+    let pair = Pair::start("10s").await;
+    let (a, b) = (&pair.a, &pair.b);
+    let (client_id, t) = tokens_for(a, b, USER).await;
+    let (access, r1) = (s(&t, "access_token"), s(&t, "refresh_token"));
+    assert_eq!(mcp_status(a, &access).await, 200);
+    pair.redis.pause(true);
+    for _ in 0..3 {
+        let started = Instant::now();
+        let (status, body) = refresh(a, &client_id, &r1).await;
+        assert_eq!(
+            (status.as_u16(), s(&body, "error").as_str()),
+            (503, "temporarily_unavailable")
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        mcp_status(a, &access).await,
+        200,
+        "issued tokens keep working"
+    );
+    pair.redis.pause(false);
+    wait_for(
+        "the refresh to work again",
+        Duration::from_secs(10),
+        || async {
+            let (status, body) = refresh(b, &client_id, &r1).await;
+            (status == 200).then_some(body)
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_redis_password_comes_from_a_file_and_never_reaches_the_logs() {
+    const PASSWORD: &str = "pw-Zq81x-not-in-logs";
+    let redis = RedisServer::start_with(&["--requirepass", PASSWORD]);
+    let upstream = NodeUpstream::start(&["--json"]);
+    let url = redis.url();
+    let up = upstream.url("/mcp");
+    let with_file = |port: u16, dir: &Path, password: &str| {
+        let file = dir.join("redis-password");
+        std::fs::write(&file, password).unwrap();
+        config(port, port, &url, &up, "10s", free_port()).replacen(
+            "state:\n",
+            &format!("state:\n  redis_password_file: {}\n", file.display()),
+            1,
+        )
+    };
+    let proxy = Proxy::start(|port, dir| with_file(port, dir, PASSWORD)).await;
+    let t = tokens(&proxy, &[]).await;
+    assert_eq!(mcp_status(&proxy, &t.access).await, 200);
+    assert!(!proxy.logs().contains(PASSWORD));
+
+    // A wrong password: the proxy does not start, and says why without the password.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, with_file(free_port(), dir.path(), "wrong-Zq81x")).unwrap();
+    let out = std::process::Command::new(crate::common::proxy_bin())
+        .args(["serve", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("store"), "{text}");
+    assert!(
+        !text.contains("wrong-Zq81x") && !text.contains(PASSWORD),
+        "{text}"
     );
 }

@@ -11,6 +11,8 @@ pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    /// Extra arguments for `redis-server` (e.g. `--requirepass`).
+    args: Vec<String>,
 }
 
 impl Drop for RedisServer {
@@ -38,14 +40,28 @@ fn answers(port: u16) -> bool {
 
 impl RedisServer {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A server started with these extra arguments.
+    pub fn start_with(args: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("no temp dir: {e}"));
         let mut server = Self {
             child: None,
             port: free_port(),
             dir,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         server.restart();
         server
+    }
+
+    /// Stops (`true`) or continues the server's process: a server that hangs.
+    pub fn pause(&self, paused: bool) {
+        let pid = self.child.as_ref().map(|c| c.id().to_string());
+        let signal = if paused { "-STOP" } else { "-CONT" };
+        let sent = Command::new("kill").arg(signal).args(pid).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill {signal}");
     }
 
     /// `redis://127.0.0.1:PORT/0`.
@@ -80,6 +96,7 @@ impl RedisServer {
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(self.dir.path())
+            .args(&self.args)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -88,7 +105,11 @@ impl RedisServer {
             });
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !answers(self.port) {
+        // A server with a password answers PING with an error: listening is enough then.
+        let needs_auth = self.args.iter().any(|a| a == "--requirepass");
+        while !(answers(self.port)
+            || needs_auth && TcpStream::connect(("127.0.0.1", self.port)).is_ok())
+        {
             assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
