@@ -307,7 +307,9 @@ function routeLines({ name, path: routePath, upstream, transport, upstreamToken,
  * and `defaultScopes` (default `["notes:read"]`), then the `routes` given
  * (objects for routeLines: name, path, upstream, transport, upstreamToken,
  * scopes, defaultScopes). `server` adds keys to the `server:` block
- * (e.g. `{ sse_keepalive: '1s' }`).
+ * (e.g. `{ sse_keepalive: '1s' }`). `publicUrl` (default: the proxy's own
+ * address) and `redisUrl` (instead of the state dir) are for instances behind
+ * a load balancer.
  */
 export function proxyConfig({
   port,
@@ -321,13 +323,15 @@ export function proxyConfig({
   routes = [],
   server = {},
   extra = '',
+  publicUrl,
+  redisUrl,
 }) {
   const t = { access_ttl: '1h', refresh_ttl: '30d', refresh_grace: '10s', ...tokens };
   const lines = [
     `listen: ${q(`127.0.0.1:${port}`)}`,
-    `public_url: ${q(`http://127.0.0.1:${port}`)}`,
+    `public_url: ${q(publicUrl ?? `http://127.0.0.1:${port}`)}`,
     'state:',
-    `  dir: ${q(stateDir)}`,
+    redisUrl ? `  redis: ${q(redisUrl)}` : `  dir: ${q(stateDir)}`,
     'tokens:',
     `  access_ttl: ${t.access_ttl}`,
     `  refresh_ttl: ${t.refresh_ttl}`,
