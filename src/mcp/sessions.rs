@@ -20,9 +20,13 @@ const IDLE: Duration = Duration::from_secs(24 * 3600);
 const MAX: usize = 200_000;
 /// How many are forgotten at once when full: one scan of the map per this many new sessions.
 const EVICT: usize = MAX / 100;
+/// How often a session in use has its owner's Redis expiry pushed back (in the
+/// background: a request never waits for it).
+const TOUCH: Duration = Duration::from_secs(3600);
 
 pub struct Owners {
-    map: DashMap<String, (String, String, Instant)>,
+    /// Session → (user, client, last used, when its Redis expiry was last pushed back).
+    map: DashMap<String, (String, String, Instant, Instant)>,
     clock: Clock,
     shared: Option<Redis>,
 }
@@ -59,7 +63,20 @@ impl Owners {
         let mut e = self.map.get_mut(session)?;
         let ok = e.0 == user && e.1 == client;
         if ok {
-            e.2 = self.clock.instant();
+            let now = self.clock.instant();
+            e.2 = now;
+            if let Some(redis) = &self.shared
+                && now.duration_since(e.3) >= TOUCH
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                e.3 = now;
+                let (redis, session) = (redis.clone(), session.to_string());
+                runtime.spawn_blocking(move || {
+                    if let Err(e) = redis.touch_session(&session, IDLE.as_secs()) {
+                        tracing::debug!(error = %e, "a session's owner expiry was not pushed back");
+                    }
+                });
+            }
         }
         Some(ok)
     }
@@ -116,7 +133,8 @@ impl Owners {
         let mut new = false;
         self.map.entry(session.to_string()).or_insert_with(|| {
             new = true;
-            (user.to_string(), client.to_string(), self.clock.instant())
+            let now = self.clock.instant();
+            (user.to_string(), client.to_string(), now, now)
         });
         new
     }
