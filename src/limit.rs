@@ -130,4 +130,24 @@ mod tests {
         assert!(l.check(new).is_ok(), "ended windows make room");
         assert_eq!(l.seen.len(), 1);
     }
+
+    #[test]
+    fn instances_sharing_redis_count_together() {
+        let server = crate::store::test_redis::RedisServer::start();
+        let time = ManualClock::new(0);
+        let instance = || {
+            let redis = crate::store::Redis::open(&server.url(), None).unwrap();
+            RateLimit::new(2, Duration::from_secs(60), time.clock()).shared(redis, "test")
+        };
+        let (a, b) = (instance(), instance());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(a.check(ip).is_ok() && b.check(ip).is_ok());
+        let wait = a.check(ip).unwrap_err();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(
+            b.check(ip).is_err(),
+            "the third call is refused on either instance"
+        );
+        assert!(a.check("10.0.0.2".parse().unwrap()).is_ok());
+    }
 }

@@ -343,3 +343,33 @@ fn a_flood_of_distinct_tokens_keeps_the_verified_cache_within_its_bound() {
         );
     }
 }
+
+#[test]
+fn a_client_assertion_is_accepted_once_across_instances_sharing_redis() {
+    let server = crate::store::test_redis::RedisServer::start();
+    let time = ManualClock::starting_now();
+    let instance = || {
+        let records = Records(Arc::new(
+            crate::store::Redis::open(&server.url(), None).unwrap(),
+        ));
+        Authority::new(records, time.clock(), &config().tokens).unwrap()
+    };
+    let (a, b) = (instance(), instance());
+    let exp = time.clock().unix() + 60;
+    assert_eq!(a.first_use_of_assertion("client", "jti-1", exp), Ok(()));
+    assert_eq!(
+        b.first_use_of_assertion("client", "jti-1", exp),
+        Err(assertion::SeenError::Replayed),
+        "seen by the other instance"
+    );
+    assert_eq!(
+        b.first_use_of_assertion("other-client", "jti-1", exp),
+        Ok(())
+    );
+    drop(server);
+    assert_eq!(
+        a.first_use_of_assertion("client", "jti-2", exp),
+        Err(assertion::SeenError::Unavailable),
+        "Redis gone: refused, never accepted unchecked"
+    );
+}

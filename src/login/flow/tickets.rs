@@ -170,4 +170,20 @@ mod tests {
         );
         assert_eq!(used.map.len(), 1);
     }
+
+    #[test]
+    fn a_page_is_answered_once_whichever_instance_gets_the_answers() {
+        let mut server = crate::store::test_redis::RedisServer::start();
+        let instance =
+            || UsedTickets::shared(crate::store::Redis::open(&server.url(), None).unwrap());
+        let (a, b) = (instance(), instance());
+        assert_eq!(a.first_use_of("t1", 1_000_600, 1_000_000), TicketUse::First);
+        assert_eq!(b.first_use_of("t1", 1_000_600, 1_000_000), TicketUse::Again);
+        assert_eq!(b.first_use_of("t2", 1_000_600, 1_000_000), TicketUse::First);
+        server.stop();
+        assert_eq!(
+            a.first_use_of("t3", 1_000_600, 1_000_000),
+            TicketUse::Unavailable
+        );
+    }
 }
