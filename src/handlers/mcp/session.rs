@@ -114,11 +114,7 @@ pub(super) fn after<B>(cx: &Context<'_>, claims: &Claims, target: &Target, respo
         && response.status().is_success()
         && let Some(sid) = session
     {
-        let owners = &cx.state.mcp_sessions;
-        if owners.is_shared() {
-            tokio::task::block_in_place(|| owners.forget(sid));
-        } else {
-            owners.forget(sid);
-        }
+        // With a shared store, forgetting it is a Redis call too.
+        tokio::task::block_in_place(|| cx.state.mcp_sessions.forget(sid));
     }
 }
