@@ -607,3 +607,31 @@ async fn the_redis_password_comes_from_a_file_and_never_reaches_the_logs() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn mcp_requests_with_a_known_token_and_session_never_reach_redis() {
+    let pair = Pair::start("10s").await;
+    let (a, b) = (&pair.a, &pair.b);
+    let (_, t) = tokens_for(a, b, USER).await;
+    let access = s(&t, "access_token");
+    let opened = mcp(a, &access, None, &initialize_body()).await;
+    let session = opened.headers()["mcp-session-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let list = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
+    // b learns the session's owner from Redis on its first request (counted).
+    let start = pair.redis.commands();
+    assert_eq!(mcp(b, &access, Some(&session), &list).await.status(), 200);
+    let before = pair.redis.commands();
+    assert!(before > start, "b's look-up is seen: {start} → {before}");
+    for i in 0..20 {
+        let to = if i % 2 == 0 { a } else { b };
+        assert_eq!(mcp(to, &access, Some(&session), &list).await.status(), 200);
+    }
+    assert_eq!(
+        pair.redis.commands(),
+        before,
+        "no Redis command but the health pings"
+    );
+}

@@ -56,6 +56,44 @@ impl RedisServer {
         server
     }
 
+    /// How many commands the server has run, `PING` and `INFO` not counted.
+    pub fn commands(&self) -> u64 {
+        let mut s = TcpStream::connect(("127.0.0.1", self.port))
+            .unwrap_or_else(|e| panic!("redis-server does not answer: {e}"));
+        let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+        s.write_all(b"INFO commandstats\r\n")
+            .unwrap_or_else(|e| panic!("INFO: {e}"));
+        let mut text = String::new();
+        let mut buf = [0u8; 4096];
+        // A bulk string: `$<len>\r\n<len bytes>\r\n`.
+        loop {
+            let n = s.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            text.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let len = text
+                .strip_prefix('$')
+                .and_then(|t| t.split_once("\r\n"))
+                .and_then(|(l, _)| l.parse::<usize>().ok());
+            if len.is_some_and(|l| text.len() >= l + text.find("\r\n").unwrap_or(0) + 4) {
+                break;
+            }
+        }
+        text.lines()
+            .filter_map(|l| l.strip_prefix("cmdstat_"))
+            .filter(|l| !l.starts_with("ping:") && !l.starts_with("info:"))
+            .filter_map(|l| {
+                l.split_once("calls=")?
+                    .1
+                    .split(',')
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .sum()
+    }
+
     /// Stops (`true`) or continues the server's process: a server that hangs.
     pub fn pause(&self, paused: bool) {
         let pid = self.child.as_ref().map(|c| c.id().to_string());
