@@ -383,6 +383,40 @@ async fn while_redis_is_down_oauth_answers_503_mcp_traffic_goes_on_and_all_recov
                 .unwrap()
                 .contains("Temporarily unavailable")
         );
+        let mut browser = Browser::default();
+        let form = browser
+            .get(&proxy.url("/oauth/login"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let res = browser
+            .post_form(
+                &proxy.url("/oauth/login"),
+                &[
+                    ("csrf", &hidden(&form, "csrf")),
+                    ("next", ""),
+                    ("username", USER),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), 503, "signing in waits for the store");
+        assert!(res.headers().contains_key("retry-after"));
+        let res = http()
+            .post(proxy.url("/oauth/revoke"))
+            .form(&[
+                ("token", access.as_str()),
+                ("client_id", client_id.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            res.status(),
+            503,
+            "a revocation is not acknowledged unless stored"
+        );
         assert_eq!(
             mcp_status(proxy, &access).await,
             200,
