@@ -15,8 +15,9 @@ command -v npm >/dev/null || missing+=("npm")
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=("python3-venv")
 command -v systemd-analyze >/dev/null || missing+=("systemd (systemd-analyze)")
 [[ -x /usr/bin/chromium ]] || missing+=("chromium")
+command -v redis-server >/dev/null || missing+=("redis-server")
 if (( ${#missing[@]} )); then
-  echo "test.sh: missing: ${missing[*]} (e.g. apt-get install chromium fonts-liberation systemd python3-venv nodejs npm)" >&2
+  echo "test.sh: missing: ${missing[*]} (e.g. apt-get install chromium fonts-liberation systemd python3-venv nodejs npm redis-server)" >&2
   exit 1
 fi
 

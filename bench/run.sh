@@ -11,7 +11,8 @@
 # OUT (bench/out/<time>), MAX_RUNTIME (1800 s), QUIET_MAX_BUSY (20 %), QUIET_WAIT (900 s),
 # OTHERS_MAX (10 % of a CPU used by other processes during a block of runs: repeat it),
 # PROXY_CPU (0), LOAD_CPU (1), BASE_PORT (18000), METRICS (on: the proxy has an `admin`
-# listener, so it counts every request, as in production; off: no metrics).
+# listener, so it counts every request, as in production; off: no metrics), STORE (dir;
+# redis: the proxy's state in a redis-server of the run's own, on LOAD_CPU).
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -39,6 +40,8 @@ SSE_PORT=$((BASE_PORT + 4))
 ADMIN_PORT=$((BASE_PORT + 5))
 METRICS=${METRICS:-on}
 [[ $METRICS == on || $METRICS == off ]] || { echo "METRICS must be on or off, not $METRICS" >&2; exit 64; }
+REDIS_PORT=$((BASE_PORT + 6))
+STORE=${STORE:-dir}
 PASSWORD=bench-password
 CACHE_REQUESTS=200
 
@@ -50,6 +53,14 @@ for tool in nginx wrk taskset curl python3; do
   command -v "$tool" >/dev/null || die "$tool is missing (apt-get install nginx wrk util-linux curl python3)"
 done
 if has_phase sse; then command -v cargo >/dev/null || die "cargo is missing (the SSE phase builds bench/sse-bench)"; fi
+case $STORE in
+  dir) STATE_YAML="dir: \"@OUT@/state\"" ;;
+  redis)
+    command -v redis-server >/dev/null || die "redis-server is missing (apt-get install redis-server)"
+    STATE_YAML="redis: \"redis://127.0.0.1:$REDIS_PORT/0\""
+    ;;
+  *) die "STORE must be dir or redis" ;;
+esac
 if has_phase cache || has_phase profile; then command -v valgrind >/dev/null || die "valgrind is missing (apt-get install valgrind)"; fi
 
 # ---------------------------------------------------------------- cleanup and time bound
@@ -156,7 +167,7 @@ python3 "$BENCH/gen-data.py" "$OUT/data" >"$OUT/data/tools.size"
 LIST_BYTES=$(stat -c %s "$OUT/data/tools.json")
 CALL_JSON=$(cat "$OUT/data/call.json")
 render() { # template -> file
-  sed -e "s|@OUT@|$OUT|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@NGINX_PORT@|$NGINX_PORT|g" \
+  sed -e "s|@STATE@|$STATE_YAML|g" -e "s|@OUT@|$OUT|g" -e "s|@UPSTREAM_PORT@|$UPSTREAM_PORT|g" -e "s|@NGINX_PORT@|$NGINX_PORT|g" \
     -e "s|@PROXY_PORT@|$PROXY_PORT|g" -e "s|@SSE_PORT@|$SSE_PORT|g" \
     -e "s|@CALL_JSON@|$CALL_JSON|g" -e "s|@PASSWORD_HASH@|${PASSWORD_HASH:-}|g" "$1" >"$2"
 }
@@ -180,12 +191,19 @@ fi
   echo "proxy: $PROXY_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || echo ' + local changes'))"
   echo "pinning: proxies on CPU $PROXY_CPU; upstream, load generators on CPU $LOAD_CPU"
   echo "metrics: $METRICS"
+  echo "store: $STORE"
   echo "nofile: $NOFILE"
 } >"$OUT/machine.txt"
 
-for port in "$UPSTREAM_PORT" "$NGINX_PORT" "$PROXY_PORT" "$SSE_PORT" "$ADMIN_PORT"; do
+for port in "$UPSTREAM_PORT" "$NGINX_PORT" "$PROXY_PORT" "$SSE_PORT" "$ADMIN_PORT" "$REDIS_PORT"; do
   port_free "$port" || die "port $port is in use (another run? BASE_PORT=$BASE_PORT picks others)"
 done
+if [[ $STORE == redis ]]; then
+  log "redis-server on 127.0.0.1:$REDIS_PORT (CPU $LOAD_CPU, nothing saved)"
+  start taskset -c "$LOAD_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$OUT/state" --logfile "$OUT/logs/redis.log"
+  wait_port "$REDIS_PORT" "${PIDS[-1]}"
+fi
 log "upstream nginx on 127.0.0.1:$UPSTREAM_PORT (CPU $LOAD_CPU)"
 start taskset -c "$LOAD_CPU" nginx -e "$OUT/logs/upstream-error.log" -p "$OUT" -c "$OUT/nginx-upstream.conf"
 UPSTREAM_PID=${PIDS[-1]}
@@ -393,7 +411,8 @@ if has_phase profile; then
   stop "$CG_PID"
   f=$(ls "$OUT"/results/profile.out.* | head -1)
   total=$(python3 "$BENCH/callgrind-summary.py" "$f" '^$' | sed -n 's/^total_Ir=//p')
-  callgrind_annotate --inclusive=yes --threshold=99 "$f" 2>/dev/null | head -80 >"$OUT/results/profile.txt"
+  # `head` closes the pipe early: not a failure.
+  callgrind_annotate --inclusive=yes --threshold=99 "$f" 2>/dev/null | head -80 >"$OUT/results/profile.txt" || true
   log "profile: $((total / n)) instructions per request (top functions: $OUT/results/profile.txt)"
   start_proxy
 fi

@@ -11,6 +11,8 @@ mod upstream_tokens;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 
@@ -24,7 +26,7 @@ use crate::oauth::refresh::{
     self, Family, IdentityVerdict, IssuedAccess, IssuedRefresh, Presented,
 };
 use crate::oauth::{OAuthError, assertion, pkce, resource, scope, seal};
-use crate::store::{Namespace, Records, StoreError};
+use crate::store::{Namespace, Records, Redis, StoreError};
 use crate::telemetry::audit::{self, Event};
 
 /// How long an authorization code can be exchanged.
@@ -126,6 +128,12 @@ pub enum StateError {
 }
 
 fn store_error(e: StoreError) -> OAuthError {
+    if let StoreError::Unavailable(_) = e {
+        tracing::warn!(error = %e, "store unavailable");
+        return OAuthError::temporarily_unavailable(
+            "the server's store does not answer; try again in a moment",
+        );
+    }
     tracing::error!(error = %e, "store failure");
     OAuthError::server_error("the server could not complete the request")
 }
@@ -143,7 +151,8 @@ pub struct Authority {
     /// skips the signature check for these. See [`cache_key`].
     verified: DashMap<[u8; CACHE_KEY_LEN], (Box<str>, Arc<Claims>)>,
     max_verified: usize,
-    /// Client assertions seen, so that none is accepted twice (bounded).
+    /// Client assertions seen, so that none is accepted twice (bounded); in
+    /// Redis instead when the store is shared.
     assertions: Mutex<assertion::Seen>,
     /// API keys by id, loaded at start and at each sweep (`api_keys.rs`): the
     /// hot path never reads the store for one.
@@ -151,6 +160,8 @@ pub struct Authority {
     /// Grants (user, resource) revoked since `upstream_tokens::take_ended_grants`
     /// last looked: their upstream OAuth tokens are deleted then.
     ended_grants: upstream_tokens::EndedGrants,
+    /// The shared store's server, when there is one.
+    shared: Option<Redis>,
 }
 
 impl std::fmt::Debug for Authority {
@@ -172,6 +183,7 @@ impl Authority {
         for a in records.all::<IssuedAccess>(Namespace::Denied, clock.unix())? {
             denied.insert(a.jti, a.exp);
         }
+        let shared = records.0.redis();
         Ok(Self {
             clock,
             records,
@@ -184,6 +196,7 @@ impl Authority {
             assertions: Mutex::default(),
             api_keys,
             ended_grants: upstream_tokens::EndedGrants::default(),
+            shared,
         })
     }
 
@@ -233,7 +246,18 @@ impl Authority {
         exp: u64,
     ) -> Result<(), assertion::SeenError> {
         let now = self.now();
-        self.seen_assertions().first_use(client_id, jti, exp, now)
+        let Some(redis) = &self.shared else {
+            return self.seen_assertions().first_use(client_id, jti, exp, now);
+        };
+        let id = URL_SAFE_NO_PAD.encode(assertion::Seen::id(client_id, jti));
+        match redis.first_use("assertion", &id, exp, now) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(assertion::SeenError::Replayed),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot record a client assertion");
+                Err(assertion::SeenError::Unavailable)
+            }
+        }
     }
 
     fn seen_assertions(&self) -> std::sync::MutexGuard<'_, assertion::Seen> {
@@ -502,6 +526,10 @@ impl Authority {
                 family_id,
                 t,
                 |family| {
+                    // A shared store may run this again on a newer record: only the last run counts.
+                    denied.clear();
+                    reused = None;
+                    ended = None;
                     let Some(mut f) = family else {
                         return (None, Err(invalid()));
                     };
@@ -684,15 +712,38 @@ impl Authority {
         Ok(())
     }
 
-    /// Refuses these access tokens until they expire, across restarts.
+    /// Refuses these access tokens until they expire, across restarts (and on
+    /// every instance: a shared store announces them).
     fn deny(&self, tokens: Vec<IssuedAccess>) {
         for a in tokens {
             if let Err(e) = self.records.put(Namespace::Denied, &a.jti, &a, a.exp) {
                 tracing::error!(error = %e, "cannot persist a revoked access token");
             }
-            self.verified.retain(|_, (_, c)| c.jti != a.jti);
-            self.denied.insert(a.jti, a.exp);
+            self.denied_elsewhere(&a.jti, a.exp);
         }
+    }
+
+    /// A revocation (made here or by another instance): the token is refused
+    /// from now on, and no longer served from the verified-token cache.
+    pub fn denied_elsewhere(&self, jti: &str, exp: u64) {
+        self.verified.retain(|_, (_, c)| c.jti != jti);
+        self.denied.insert(jti.to_string(), exp);
+    }
+
+    /// Reads the revocations in the store and applies those this instance
+    /// missed (a shared store's announcements are lost while an instance is
+    /// not listening); returns how many were new.
+    pub fn resync_revocations(&self) -> Result<usize, StoreError> {
+        let t = self.now();
+        let stored = self.records.all::<IssuedAccess>(Namespace::Denied, t)?;
+        let mut new = 0;
+        for a in stored {
+            if !self.denied.contains_key(&a.jti) {
+                self.denied_elsewhere(&a.jti, a.exp);
+                new += 1;
+            }
+        }
+        Ok(new)
     }
 
     /// RFC 7009: revokes a refresh token (its whole family) or an access token
@@ -719,10 +770,16 @@ impl Authority {
         if let Ok(claims) = self.keys.load().verify_signature(token)
             && claims.client_id == client.client_id
         {
-            self.deny(vec![IssuedAccess {
+            let revoked = IssuedAccess {
                 jti: claims.jti,
                 exp: claims.exp,
-            }]);
+            };
+            // Stored (and announced to the other instances) before the answer:
+            // if the store fails, the client is told to try again.
+            self.records
+                .put(Namespace::Denied, &revoked.jti, &revoked, revoked.exp)
+                .map_err(store_error)?;
+            self.denied_elsewhere(&revoked.jti, revoked.exp);
             return Ok(Some((claims.sub, claims.aud)));
         }
         Ok(None)

@@ -47,6 +47,9 @@ pub enum Command {
         #[command(subcommand)]
         command: AdminCommand,
     },
+    /// Copy an embedded store (an old `state.dir`) into the Redis store the
+    /// config names (`state.redis`); records already in Redis are kept.
+    MigrateStore(MigrateArgs),
     /// Print a shell completion script (bash, zsh or fish) to stdout.
     #[command(after_help = "Install, e.g.:\n  \
         mcp-oauth-proxy completions bash > /etc/bash_completion.d/mcp-oauth-proxy\n  \
@@ -242,6 +245,69 @@ pub struct ConfigArg {
     pub config: PathBuf,
 }
 
+#[derive(Args, Debug)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The embedded store's directory (the `state.dir` used so far).
+    #[arg(long)]
+    pub from: PathBuf,
+}
+
+/// `migrate-store`: copies every live record of the embedded store in `--from`
+/// into the configured Redis, and prints what it copied.
+pub fn migrate_store(args: &MigrateArgs) -> ExitCode {
+    let config = match load_or_report(&args.config.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if !matches!(config.state, StateBackend::Redis { .. }) {
+        eprintln!("the config's `state` is not `redis`: nothing to copy into");
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    if !args.from.join("state.redb").is_file() {
+        eprintln!(
+            "{} holds no embedded store (state.redb)",
+            args.from.display()
+        );
+        return ExitCode::from(EXIT_DATA);
+    }
+    let copied = crate::server::open_store(&config)
+        .map_err(|e| e.to_string())
+        .and_then(|to| to.0.redis().ok_or_else(|| "not a redis store".to_string()))
+        .and_then(|to| {
+            let from = crate::store::Embedded::open(&args.from).map_err(|e| e.to_string())?;
+            let now = crate::clock::Clock::system().unix();
+            crate::store::migrate::copy(&from, &to, now).map_err(|e| e.to_string())
+        });
+    match copied {
+        Ok(copied) => {
+            for c in &copied {
+                println!(
+                    "{}: {} copied, {} already in redis (kept)",
+                    c.ns.name(),
+                    c.copied,
+                    c.present
+                );
+            }
+            if copied
+                .iter()
+                .any(|c| c.ns == crate::store::Namespace::Keys && c.present > 0)
+            {
+                println!(
+                    "note: redis had keys already (an instance started on it before the copy): \
+                     tokens signed with the embedded store's keys may not verify"
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("migrate-store failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Loads the config or prints every problem with its line:column.
 pub fn load_or_report(path: &std::path::Path) -> Result<Config, ExitCode> {
     Config::load(path).map_err(|errors| {
@@ -269,7 +335,7 @@ pub fn check_config(path: &std::path::Path) -> ExitCode {
     );
     match &config.state {
         StateBackend::Dir(d) => println!("state: dir {}", d.display()),
-        StateBackend::Redis(_) => println!("state: redis"),
+        StateBackend::Redis { .. } => println!("state: redis"),
     }
     for p in &config.identity_providers {
         let kind = match p.kind {

@@ -1,4 +1,6 @@
 //! A fixed-window rate limit per client IP, for endpoints anyone may call.
+//! Counted in this instance's memory, or in Redis for all instances sharing
+//! it (falling back to this instance's count while Redis does not answer).
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -6,6 +8,7 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 
 use crate::clock::Clock;
+use crate::store::Redis;
 
 pub struct RateLimit {
     max: u32,
@@ -13,6 +16,8 @@ pub struct RateLimit {
     clock: Clock,
     seen: DashMap<IpAddr, (Instant, u32)>,
     keys: usize,
+    /// Redis, and the name the counts are kept under there.
+    shared: Option<(Redis, &'static str)>,
 }
 
 /// Addresses counted at most (~60 B each). When that many have live windows, a
@@ -28,7 +33,14 @@ impl RateLimit {
             clock,
             seen: DashMap::new(),
             keys: MAX_KEYS,
+            shared: None,
         }
+    }
+
+    /// Counts in Redis under `name`, for every instance sharing it.
+    pub fn shared(mut self, redis: Redis, name: &'static str) -> Self {
+        self.shared = Some((redis, name));
+        self
     }
 
     #[cfg(test)]
@@ -39,6 +51,18 @@ impl RateLimit {
 
     /// Counts one call; `Err(seconds)` when the IP is over its limit for this window.
     pub fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        if let Some((redis, name)) = &self.shared {
+            match redis.count_in_window(&format!("{name}:{ip}"), self.window) {
+                Ok(w) if w.count > u64::from(self.max) => return Err(w.left.as_secs().max(1)),
+                Ok(_) => return Ok(()),
+                Err(e) => tracing::warn!(error = %e, "rate limit counted here only"),
+            }
+        }
+        self.check_here(ip)
+    }
+
+    /// Counts one call in this instance's memory.
+    fn check_here(&self, ip: IpAddr) -> Result<(), u64> {
         let now = self.clock.instant();
         if self.seen.len() >= self.keys && !self.seen.contains_key(&ip) {
             self.seen
@@ -105,5 +129,25 @@ mod tests {
         time.advance(Duration::from_secs(40));
         assert!(l.check(new).is_ok(), "ended windows make room");
         assert_eq!(l.seen.len(), 1);
+    }
+
+    #[test]
+    fn instances_sharing_redis_count_together() {
+        let server = crate::store::test_redis::RedisServer::start();
+        let time = ManualClock::new(0);
+        let instance = || {
+            let redis = crate::store::Redis::open(&server.url(), None).unwrap();
+            RateLimit::new(2, Duration::from_secs(60), time.clock()).shared(redis, "test")
+        };
+        let (a, b) = (instance(), instance());
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(a.check(ip).is_ok() && b.check(ip).is_ok());
+        let wait = a.check(ip).unwrap_err();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert!(
+            b.check(ip).is_err(),
+            "the third call is refused on either instance"
+        );
+        assert!(a.check("10.0.0.2".parse().unwrap()).is_ok());
     }
 }

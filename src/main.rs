@@ -10,6 +10,7 @@ fn main() -> ExitCode {
         Command::CheckConfig(arg) => cli::check_config(&arg.config),
         Command::HashPassword => cli::hash_password(),
         Command::Admin { command } => cli::admin(command),
+        Command::MigrateStore(args) => cli::migrate_store(&args),
         Command::Completions { shell } => match cli::completions(shell, &mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

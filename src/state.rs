@@ -1,7 +1,7 @@
 //! What every request handler shares: the live config, the authorization
 //! server, the upstream client and the per-instance tables.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
@@ -15,7 +15,8 @@ pub struct AppState {
     pub config: ArcSwap<Config>,
     pub upstream: Upstream,
     pub authority: Authority,
-    pub throttle: Mutex<Throttle>,
+    /// Login failures per user name and address (shared when the store is).
+    pub throttle: Throttle,
     /// Open legacy HTTP+SSE streams, by the session id the proxy gave the client.
     pub legacy: Arc<crate::mcp::legacy::Sessions>,
     /// Password checks running at once (argon2 is memory- and CPU-heavy).
@@ -38,4 +39,6 @@ pub struct AppState {
     pub stdio: crate::stdio::Stdio,
     /// Upstreams protected by OAuth: their servers and users' tokens.
     pub upstream_oauth: crate::upstream_oauth::UpstreamClients,
+    /// The Redis server of a shared store (several instances), if configured.
+    pub shared: Option<crate::store::Redis>,
 }

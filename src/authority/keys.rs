@@ -361,6 +361,48 @@ mod tests {
     }
 
     #[test]
+    fn two_instances_on_one_redis_rotate_to_one_set_and_verify_each_others_tokens() {
+        let server = crate::store::test_redis::RedisServer::start();
+        let instance = || {
+            Records(Arc::new(
+                crate::store::Redis::open(&server.url(), None).unwrap(),
+            ))
+        };
+        let (a, b) = (instance(), instance());
+        let first = Keys::refresh(&a, &tokens(), T0).unwrap();
+        assert_eq!(
+            kids(&Keys::refresh(&b, &tokens(), T0).unwrap()),
+            kids(&first)
+        );
+        let due = T0 + SCHEDULE.rotation - PUBLISH_AHEAD;
+        let rotating: Vec<_> = [a.clone(), b.clone(), a, b]
+            .into_iter()
+            .map(|r| std::thread::spawn(move || Keys::refresh(&r, &tokens(), due).unwrap()))
+            .collect();
+        let sets: Vec<Keys> = rotating.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(kids(&sets[0]).len(), 2, "one new key, published ahead");
+        assert!(
+            sets.iter().all(|k| kids(k) == kids(&sets[0])),
+            "the same set everywhere"
+        );
+        let from_a = sets[0].sign(&claims(due + PUBLISH_AHEAD));
+        assert_eq!(
+            kid_of(&from_a),
+            kids(&sets[0])[1],
+            "the new key signs on time"
+        );
+        assert!(
+            sets[1].verify_signature(&from_a).is_ok(),
+            "b verifies a's tokens"
+        );
+        let old = first.sign(&claims(due));
+        assert!(
+            sets[1].verify_signature(&old).is_ok(),
+            "and the old key's, during the overlap"
+        );
+    }
+
+    #[test]
     fn the_single_key_of_an_older_version_becomes_the_first_of_the_set() {
         let dir = tempfile::tempdir().unwrap();
         let records = store(dir.path());

@@ -353,4 +353,62 @@ fn a_flood_of_distinct_tokens_keeps_the_verified_cache_within_its_bound() {
     }
 }
 
+#[test]
+fn a_client_assertion_is_accepted_once_across_instances_sharing_redis() {
+    let server = crate::store::test_redis::RedisServer::start();
+    let time = ManualClock::starting_now();
+    let instance = || {
+        let records = Records(Arc::new(
+            crate::store::Redis::open(&server.url(), None).unwrap(),
+        ));
+        Authority::new(records, time.clock(), &config().tokens).unwrap()
+    };
+    let (a, b) = (instance(), instance());
+    let exp = time.clock().unix() + 60;
+    assert_eq!(a.first_use_of_assertion("client", "jti-1", exp), Ok(()));
+    assert_eq!(
+        b.first_use_of_assertion("client", "jti-1", exp),
+        Err(assertion::SeenError::Replayed),
+        "seen by the other instance"
+    );
+    assert_eq!(
+        b.first_use_of_assertion("other-client", "jti-1", exp),
+        Ok(())
+    );
+    drop(server);
+    assert_eq!(
+        a.first_use_of_assertion("client", "jti-2", exp),
+        Err(assertion::SeenError::Unavailable),
+        "Redis gone: refused, never accepted unchecked"
+    );
+}
+
+#[test]
+fn a_resync_applies_the_revocations_an_instance_did_not_hear_of() {
+    let server = crate::store::test_redis::RedisServer::start();
+    let time = ManualClock::starting_now();
+    let instance = || {
+        let records = Records(Arc::new(
+            crate::store::Redis::open(&server.url(), None).unwrap(),
+        ));
+        Authority::new(records, time.clock(), &config().tokens).unwrap()
+    };
+    // Neither listens on the channel here: b hears of a's revocation only by the resync.
+    let (a, b) = (instance(), instance());
+    let exp = time.clock().unix() + 100;
+    a.deny(vec![IssuedAccess {
+        jti: "j1".into(),
+        exp,
+    }]);
+    assert!(a.denied.contains_key("j1"));
+    assert!(!b.denied.contains_key("j1"));
+    assert_eq!(b.resync_revocations().unwrap(), 1);
+    assert_eq!(b.denied.get("j1").map(|e| *e), Some(exp));
+    assert_eq!(b.resync_revocations().unwrap(), 0, "applied once");
+    let c = instance();
+    assert!(
+        c.denied.contains_key("j1"),
+        "and an instance starting later loads it"
+    );
+}
 mod admin;

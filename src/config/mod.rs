@@ -117,7 +117,11 @@ impl fmt::Debug for Tls {
 #[derive(Debug)]
 pub enum StateBackend {
     Dir(PathBuf),
-    Redis(Secret),
+    /// The URL (it may hold the password) and the password from `redis_password_file`.
+    Redis {
+        url: Secret,
+        password: Option<Secret>,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -75,6 +75,7 @@ pub struct RawTls {
 pub struct RawState {
     pub dir: Option<Str>,
     pub redis: Option<Str>,
+    pub redis_password_file: Option<Str>,
 }
 
 #[derive(Deserialize)]

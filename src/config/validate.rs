@@ -391,14 +391,9 @@ fn admin(
     let token_file = match (&raw.value.token_file, state) {
         (Some(f), _) => c.path(f, "admin.token_file")?,
         (None, Some(StateBackend::Dir(dir))) => dir.join(ADMIN_TOKEN_FILE),
-        (None, Some(StateBackend::Redis(_))) => {
-            c.error(
-                raw.referenced,
-                "admin.token_file",
-                "is required when the state is not a directory",
-            );
-            return None;
-        }
+        // No state directory: beside the config file (several instances sharing
+        // one config then share the token too).
+        (None, Some(StateBackend::Redis { .. })) => c.base.join(ADMIN_TOKEN_FILE),
         // The state's own problem is reported already.
         (None, None) => return None,
     };
@@ -449,6 +444,14 @@ fn state(c: &mut Checker, raw: Option<&S<super::raw::RawState>>) -> Option<State
             .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
         return Some(StateBackend::Dir(dir));
     };
+    if let (Some(f), None) = (&s.value.redis_password_file, &s.value.redis) {
+        c.error(
+            f.referenced,
+            "state.redis_password_file",
+            "is for `state.redis`, which is not set",
+        );
+        return None;
+    }
     match (&s.value.dir, &s.value.redis) {
         (Some(_), Some(_)) => {
             c.error(
@@ -471,26 +474,36 @@ fn state(c: &mut Checker, raw: Option<&S<super::raw::RawState>>) -> Option<State
             Some(StateBackend::Dir(dir))
         }
         (None, Some(r)) => {
-            let v = c.non_empty(r, "state.redis")?;
-            // Parsed and checked so the schema is complete, but refused until the backend exists.
-            c.error(
-                r.referenced,
-                "state.redis",
-                "the shared redis store is not supported by this version yet; use `state.dir`",
-            );
-            match url::Url::parse(&v) {
-                Ok(u) if matches!(u.scheme(), "redis" | "rediss" | "redis+unix") => {
-                    Some(StateBackend::Redis(Secret::new(v)))
-                }
-                _ => {
+            let url = c.non_empty(r, "state.redis")?;
+            // The URL may hold the password: no message repeats it.
+            let parsed = url::Url::parse(&url).ok().filter(|u| {
+                matches!(u.scheme(), "redis" | "rediss" | "redis+unix" | "unix")
+                    && redis::IntoConnectionInfo::into_connection_info(url.as_str()).is_ok()
+            });
+            let Some(parsed) = parsed else {
+                c.error(
+                    r.referenced,
+                    "state.redis",
+                    "must be a redis:// or rediss:// URL: redis://[:password@]host:port/db",
+                );
+                return None;
+            };
+            let password = match &s.value.redis_password_file {
+                Some(f) if parsed.password().is_some() => {
                     c.error(
-                        r.referenced,
-                        "state.redis",
-                        "must be a redis:// or rediss:// URL",
+                        f.referenced,
+                        "state.redis_password_file",
+                        "the URL has a password already: set one or the other",
                     );
-                    None
+                    return None;
                 }
-            }
+                Some(f) => Some(Secret::new(c.secret_file(f, "state.redis_password_file")?)),
+                None => None,
+            };
+            Some(StateBackend::Redis {
+                url: Secret::new(url),
+                password,
+            })
         }
         (None, None) => {
             c.error(s.referenced, "state", "set `dir` or `redis`");

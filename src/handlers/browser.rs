@@ -11,7 +11,6 @@ use crate::login::flow::{
     PageError,
 };
 use crate::login::session::{self, CookieNames};
-use crate::login::throttle::Throttle;
 use crate::login::{LoginUser, pages, users};
 use crate::metrics::LoginMethod;
 use crate::oauth::authorize::AuthorizationRequest;
@@ -66,7 +65,12 @@ pub(super) fn page(status: StatusCode, title: &str, text: &str) -> Response<Body
 impl PageError {
     /// The one renderer of the browser flow's error pages.
     pub(super) fn into_response(self) -> Response<Body> {
-        let mut res = page(self.status(), self.title(), &self.text());
+        let status = self.status();
+        let mut res = page(status, self.title(), &self.text());
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
         if let PageError::MethodNotAllowed(methods) = self {
             let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
             if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
@@ -129,15 +133,6 @@ fn csrf_ok(
         &cookie_names(config),
         form.get("csrf").map(String::as_str),
     )
-}
-
-/// The login throttle. Nothing panics while holding it; if something did,
-/// the counts are still good to use.
-fn throttle(state: &AppState) -> std::sync::MutexGuard<'_, Throttle> {
-    state
-        .throttle
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Reads the parameters of a GET (query) or POST (form body) request.
@@ -365,20 +360,17 @@ pub async fn login(
     // Each check costs 19 MiB and a core for a moment: a few at a time. The
     // attempt holds its slot until it is finished.
     let take_slot = || state.password_checks.clone().try_acquire_owned().ok();
-    let started = flow::login(
-        &post,
-        ip,
-        &mut throttle(state),
-        state.authority.now(),
-        take_slot,
-    );
+    // The throttle's counts may be in the shared store.
+    let started = tokio::task::block_in_place(|| {
+        flow::login(&post, ip, &state.throttle, state.authority.now(), take_slot)
+    });
     let attempt = match started {
         Ok(a) => a,
         Err(refusal) => return refused(refusal),
     };
     let checked = users::check(config, attempt.username, attempt.password).await;
     let shown: String = attempt.username.chars().take(64).collect();
-    let finished = attempt.finish(checked, &mut throttle(state));
+    let finished = tokio::task::block_in_place(|| attempt.finish(checked, &state.throttle));
     let user = match finished {
         Ok(user) => user,
         Err(refusal) => {
@@ -453,7 +445,8 @@ pub async fn consent(
         signer: &state.authority.signer,
         now: state.authority.now(),
     };
-    let (request, user, url) = match flow::consent(&input, &state.used_tickets) {
+    let outcome = tokio::task::block_in_place(|| flow::consent(&input, &state.used_tickets));
+    let (request, user, url) = match outcome {
         ConsentOutcome::Allow { request, user } => {
             let created =
                 tokio::task::block_in_place(|| state.authority.create_code(config, &request, user));

@@ -164,9 +164,14 @@ pub async fn authenticate(
         state.authority.now(),
     )
     .map_err(|e| fail(&e.to_string()))?;
-    state
-        .authority
-        .first_use_of_assertion(&client.client_id, &verified.jti, verified.exp)
-        .map_err(|e| fail(&e.to_string()))?;
+    let first_use = tokio::task::block_in_place(|| {
+        state
+            .authority
+            .first_use_of_assertion(&client.client_id, &verified.jti, verified.exp)
+    });
+    first_use.map_err(|e| match e {
+        assertion::SeenError::Unavailable => OAuthError::temporarily_unavailable(e.to_string()),
+        _ => fail(&e.to_string()),
+    })?;
     Ok(client)
 }

@@ -198,6 +198,7 @@ async fn finish(
         TicketUse::First => {}
         TicketUse::Again => return Err(PageError::SignInExpired),
         TicketUse::Full => return Err(PageError::Busy),
+        TicketUse::Unavailable => return Err(PageError::Unavailable),
     }
     if get("error").is_some() {
         return Err(PageError::ConnectFailed(

@@ -137,13 +137,16 @@ async fn finish(
     let attempt = Attempt::open(&state.authority.signer, cookie, name, get("state"), now)
         .ok_or(PageError::SignInExpired)?;
     // Each attempt counts once: a replayed callback (same state, same cookie) is refused.
-    match state
-        .used_tickets
-        .first_use_of(&seal::hash(&attempt.state), attempt.exp, now)
-    {
+    let first_use = tokio::task::block_in_place(|| {
+        state
+            .used_tickets
+            .first_use_of(&seal::hash(&attempt.state), attempt.exp, now)
+    });
+    match first_use {
         TicketUse::First => {}
         TicketUse::Again => return Err(PageError::SignInExpired),
         TicketUse::Full => return Err(PageError::Busy),
+        TicketUse::Unavailable => return Err(PageError::Unavailable),
     }
     let failed = |e: SignInError| {
         tracing::warn!(provider = %provider.name, error = %e, "sign-in through an identity provider failed");

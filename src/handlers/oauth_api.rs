@@ -101,7 +101,8 @@ pub async fn register(state: &AppState, req: Request<Incoming>, conn: ConnInfo) 
     if let Some(res) = wire::check_method(&req, &[Method::POST]) {
         return cors(res);
     }
-    if let Err(wait) = limit.check(conn.peer.ip()) {
+    let counted = tokio::task::block_in_place(|| limit.check(conn.peer.ip()));
+    if let Err(wait) = counted {
         state
             .metrics
             .throttled(crate::metrics::Throttled::Registration);

@@ -9,9 +9,16 @@
 //! An attempt counts as a failure from the moment it starts (so that a burst
 //! of parallel guesses cannot all slip in before the first one fails); a
 //! success then clears the user name's count and takes its attempt off the IP's.
+//!
+//! The counts live in this instance's memory ([`Counts`]), or in Redis when
+//! the store is shared, so that failures made through any instance count.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
+
+use crate::store::redis::Failures;
+use crate::store::{Redis, StoreError};
 
 const WINDOW: u64 = 15 * 60;
 const FREE_PER_USER: u32 = 5;
@@ -22,49 +29,115 @@ const MAX_DELAY: u64 = 300;
 /// oldest first failure) are forgotten, a hundredth at a time.
 const MAX_ENTRIES: usize = 100_000;
 
-#[derive(Debug, Clone, Copy, Default)]
-struct Failures {
-    count: u32,
-    first: u64,
-    last: u64,
-}
-
-impl Failures {
-    fn current(&self, now: u64) -> Failures {
-        if now >= self.first + WINDOW {
-            Failures::default()
-        } else {
-            *self
-        }
-    }
-
-    fn wait(&self, free: u32, now: u64) -> u64 {
-        let f = self.current(now);
-        if f.count < free {
-            return 0;
-        }
-        let delay = 1u64
-            .checked_shl(f.count - free)
-            .unwrap_or(MAX_DELAY)
-            .min(MAX_DELAY);
-        (f.last + delay).saturating_sub(now)
+/// The failures that count at `now`: none once the window is over.
+fn current(f: &Failures, now: u64) -> Failures {
+    if now >= f.first + WINDOW {
+        Failures::default()
+    } else {
+        *f
     }
 }
 
+/// Seconds to wait after these failures, when `free` of them cost nothing.
+fn wait_after(f: &Failures, free: u32, now: u64) -> u64 {
+    let f = current(f, now);
+    if f.count < free {
+        return 0;
+    }
+    let delay = 1u64
+        .checked_shl(f.count - free)
+        .unwrap_or(MAX_DELAY)
+        .min(MAX_DELAY);
+    (f.last + delay).saturating_sub(now)
+}
+
+/// The login throttle of this instance, or of all instances sharing Redis.
+#[derive(Debug)]
+pub enum Throttle {
+    Local(Mutex<Counts>),
+    Shared(Redis),
+}
+
+impl Default for Throttle {
+    fn default() -> Self {
+        Throttle::Local(Mutex::default())
+    }
+}
+
+/// The keys of a user name's and an address's counts in Redis.
+fn shared_ids(user: &str, ip: IpAddr) -> [String; 2] {
+    [format!("user:{user}"), format!("ip:{ip}")]
+}
+
+impl Throttle {
+    fn local(m: &Mutex<Counts>) -> std::sync::MutexGuard<'_, Counts> {
+        // Nothing panics while holding it: a poisoned lock is still consistent.
+        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Seconds the caller must wait before trying this user name from this IP; 0: go ahead.
+    pub fn wait(&self, user: &str, ip: IpAddr, now: u64) -> Result<u64, StoreError> {
+        match self {
+            Throttle::Local(m) => Ok(Self::local(m).wait(user, ip, now)),
+            Throttle::Shared(redis) => {
+                let [u, i] = shared_ids(user, ip);
+                let found = redis.failures(&[&u, &i])?;
+                let user = found
+                    .first()
+                    .map_or(0, |f| wait_after(f, FREE_PER_USER, now));
+                let ip = found.get(1).map_or(0, |f| wait_after(f, FREE_PER_IP, now));
+                Ok(user.max(ip))
+            }
+        }
+    }
+
+    /// Counts a failure of this user name and of this IP.
+    pub fn failed(&self, user: &str, ip: IpAddr, now: u64) -> Result<(), StoreError> {
+        match self {
+            Throttle::Local(m) => {
+                Self::local(m).failed(user, ip, now);
+                Ok(())
+            }
+            Throttle::Shared(redis) => {
+                let [u, i] = shared_ids(user, ip);
+                redis.count_failure(&[&u, &i], now, WINDOW)
+            }
+        }
+    }
+
+    /// A right password: the user name's failures are forgotten, the IP's attempt taken back.
+    pub fn succeeded(&self, user: &str, ip: IpAddr) {
+        match self {
+            Throttle::Local(m) => Self::local(m).succeeded(user, ip),
+            Throttle::Shared(redis) => {
+                let [u, i] = shared_ids(user, ip);
+                if let Err(e) = redis.count_success(&u, &i) {
+                    // Only costs the user a little more waiting later.
+                    tracing::warn!(error = %e, "cannot clear a user's login failures");
+                }
+            }
+        }
+    }
+}
+
+/// The counts in this instance's memory.
 #[derive(Debug, Default)]
-pub struct Throttle {
+pub struct Counts {
     users: HashMap<String, Failures>,
     ips: HashMap<IpAddr, Failures>,
 }
 
-impl Throttle {
+impl Counts {
     /// Seconds the caller must wait before trying this user name from this IP; 0: go ahead.
     pub fn wait(&self, user: &str, ip: IpAddr, now: u64) -> u64 {
         let u = self
             .users
             .get(user)
-            .map_or(0, |f| f.wait(FREE_PER_USER, now));
-        let i = self.ips.get(&ip).map_or(0, |f| f.wait(FREE_PER_IP, now));
+            .map_or(0, |f| wait_after(f, FREE_PER_USER, now));
+        let i = self
+            .ips
+            .get(&ip)
+            .map_or(0, |f| wait_after(f, FREE_PER_IP, now));
         u.max(i)
     }
 
@@ -73,7 +146,7 @@ impl Throttle {
             self.users.entry(user.to_string()).or_default(),
             self.ips.entry(ip).or_default(),
         ] {
-            let mut cur = f.current(now);
+            let mut cur = current(f, now);
             if cur.count == 0 {
                 cur.first = now;
             }
@@ -129,6 +202,8 @@ fn keep_newest<K: Eq + std::hash::Hash>(map: &mut HashMap<K, Failures>, n: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Throttle = Counts;
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 

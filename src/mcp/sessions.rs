@@ -1,12 +1,17 @@
 //! Streamable HTTP sessions belong to the user and client that opened them:
 //! every user reaches the upstream with the same credential, so the proxy
 //! keeps another user from continuing a session whose id leaked.
+//!
+//! With a shared store the owners are in Redis too: a session opened through
+//! one instance is looked up there by another on its first request, then
+//! served from memory like the sessions it opened itself.
 
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 
 use crate::clock::Clock;
+use crate::store::{Redis, StoreError};
 
 /// Sessions untouched this long are forgotten (their owner check lapses).
 const IDLE: Duration = Duration::from_secs(24 * 3600);
@@ -15,10 +20,15 @@ const IDLE: Duration = Duration::from_secs(24 * 3600);
 const MAX: usize = 200_000;
 /// How many are forgotten at once when full: one scan of the map per this many new sessions.
 const EVICT: usize = MAX / 100;
+/// How often a session in use has its owner's Redis expiry pushed back (in the
+/// background: a request never waits for it).
+const TOUCH: Duration = Duration::from_secs(3600);
 
 pub struct Owners {
-    map: DashMap<String, (String, String, Instant)>,
+    /// Session → (user, client, last used, when its Redis expiry was last pushed back).
+    map: DashMap<String, (String, String, Instant, Instant)>,
     clock: Clock,
+    shared: Option<Redis>,
 }
 
 impl Owners {
@@ -26,38 +36,109 @@ impl Owners {
         Self {
             map: DashMap::new(),
             clock,
+            shared: None,
         }
     }
 
-    /// Whether `owner` (user, client) may use the session: unknown sessions are the upstream's to judge.
-    pub fn permits(&self, session: &str, user: &str, client: &str) -> bool {
-        match self.map.get_mut(session) {
-            None => true,
-            Some(mut e) => {
-                let ok = e.0 == user && e.1 == client;
-                if ok {
-                    e.2 = self.clock.instant();
-                }
-                ok
+    /// Owners kept in Redis as well, for every instance sharing it.
+    pub fn shared(clock: Clock, redis: Redis) -> Self {
+        Self {
+            shared: Some(redis),
+            ..Self::new(clock)
+        }
+    }
+
+    /// Whether the owners are shared (then [`Owners::look_up`] may ask Redis).
+    pub fn is_shared(&self) -> bool {
+        self.shared.is_some()
+    }
+
+    /// Whether `owner` (user, client) may use the session: unknown sessions are
+    /// the upstream's to judge (this instance's view only).
+    #[cfg(test)]
+    fn permits(&self, session: &str, user: &str, client: &str) -> bool {
+        self.known(session, user, client).unwrap_or(true)
+    }
+
+    /// Whether `owner` may use the session, if this instance knows the session.
+    pub fn known(&self, session: &str, user: &str, client: &str) -> Option<bool> {
+        let mut e = self.map.get_mut(session)?;
+        let ok = e.0 == user && e.1 == client;
+        if ok {
+            let now = self.clock.instant();
+            e.2 = now;
+            if let Some(redis) = &self.shared
+                && now.duration_since(e.3) >= TOUCH
+                && let Ok(runtime) = tokio::runtime::Handle::try_current()
+            {
+                e.3 = now;
+                let (redis, session) = (redis.clone(), session.to_string());
+                runtime.spawn_blocking(move || {
+                    if let Err(e) = redis.touch_session(&session, IDLE.as_secs()) {
+                        tracing::debug!(error = %e, "a session's owner expiry was not pushed back");
+                    }
+                });
             }
         }
+        Some(ok)
     }
 
-    /// Records the owner of a session the upstream just created.
-    pub fn record(&self, session: &str, user: &str, client: &str) {
-        self.record_bounded(session, user, client, MAX, EVICT);
+    /// For a session this instance does not know: asks Redis who opened it
+    /// (and remembers the answer). Unknown there too: the upstream's to judge.
+    pub fn look_up(&self, session: &str, user: &str, client: &str) -> Result<bool, StoreError> {
+        let Some(redis) = &self.shared else {
+            return Ok(true);
+        };
+        let Some((owner, owner_client)) = redis.session_owner(session)? else {
+            return Ok(true);
+        };
+        self.record(session, &owner, &owner_client);
+        Ok(owner == user && owner_client == client)
     }
 
-    fn record_bounded(&self, session: &str, user: &str, client: &str, max: usize, evict: usize) {
+    /// Records the owner of a session the upstream just created; true if it was new here.
+    pub fn record(&self, session: &str, user: &str, client: &str) -> bool {
+        self.record_bounded(session, user, client, MAX, EVICT)
+    }
+
+    /// Records a new session's owner in Redis, for the other instances.
+    /// A failure is logged: the session still works through this instance.
+    /// While Redis is known to be down this does not wait for it: MCP traffic
+    /// goes on through this instance.
+    pub fn share(&self, session: &str, user: &str, client: &str) {
+        let Some(redis) = &self.shared else {
+            return;
+        };
+        if !redis.is_up() {
+            tracing::warn!("a session's owner is known to this instance only (the store is down)");
+            return;
+        }
+        if let Err(e) = redis.record_session(session, user, client, IDLE.as_secs()) {
+            tracing::warn!(error = %e, "a session's owner is known to this instance only");
+        }
+    }
+
+    fn record_bounded(
+        &self,
+        session: &str,
+        user: &str,
+        client: &str,
+        max: usize,
+        evict: usize,
+    ) -> bool {
         if self.map.len() >= max {
             self.sweep();
         }
         if self.map.len() >= max {
             self.evict_least_recent(evict);
         }
-        self.map
-            .entry(session.to_string())
-            .or_insert_with(|| (user.to_string(), client.to_string(), self.clock.instant()));
+        let mut new = false;
+        self.map.entry(session.to_string()).or_insert_with(|| {
+            new = true;
+            let now = self.clock.instant();
+            (user.to_string(), client.to_string(), now, now)
+        });
+        new
     }
 
     /// Forgets the `n` sessions used least recently.
@@ -79,8 +160,14 @@ impl Owners {
         });
     }
 
+    /// Forgets an ended session (in Redis too).
     pub fn forget(&self, session: &str) {
         self.map.remove(session);
+        if let Some(redis) = &self.shared
+            && let Err(e) = redis.forget_session(session)
+        {
+            tracing::warn!(error = %e, "an ended session stays recorded until it expires");
+        }
     }
 
     /// Forgets sessions untouched for a day.

@@ -146,6 +146,9 @@ pub enum SeenError {
     Replayed,
     #[error("too many client assertions are in use; try again in a few minutes")]
     Full,
+    /// The shared store, where assertions are remembered, does not answer.
+    #[error("the server cannot check client assertions at the moment; try again later")]
+    Unavailable,
 }
 
 /// The assertions seen and not yet expired, so that none is accepted twice:
@@ -200,7 +203,8 @@ impl Seen {
         self.ids.is_empty()
     }
 
-    fn id(client_id: &str, jti: &str) -> [u8; 32] {
+    /// What an assertion is remembered by: a hash of client and id.
+    pub fn id(client_id: &str, jti: &str) -> [u8; 32] {
         let mut h = ring::digest::Context::new(&ring::digest::SHA256);
         h.update(&(client_id.len() as u64).to_be_bytes());
         h.update(client_id.as_bytes());

@@ -6,6 +6,7 @@
 mod admin;
 mod conns;
 pub mod router;
+mod shared;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,8 +21,6 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use std::sync::Mutex;
-
 use crate::admin::token::{AdminToken, TokenFileError};
 use crate::authority::{Authority, StateError};
 use crate::clock::Clock;
@@ -29,7 +28,7 @@ use crate::config::{Config, StateBackend};
 use crate::login::throttle::Throttle;
 use crate::proxy::Upstream;
 use crate::state::AppState;
-use crate::store::{Embedded, Records};
+use crate::store::{Embedded, Records, Redis};
 use crate::tls;
 use crate::wire::ConnInfo;
 
@@ -47,10 +46,10 @@ pub enum ServeError {
     Signal(std::io::Error),
     #[error(transparent)]
     State(#[from] StateError),
-    #[error("`state.redis` is not supported")]
-    RedisUnsupported,
     #[error(transparent)]
     AdminToken(#[from] TokenFileError),
+    #[error("cannot start the revocation listener: {0}")]
+    Listener(std::io::Error),
 }
 
 /// Serves until SIGTERM or SIGINT, then drains for the configured grace period;
@@ -134,6 +133,7 @@ impl Server {
     /// Opens the store, loads the keys and builds what the handlers share.
     fn new(config: Config, clock: Clock) -> Result<Self, ServeError> {
         let records = open_store(&config)?;
+        let shared = records.0.redis();
         let authority = Authority::new(records, clock.clone(), &config.tokens)?;
         let certs = config
             .tls
@@ -156,6 +156,8 @@ impl Server {
             Some(a) => Some(Arc::new(AdminToken::load_or_create(&a.token_file)?)),
             None => None,
         };
+        let registrations =
+            crate::limit::RateLimit::new(60, std::time::Duration::from_secs(3600), clock.clone());
         let state = Arc::new(AppState {
             admin_token: arc_swap::ArcSwapOption::new(admin_token),
             metrics,
@@ -165,18 +167,27 @@ impl Server {
             fetcher,
             config: ArcSwap::from_pointee(config),
             authority,
-            throttle: Mutex::new(Throttle::default()),
             legacy: Arc::default(),
             password_checks: Arc::new(tokio::sync::Semaphore::new(
                 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
             )),
-            registrations: crate::limit::RateLimit::new(
-                60,
-                std::time::Duration::from_secs(3600),
-                clock.clone(),
-            ),
-            used_tickets: crate::login::flow::UsedTickets::default(),
-            mcp_sessions: crate::mcp::sessions::Owners::new(clock),
+            throttle: match &shared {
+                Some(r) => Throttle::Shared(r.clone()),
+                None => Throttle::default(),
+            },
+            registrations: match &shared {
+                Some(r) => registrations.shared(r.clone(), "registrations"),
+                None => registrations,
+            },
+            used_tickets: match &shared {
+                Some(r) => crate::login::flow::UsedTickets::shared(r.clone()),
+                None => crate::login::flow::UsedTickets::default(),
+            },
+            mcp_sessions: match &shared {
+                Some(r) => crate::mcp::sessions::Owners::shared(clock, r.clone()),
+                None => crate::mcp::sessions::Owners::new(clock),
+            },
+            shared,
             stdio: crate::stdio::Stdio::default(),
         });
         Ok(Self {
@@ -216,6 +227,7 @@ impl Server {
         let state = &self.state;
         state.federation.warm_up(&state.config.load());
         let _sweeper = spawn_sweeper(state.clone());
+        let _shared = shared::keep_in_step(state)?;
         let _admin = admin.map(|l| AbortOnDrop(tokio::spawn(admin::run(l, state.clone()))));
         // Told to every connection at shutdown; the drain is over when all have dropped it.
         let (drain, _) = watch::channel(());
@@ -282,13 +294,13 @@ impl Server {
 }
 
 /// Opens the configured store.
-fn open_store(config: &Config) -> Result<Records, ServeError> {
+pub(crate) fn open_store(config: &Config) -> Result<Records, StateError> {
     match &config.state {
-        StateBackend::Dir(dir) => Embedded::open(dir)
-            .map(|e| Records(Arc::new(e)))
-            .map_err(|e| StateError::Store(e).into()),
-        // Validation refuses it: the backend does not exist yet.
-        StateBackend::Redis(_) => Err(ServeError::RedisUnsupported),
+        StateBackend::Dir(dir) => Ok(Records(Arc::new(Embedded::open(dir)?))),
+        StateBackend::Redis { url, password } => Ok(Records(Arc::new(Redis::open(
+            url.expose(),
+            password.as_ref().map(|p| p.expose()),
+        )?))),
     }
 }
 

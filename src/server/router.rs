@@ -58,7 +58,11 @@ async fn dispatch(
     if path == paths::HEALTHZ {
         let res = match *req.method() {
             Method::GET | Method::HEAD => {
-                wire::json(StatusCode::OK, &serde_json::json!({"status": "ok"}))
+                // Degraded: the shared store does not answer. OAuth endpoints answer 503
+                // meanwhile; MCP routes keep serving tokens already issued.
+                let degraded = state.shared.as_ref().is_some_and(|r| !r.is_up());
+                let status = if degraded { "degraded" } else { "ok" };
+                wire::json(StatusCode::OK, &serde_json::json!({ "status": status }))
             }
             _ => wire::method_not_allowed(&[Method::GET, Method::HEAD]),
         };

@@ -1,9 +1,19 @@
 //! Durable state: clients, authorization codes, refresh-token families and
 //! keys. The [`Store`] trait is a small key-value interface with expiry and
-//! atomic read-modify-write, so that a shared backend can implement it too;
-//! [`Records`] puts typed records on top of it.
+//! atomic read-modify-write, implemented by the embedded store (redb, one
+//! instance) and by Redis (shared by several instances); [`Records`] puts
+//! typed records on top of it.
 
+#[cfg(test)]
+mod conformance;
 mod embedded;
+pub mod migrate;
+pub mod redis;
+/// A `redis-server` of a test's own.
+#[cfg(test)]
+#[path = "../../tests/support/redis_server.rs"]
+#[allow(dead_code)]
+pub(crate) mod test_redis;
 
 use std::sync::Arc;
 
@@ -11,6 +21,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use embedded::Embedded;
+pub use redis::Redis;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Namespace {
@@ -33,6 +44,21 @@ pub enum Namespace {
 }
 
 impl Namespace {
+    /// Its name in the store: the embedded store's table, a part of Redis keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Namespace::Clients => "clients",
+            Namespace::Codes => "codes",
+            Namespace::Families => "families",
+            Namespace::Keys => "keys",
+            Namespace::Denied => "denied",
+            Namespace::Consents => "consents",
+            Namespace::Identities => "identities",
+            Namespace::ApiKeys => "api_keys",
+            Namespace::UpstreamTokens => "upstream_tokens",
+        }
+    }
+
     pub const ALL: [Namespace; 9] = [
         Namespace::Clients,
         Namespace::Codes,
@@ -62,6 +88,26 @@ pub enum StoreError {
     /// The embedded store's file is locked by another process (a running proxy).
     #[error("store: {} is in use by another process", .0.display())]
     InUse(std::path::PathBuf),
+    /// The shared store cannot be reached (or did not answer in time): the
+    /// operation did not happen; try again later.
+    #[error("store: the shared store does not answer: {0}")]
+    Unavailable(String),
+}
+
+/// A record as the backends keep it: 8 bytes of big-endian expiry (Unix
+/// seconds, 0 for never) followed by the value.
+fn encode(value: &[u8], expires_at: u64) -> Vec<u8> {
+    let mut v = Vec::with_capacity(8 + value.len());
+    v.extend_from_slice(&expires_at.to_be_bytes());
+    v.extend_from_slice(value);
+    v
+}
+
+/// The value of a stored record, if it has not expired at `now`.
+fn decode(stored: &[u8], now: u64) -> Option<&[u8]> {
+    let (exp, value) = stored.split_at_checked(8)?;
+    let exp = u64::from_be_bytes(exp.try_into().ok()?);
+    (exp == 0 || now < exp).then_some(value)
 }
 
 /// Expiry is in Unix seconds; 0 means never. Expired records read as absent.
@@ -76,6 +122,8 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Runs `f` on the current record (None if absent or expired) and applies its
     /// answer, in one transaction: concurrent updates of one key are serialised.
+    /// `f` may run more than once (a shared store runs it again when another
+    /// instance changed the record meanwhile); only its last run is applied.
     fn update(
         &self,
         ns: Namespace,
@@ -87,6 +135,12 @@ pub trait Store: Send + Sync {
     fn sweep(&self, now: u64) -> Result<usize, StoreError>;
     /// Every live value of a namespace.
     fn scan(&self, ns: Namespace, now: u64) -> Result<Vec<Vec<u8>>, StoreError>;
+    /// The Redis server behind this store, for what several instances must
+    /// share besides records (single-use ids, counters, session owners,
+    /// revocation announcements); `None` for the embedded store.
+    fn redis(&self) -> Option<Redis> {
+        None
+    }
 }
 
 /// Typed records over a [`Store`], as JSON.
@@ -134,6 +188,7 @@ impl Records {
         let mut out = None;
         let mut decode_error = None;
         self.0.update(ns, key, now, &mut |current| {
+            decode_error = None;
             let record = match current.map(serde_json::from_slice::<T>) {
                 None => None,
                 Some(Ok(r)) => Some(r),

@@ -19,7 +19,10 @@ mod oauth;
 mod oauth_client;
 mod policy;
 mod quirks;
+#[path = "../support/redis_server.rs"]
+mod redis_server;
 mod security;
+mod shared_store;
 mod stdio;
 mod tls;
 mod upstream_auth;

@@ -579,8 +579,8 @@ async fn another_user_of_the_same_client_cannot_continue_a_streamable_http_sessi
 /// A legacy (2024-11-05) HTTP+SSE upstream: `GET` opens an event stream whose
 /// `endpoint` event names `/messages?sessionId=upstream-1`; a `POST` is
 /// recorded and answered 202.
-struct LegacyUpstream {
-    port: u16,
+pub struct LegacyUpstream {
+    pub port: u16,
     posts: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -592,7 +592,7 @@ impl Drop for LegacyUpstream {
 }
 
 impl LegacyUpstream {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let posts: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -662,14 +662,14 @@ impl LegacyUpstream {
         }
     }
 
-    fn posts(&self) -> Vec<String> {
+    pub fn posts(&self) -> Vec<String> {
         self.posts.lock().unwrap().clone()
     }
 }
 
 /// Opens the legacy event stream with `token`; returns the stream (kept open)
 /// and the message endpoint the proxy announced.
-async fn open_legacy_stream(proxy: &Proxy, token: &str) -> (reqwest::Response, String) {
+pub async fn open_legacy_stream(proxy: &Proxy, token: &str) -> (reqwest::Response, String) {
     let mut res = reqwest::Client::new()
         .get(proxy.url("/notes/mcp"))
         .header("accept", "text/event-stream")

@@ -726,3 +726,73 @@ fn upstream_oauth_is_a_routes_only_credential() {
     ));
     assert_eq!(one_error(&unknown).line, 10);
 }
+
+fn with_state(state: &str) -> String {
+    format!(
+        "listen: \"127.0.0.1:8080\"\npublic_url: \"http://127.0.0.1:8080\"\nstate:\n{state}routes:\n{ROUTE}"
+    )
+}
+
+#[test]
+fn redis_urls_and_password_files_are_accepted() {
+    for url in [
+        "redis://127.0.0.1:6379/0",
+        "redis://:pw@redis.internal:6380/2",
+        "rediss://user:pw@redis.example.com/0",
+    ] {
+        let c = load(&with_state(&format!("  redis: \"{url}\"\n"))).unwrap();
+        assert!(
+            matches!(&c.state, StateBackend::Redis { url: u, password: None } if u.expose() == url),
+            "{url}"
+        );
+        assert!(!format!("{c:?}").contains("pw@"), "the URL never prints");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("redis-password");
+    std::fs::write(&file, "s3cret-pw\n").unwrap();
+    let yaml = with_state(&format!(
+        "  redis: \"redis://127.0.0.1:6379/0\"\n  redis_password_file: {}\n",
+        file.display()
+    ));
+    let c = load(&yaml).unwrap();
+    let StateBackend::Redis {
+        password: Some(p), ..
+    } = &c.state
+    else {
+        panic!("{:?}", c.state);
+    };
+    assert_eq!(p.expose(), "s3cret-pw");
+    assert!(!format!("{c:?}").contains("s3cret"));
+}
+
+#[test]
+fn bad_redis_settings_are_refused_at_their_line_without_repeating_the_password() {
+    let e = one_error(&with_state("  redis: \"http://:hunter2@127.0.0.1/0\"\n"));
+    assert_eq!((e.line, e.column), (4, 10), "{e:?}");
+    assert!(e.message.contains("redis://"), "{e:?}");
+    assert!(!e.message.contains("hunter2"), "{e:?}");
+    assert_error(
+        &with_state("  redis: \"redis://127.0.0.1/not-a-db\"\n"),
+        4,
+        10,
+        "redis://",
+    );
+    assert_error(
+        &with_state("  dir: /tmp\n  redis_password_file: /nonexistent\n"),
+        5,
+        24,
+        "is for `state.redis`",
+    );
+    assert_error(
+        &with_state("  redis: \"redis://:pw@127.0.0.1/0\"\n  redis_password_file: /etc/hostname\n"),
+        5,
+        24,
+        "one or the other",
+    );
+    assert_error(
+        &with_state("  redis: \"redis://127.0.0.1/0\"\n  redis_password_file: /nonexistent/pw\n"),
+        5,
+        24,
+        "does not exist",
+    );
+}

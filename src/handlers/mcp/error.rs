@@ -31,8 +31,16 @@ pub enum McpError {
     #[error("Invalid Request: one Mcp-Session-Id header at most")]
     RepeatedSession,
     /// A legacy message for no open event stream of this user's.
-    #[error("no open event stream with this session")]
+    #[error(
+        "no open event stream with this session on this instance: the session has ended, \
+         or its stream is held by another instance of the proxy (legacy HTTP+SSE needs \
+         session affinity at the load balancer)"
+    )]
     UnknownLegacySession,
+    /// A session this instance does not know, whose owner the shared store
+    /// cannot tell now.
+    #[error("the session's owner cannot be checked at the moment; try again later")]
+    SessionUnverifiable,
     /// A legacy client that does not read its event stream, where refusals go:
     /// its session was ended.
     #[error("the event stream of this session is not being read: the session was ended")]
@@ -114,6 +122,15 @@ impl McpError {
                 StatusCode::BAD_REQUEST,
                 jsonrpc::error_response(None, jsonrpc::INVALID_REQUEST, &self.to_string()),
             ),
+            McpError::SessionUnverifiable => {
+                let mut res = jsonrpc_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    jsonrpc::error_response(None, jsonrpc::INTERNAL_ERROR, &self.to_string()),
+                );
+                res.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+                res
+            }
             McpError::UnknownLegacySession => {
                 wire::json_error(StatusCode::NOT_FOUND, "unknown_session", &self.to_string())
             }

@@ -41,13 +41,21 @@ pub(super) fn check<B>(
                 return Err(McpError::RepeatedSession);
             }
             let session = first.and_then(|v| v.to_str().ok()).map(str::to_string);
-            if let Some(sid) = &session
-                && !cx
-                    .state
-                    .mcp_sessions
-                    .permits(sid, &claims.sub, &claims.client_id)
-            {
-                return Err(McpError::ForeignSession);
+            if let Some(sid) = &session {
+                let owners = &cx.state.mcp_sessions;
+                let (user, client) = (claims.sub.as_str(), claims.client_id.as_str());
+                let permitted = match owners.known(sid, user, client) {
+                    Some(ok) => ok,
+                    None if owners.is_shared() => {
+                        // Opened through another instance, perhaps: its owner is in Redis.
+                        tokio::task::block_in_place(|| owners.look_up(sid, user, client))
+                            .map_err(|_| McpError::SessionUnverifiable)?
+                    }
+                    None => true,
+                };
+                if !permitted {
+                    return Err(McpError::ForeignSession);
+                }
             }
             let delete = req.method() == Method::DELETE;
             Ok(Target::Streamable { session, delete })
@@ -86,14 +94,16 @@ pub(super) fn after<B>(cx: &Context<'_>, claims: &Claims, target: &Target, respo
         .get(MCP_SESSION_ID)
         .and_then(|v| v.to_str().ok())
     {
-        cx.state
-            .mcp_sessions
-            .record(created, &claims.sub, &claims.client_id);
+        let owners = &cx.state.mcp_sessions;
+        if owners.record(created, &claims.sub, &claims.client_id) && owners.is_shared() {
+            tokio::task::block_in_place(|| owners.share(created, &claims.sub, &claims.client_id));
+        }
     }
     if *delete
         && response.status().is_success()
         && let Some(sid) = session
     {
-        cx.state.mcp_sessions.forget(sid);
+        // With a shared store, forgetting it is a Redis call too.
+        tokio::task::block_in_place(|| cx.state.mcp_sessions.forget(sid));
     }
 }

@@ -60,6 +60,7 @@ pub fn consent<'a>(input: &ConsentInput<'a>, used: &UsedTickets) -> ConsentOutco
         TicketUse::First => {}
         TicketUse::Again => return ConsentOutcome::Refuse(PageError::AlreadyAnswered),
         TicketUse::Full => return ConsentOutcome::Refuse(PageError::Busy),
+        TicketUse::Unavailable => return ConsentOutcome::Refuse(PageError::Unavailable),
     }
     let request = ticket.request;
     if !allow {

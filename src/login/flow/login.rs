@@ -73,6 +73,8 @@ pub enum LoginRefusal {
     },
     /// Too many password checks are running.
     Busy,
+    /// The shared store, where failures are counted, does not answer.
+    Unavailable,
     WrongPassword,
 }
 
@@ -82,7 +84,7 @@ impl LoginRefusal {
             LoginRefusal::FormExpired => StatusCode::FORBIDDEN,
             LoginRefusal::Incomplete | LoginRefusal::UsernameTooLong => StatusCode::BAD_REQUEST,
             LoginRefusal::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
-            LoginRefusal::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            LoginRefusal::Busy | LoginRefusal::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             LoginRefusal::WrongPassword => StatusCode::UNAUTHORIZED,
         }
     }
@@ -98,6 +100,9 @@ impl LoginRefusal {
                 format!("Too many failed attempts. Try again in {wait} seconds.").into()
             }
             LoginRefusal::Busy => "The server is busy. Try again in a moment.".into(),
+            LoginRefusal::Unavailable => {
+                "Signing in is not possible at the moment. Try again in a moment.".into()
+            }
             LoginRefusal::WrongPassword => "Wrong username or password.".into(),
         }
     }
@@ -107,6 +112,7 @@ impl LoginRefusal {
         match self {
             LoginRefusal::Throttled { wait } => Some(wait),
             LoginRefusal::Busy => Some(2),
+            LoginRefusal::Unavailable => Some(5),
             _ => None,
         }
     }
@@ -132,7 +138,7 @@ pub struct Attempt<'a, S> {
 pub fn login<'a, S>(
     post: &LoginPost<'a>,
     peer: IpAddr,
-    throttle: &mut Throttle,
+    throttle: &Throttle,
     now: u64,
     take_slot: impl FnOnce() -> Option<S>,
 ) -> Result<Attempt<'a, S>, LoginRefusal> {
@@ -146,12 +152,16 @@ pub fn login<'a, S>(
         return Err(LoginRefusal::UsernameTooLong);
     }
     let key = throttle_key(post.username);
-    let wait = throttle.wait(&key, peer, now);
+    let unavailable = |e| {
+        tracing::warn!(error = %e, "cannot read the login throttle");
+        LoginRefusal::Unavailable
+    };
+    let wait = throttle.wait(&key, peer, now).map_err(unavailable)?;
     if wait > 0 {
         return Err(LoginRefusal::Throttled { wait });
     }
     let slot = take_slot().ok_or(LoginRefusal::Busy)?;
-    throttle.failed(&key, peer, now);
+    throttle.failed(&key, peer, now).map_err(unavailable)?;
     Ok(Attempt {
         username: post.username,
         password: post.password,
@@ -167,7 +177,7 @@ impl<S> Attempt<'_, S> {
     pub fn finish(
         self,
         checked: Option<LoginUser>,
-        throttle: &mut Throttle,
+        throttle: &Throttle,
     ) -> Result<LoginUser, LoginRefusal> {
         let user = checked.ok_or(LoginRefusal::WrongPassword)?;
         throttle.succeeded(&self.key, self.peer);
@@ -203,7 +213,7 @@ mod tests {
     }
 
     /// `n` attempts for alice at `now` whose passwords were wrong.
-    fn fail(throttle: &mut Throttle, n: usize, now: u64) {
+    fn fail(throttle: &Throttle, n: usize, now: u64) {
         for _ in 0..n {
             let attempt = login(&post("alice", "wrong"), PEER, throttle, now, slot).unwrap();
             assert_eq!(
@@ -215,13 +225,13 @@ mod tests {
 
     #[test]
     fn a_form_whose_csrf_token_does_not_match_is_refused_as_expired_and_not_counted() {
-        let mut throttle = Throttle::default();
+        let throttle = Throttle::default();
         let forged = LoginPost {
             csrf_ok: false,
             ..post("alice", "secret")
         };
         for _ in 0..10 {
-            let refusal = login(&forged, PEER, &mut throttle, NOW, slot).unwrap_err();
+            let refusal = login(&forged, PEER, &throttle, NOW, slot).unwrap_err();
             assert_eq!(refusal, LoginRefusal::FormExpired);
             assert_eq!(refusal.status(), 403);
             assert_eq!(
@@ -229,14 +239,14 @@ mod tests {
                 "This form expired. Please sign in again."
             );
         }
-        assert!(login(&post("alice", "secret"), PEER, &mut throttle, NOW, slot).is_ok());
+        assert!(login(&post("alice", "secret"), PEER, &throttle, NOW, slot).is_ok());
     }
 
     #[test]
     fn an_empty_username_or_password_asks_for_both() {
-        let mut throttle = Throttle::default();
+        let throttle = Throttle::default();
         for (u, p) in [("", "secret"), ("alice", ""), ("", "")] {
-            let refusal = login(&post(u, p), PEER, &mut throttle, NOW, slot).unwrap_err();
+            let refusal = login(&post(u, p), PEER, &throttle, NOW, slot).unwrap_err();
             assert_eq!(refusal, LoginRefusal::Incomplete);
             assert_eq!(refusal.status(), 400);
             assert_eq!(refusal.message(), "Enter your username and password.");
@@ -258,9 +268,9 @@ mod tests {
 
     #[test]
     fn five_wrong_passwords_make_the_sixth_attempt_wait_with_a_429_and_retry_after() {
-        let mut throttle = Throttle::default();
-        fail(&mut throttle, 5, NOW);
-        let refusal = login(&post("alice", "secret"), PEER, &mut throttle, NOW, slot).unwrap_err();
+        let throttle = Throttle::default();
+        fail(&throttle, 5, NOW);
+        let refusal = login(&post("alice", "secret"), PEER, &throttle, NOW, slot).unwrap_err();
         assert_eq!(refusal, LoginRefusal::Throttled { wait: 1 });
         assert_eq!(refusal.status(), 429);
         assert_eq!(refusal.retry_after(), Some(1));
@@ -269,20 +279,20 @@ mod tests {
             "Too many failed attempts. Try again in 1 seconds."
         );
         assert!(
-            login(&post("alice", "secret"), PEER, &mut throttle, NOW + 1, slot).is_ok(),
+            login(&post("alice", "secret"), PEER, &throttle, NOW + 1, slot).is_ok(),
             "after the wait"
         );
     }
 
     #[test]
     fn an_attempt_counts_as_failed_until_it_finishes() {
-        let mut throttle = Throttle::default();
+        let throttle = Throttle::default();
         // Five parallel guesses, none answered yet: the sixth must wait.
         let running: Vec<_> = (0..5)
-            .map(|_| login(&post("alice", "guess"), PEER, &mut throttle, NOW, slot).unwrap())
+            .map(|_| login(&post("alice", "guess"), PEER, &throttle, NOW, slot).unwrap())
             .collect();
         assert_eq!(
-            login(&post("alice", "guess"), PEER, &mut throttle, NOW, slot).unwrap_err(),
+            login(&post("alice", "guess"), PEER, &throttle, NOW, slot).unwrap_err(),
             LoginRefusal::Throttled { wait: 1 }
         );
         drop(running);
@@ -290,24 +300,24 @@ mod tests {
 
     #[test]
     fn a_right_password_signs_in_and_clears_the_failures() {
-        let mut throttle = Throttle::default();
-        fail(&mut throttle, 4, NOW);
-        let attempt = login(&post("alice", "secret"), PEER, &mut throttle, NOW, slot).unwrap();
+        let throttle = Throttle::default();
+        fail(&throttle, 4, NOW);
+        let attempt = login(&post("alice", "secret"), PEER, &throttle, NOW, slot).unwrap();
         assert_eq!((attempt.username, attempt.password), ("alice", "secret"));
-        assert_eq!(attempt.finish(Some(alice()), &mut throttle), Ok(alice()));
-        fail(&mut throttle, 4, NOW);
+        assert_eq!(attempt.finish(Some(alice()), &throttle), Ok(alice()));
+        fail(&throttle, 4, NOW);
         assert!(
-            login(&post("alice", "secret"), PEER, &mut throttle, NOW, slot).is_ok(),
+            login(&post("alice", "secret"), PEER, &throttle, NOW, slot).is_ok(),
             "the count started again"
         );
     }
 
     #[test]
     fn a_username_over_256_bytes_is_refused_and_not_counted() {
-        let mut throttle = Throttle::default();
+        let throttle = Throttle::default();
         let long = "a".repeat(MAX_USERNAME + 1);
         for _ in 0..30 {
-            let refusal = login(&post(&long, "pw"), PEER, &mut throttle, NOW, slot).unwrap_err();
+            let refusal = login(&post(&long, "pw"), PEER, &throttle, NOW, slot).unwrap_err();
             assert_eq!(refusal, LoginRefusal::UsernameTooLong);
             assert_eq!(refusal.status(), 400);
             assert_eq!(
@@ -319,36 +329,34 @@ mod tests {
         let longest = "a".repeat(MAX_USERNAME);
         assert_eq!(post(&longest, "pw").username_to_show(), longest);
         assert!(
-            login(&post(&longest, "pw"), PEER, &mut throttle, NOW, slot).is_ok(),
+            login(&post(&longest, "pw"), PEER, &throttle, NOW, slot).is_ok(),
             "256 bytes are fine, and nothing was counted for this address"
         );
     }
 
     #[test]
     fn an_attempt_without_a_free_password_check_slot_is_busy_and_not_counted() {
-        let mut throttle = Throttle::default();
+        let throttle = Throttle::default();
         for _ in 0..30 {
-            let refusal = login(&post("alice", "guess"), PEER, &mut throttle, NOW, || {
-                None::<()>
-            })
-            .unwrap_err();
+            let refusal =
+                login(&post("alice", "guess"), PEER, &throttle, NOW, || None::<()>).unwrap_err();
             assert_eq!(refusal, LoginRefusal::Busy);
         }
-        fail(&mut throttle, 4, NOW);
+        fail(&throttle, 4, NOW);
         assert!(
-            login(&post("alice", "secret"), PEER, &mut throttle, NOW, slot).is_ok(),
+            login(&post("alice", "secret"), PEER, &throttle, NOW, slot).is_ok(),
             "only the four checked attempts count"
         );
     }
 
     #[test]
     fn a_throttled_attempt_does_not_take_a_password_check_slot() {
-        let mut throttle = Throttle::default();
-        fail(&mut throttle, 5, NOW);
+        let throttle = Throttle::default();
+        fail(&throttle, 5, NOW);
         let refusal = login(
             &post("alice", "guess"),
             PEER,
-            &mut throttle,
+            &throttle,
             NOW,
             || -> Option<()> { panic!("a slot taken for a throttled attempt") },
         )

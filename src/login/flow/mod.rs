@@ -62,6 +62,8 @@ pub enum PageError {
     ServerError(OAuthError),
     /// A bounded table is full for the moment (too many consents at once).
     Busy,
+    /// The shared store does not answer for the moment.
+    Unavailable,
     /// No identity provider of that name is configured.
     UnknownProvider,
     /// A provider's callback without this browser's sign-in attempt, with
@@ -85,11 +87,16 @@ impl PageError {
         match self {
             PageError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             PageError::NotAForm => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PageError::ClientUnusable(e) | PageError::ServerError(e)
+                if e.code == ErrorCode::TemporarilyUnavailable =>
+            {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             PageError::ClientUnusable(e) if e.code == ErrorCode::ServerError => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
             PageError::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            PageError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::Busy | PageError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             PageError::UnknownProvider => StatusCode::NOT_FOUND,
             PageError::SignInCancelled | PageError::ProviderNotAllowed(_) => StatusCode::FORBIDDEN,
             PageError::ProviderAnswerInvalid => StatusCode::BAD_GATEWAY,
@@ -114,6 +121,12 @@ impl PageError {
 
     pub fn title(&self) -> &'static str {
         match self {
+            PageError::ClientUnusable(e) | PageError::ServerError(e)
+                if e.code == ErrorCode::TemporarilyUnavailable =>
+            {
+                "Temporarily unavailable"
+            }
+            PageError::Unavailable => "Temporarily unavailable",
             PageError::MethodNotAllowed(_) => "Method not allowed",
             PageError::NotAForm | PageError::BadParameters(_) | PageError::NoDecision => {
                 "Bad request"
@@ -173,6 +186,9 @@ impl PageError {
                 "This request was already answered. Go back to your application.".into()
             }
             PageError::Busy => "The server is busy. Try again in a moment.".into(),
+            PageError::Unavailable => {
+                "The server cannot complete sign-ins at the moment. Try again in a moment.".into()
+            }
             PageError::NoDecision => "Choose Allow or Deny.".into(),
             PageError::UnknownProvider => "This way of signing in is not configured.".into(),
             PageError::SignInExpired => {

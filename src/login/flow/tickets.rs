@@ -3,14 +3,17 @@
 use dashmap::DashMap;
 
 use crate::login::session::ConsentTicket;
+use crate::store::Redis;
 
 /// Consent tickets already answered, kept until they expire: one answer per
 /// consent page, so that a form posted again mints no second code. In memory,
-/// per instance.
+/// per instance; in Redis (`SET NX`) when the store is shared, so that a page
+/// is answered once whichever instances the posts reach.
 #[derive(Debug)]
 pub struct UsedTickets {
     map: DashMap<String, u64>,
     max: usize,
+    shared: Option<Redis>,
 }
 
 /// Answered tickets remembered at most (each lives 10 minutes; ~60 B). Past it,
@@ -32,6 +35,8 @@ pub enum TicketUse {
     Again,
     /// Too many unexpired answers are remembered: try again later.
     Full,
+    /// The shared store does not answer: try again later.
+    Unavailable,
 }
 
 impl UsedTickets {
@@ -39,6 +44,15 @@ impl UsedTickets {
         Self {
             map: DashMap::new(),
             max,
+            shared: None,
+        }
+    }
+
+    /// Answers remembered in Redis, for every instance sharing it.
+    pub fn shared(redis: Redis) -> Self {
+        Self {
+            shared: Some(redis),
+            ..Self::default()
         }
     }
 
@@ -49,6 +63,16 @@ impl UsedTickets {
 
     /// Marks a single-use value (a ticket id, a sign-in attempt's state) used until `exp`.
     pub fn first_use_of(&self, id: &str, exp: u64, now: u64) -> TicketUse {
+        if let Some(redis) = &self.shared {
+            return match redis.first_use("ticket", id, exp, now) {
+                Ok(true) => TicketUse::First,
+                Ok(false) => TicketUse::Again,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record a used ticket");
+                    TicketUse::Unavailable
+                }
+            };
+        }
         if self.map.contains_key(id) {
             return TicketUse::Again;
         }
@@ -145,5 +169,21 @@ mod tests {
             "expired ones make room"
         );
         assert_eq!(used.map.len(), 1);
+    }
+
+    #[test]
+    fn a_page_is_answered_once_whichever_instance_gets_the_answers() {
+        let mut server = crate::store::test_redis::RedisServer::start();
+        let instance =
+            || UsedTickets::shared(crate::store::Redis::open(&server.url(), None).unwrap());
+        let (a, b) = (instance(), instance());
+        assert_eq!(a.first_use_of("t1", 1_000_600, 1_000_000), TicketUse::First);
+        assert_eq!(b.first_use_of("t1", 1_000_600, 1_000_000), TicketUse::Again);
+        assert_eq!(b.first_use_of("t2", 1_000_600, 1_000_000), TicketUse::First);
+        server.stop();
+        assert_eq!(
+            a.first_use_of("t3", 1_000_600, 1_000_000),
+            TicketUse::Unavailable
+        );
     }
 }

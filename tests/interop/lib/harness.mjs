@@ -364,6 +364,8 @@ function identityProviderLines(providers) {
  * allow). `users` may be empty or absent (no `users:` key then) when
  * `identityProviders` are given (see identityProviderLines). `server` adds
  * keys to the `server:` block (e.g. `{ sse_keepalive: '1s' }`).
+ * `publicUrl` (default: the proxy's own address) and `redisUrl` (instead of
+ * the state dir) are for instances behind a load balancer.
  */
 export function proxyConfig({
   port,
@@ -379,13 +381,15 @@ export function proxyConfig({
   routes = [],
   server = {},
   extra = '',
+  publicUrl,
+  redisUrl,
 }) {
   const t = { access_ttl: '1h', refresh_ttl: '30d', refresh_grace: '10s', ...tokens };
   const lines = [
     `listen: ${q(`127.0.0.1:${port}`)}`,
-    `public_url: ${q(`http://127.0.0.1:${port}`)}`,
+    `public_url: ${q(publicUrl ?? `http://127.0.0.1:${port}`)}`,
     'state:',
-    `  dir: ${q(stateDir)}`,
+    redisUrl ? `  redis: ${q(redisUrl)}` : `  dir: ${q(stateDir)}`,
     'tokens:',
     `  access_ttl: ${t.access_ttl}`,
     `  refresh_ttl: ${t.refresh_ttl}`,
