@@ -42,25 +42,12 @@ pub fn authorization_url(
     attempt: &Attempt,
 ) -> Result<String, SignInError> {
     let u = urls(provider)?;
-    let scope = provider.scopes.join(" ");
-    let challenge = attempt.challenge();
-    let mut params = vec![
-        ("client_id", provider.client_id.as_str()),
-        ("redirect_uri", redirect_uri),
-        ("scope", scope.as_str()),
-        ("state", attempt.state.as_str()),
-        ("code_challenge", challenge.as_str()),
-        ("code_challenge_method", "S256"),
-    ];
-    params.extend(
-        provider
-            .authorize_params
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str())),
-    );
-    Ok(super::with_query(
+    Ok(super::authorization_url(
         &format!("{}/login/oauth/authorize", u.web),
-        &params,
+        provider,
+        redirect_uri,
+        attempt,
+        None,
     ))
 }
 

@@ -118,6 +118,36 @@ pub fn open_token(signer: &Signer, user: &str, sealed: &[u8]) -> Option<Secret> 
     String::from_utf8(plain).ok().map(Secret::new)
 }
 
+/// The authorization request to a provider: code flow with PKCE S256, the
+/// attempt's `state` (and `nonce` for OpenID), then the configured extras.
+fn authorization_url(
+    endpoint: &str,
+    provider: &IdentityProvider,
+    redirect_uri: &str,
+    attempt: &Attempt,
+    nonce: Option<&str>,
+) -> String {
+    let scope = provider.scopes.join(" ");
+    let challenge = attempt.challenge();
+    let mut params = vec![
+        ("response_type", "code"),
+        ("client_id", provider.client_id.as_str()),
+        ("redirect_uri", redirect_uri),
+        ("scope", scope.as_str()),
+        ("state", attempt.state.as_str()),
+    ];
+    params.extend(nonce.map(|n| ("nonce", n)));
+    params.push(("code_challenge", challenge.as_str()));
+    params.push(("code_challenge_method", "S256"));
+    params.extend(
+        provider
+            .authorize_params
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
+    );
+    with_query(endpoint, &params)
+}
+
 /// `url` with `params` added to its query.
 fn with_query(url: &str, params: &[(&str, &str)]) -> String {
     match url::Url::parse(url) {

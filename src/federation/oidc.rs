@@ -147,25 +147,13 @@ impl OidcProvider {
         attempt: &super::Attempt,
     ) -> Result<String, SignInError> {
         let d = self.discovery(http, clock).await?;
-        let scope = provider.scopes.join(" ");
-        let challenge = attempt.challenge();
-        let mut params = vec![
-            ("response_type", "code"),
-            ("client_id", provider.client_id.as_str()),
-            ("redirect_uri", redirect_uri),
-            ("scope", scope.as_str()),
-            ("state", attempt.state.as_str()),
-            ("nonce", attempt.nonce.as_str()),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ];
-        params.extend(
-            provider
-                .authorize_params
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        Ok(super::with_query(&d.authorization_endpoint, &params))
+        Ok(super::authorization_url(
+            &d.authorization_endpoint,
+            provider,
+            redirect_uri,
+            attempt,
+            Some(&attempt.nonce),
+        ))
     }
 
     /// The callback's code exchanged and the person it signs in.

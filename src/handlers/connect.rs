@@ -11,7 +11,6 @@ use url::form_urlencoded;
 
 use super::browser::{cookie_names, page, params, redirect_to, session_user, with_cookie};
 use crate::config::{Config, Route};
-use crate::federation::attempt::ATTEMPT_TTL;
 use crate::federation::{Attempt, Callback};
 use crate::login::LoginUser;
 use crate::login::flow::{PageError, TicketUse};
@@ -132,13 +131,7 @@ async fn start(
             return PageError::from(e).into_response();
         }
     };
-    let names = cookie_names(config);
-    let cookie = names.set(
-        attempt_cookie(names.secure),
-        &attempt.seal(&state.authority.signer),
-        ATTEMPT_TTL,
-    );
-    with_cookie(redirect_to(StatusCode::FOUND, &url), cookie)
+    super::federated::off_to(state, config, &attempt, &url)
 }
 
 async fn callback(

@@ -76,13 +76,24 @@ pub async fn start(
             return PageError::from(e).into_response();
         }
     };
+    off_to(state, config, &attempt, &url)
+}
+
+/// The browser sent to an authorization server (`url`) with the attempt's
+/// sealed cookie: a provider's sign-in here, an upstream's connect flow in `connect.rs`.
+pub(super) fn off_to(
+    state: &AppState,
+    config: &Config,
+    attempt: &Attempt,
+    url: &str,
+) -> Response<Body> {
     let names = cookie_names(config);
     let cookie = names.set(
         attempt_cookie(names.secure),
         &attempt.seal(&state.authority.signer),
         ATTEMPT_TTL,
     );
-    with_cookie(redirect_to(StatusCode::FOUND, &url), cookie)
+    with_cookie(redirect_to(StatusCode::FOUND, url), cookie)
 }
 
 /// `GET /oauth/callback/<name>?code=…&state=…`: the provider's answer.
