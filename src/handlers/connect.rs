@@ -131,7 +131,8 @@ async fn start(
             return PageError::from(e).into_response();
         }
     };
-    super::federated::off_to(state, config, &attempt, &url)
+    let cookie = attempt_cookie(cookie_names(config).secure);
+    super::federated::off_to(state, config, cookie, &attempt, &url)
 }
 
 async fn callback(

@@ -76,7 +76,8 @@ pub async fn start(
             return PageError::from(e).into_response();
         }
     };
-    off_to(state, config, &attempt, &url)
+    let cookie = attempt_cookie(cookie_names(config).secure);
+    off_to(state, config, cookie, &attempt, &url)
 }
 
 /// The browser sent to an authorization server (`url`) with the attempt's
@@ -84,12 +85,13 @@ pub async fn start(
 pub(super) fn off_to(
     state: &AppState,
     config: &Config,
+    cookie_name: &str,
     attempt: &Attempt,
     url: &str,
 ) -> Response<Body> {
     let names = cookie_names(config);
     let cookie = names.set(
-        attempt_cookie(names.secure),
+        cookie_name,
         &attempt.seal(&state.authority.signer),
         ATTEMPT_TTL,
     );
