@@ -58,6 +58,7 @@ static F: LazyLock<Fixture> = LazyLock::new(|| {
         exp: 2_000,
         iat: 1_000,
         jti: "j1".into(),
+        groups: Vec::new(),
     };
     let token = key.sign(&claims);
     assert_eq!(key.verify(&token, ISS, AUD, NOW), Ok(claims.clone()));
