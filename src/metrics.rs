@@ -149,14 +149,8 @@ pub enum Throttled {
 }
 
 impl Throttled {
-    const ALL: [Throttled; 2] = [Throttled::Login, Throttled::Registration];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Throttled::Login => "login",
-            Throttled::Registration => "registration",
-        }
-    }
+    /// The labels, in the order of the variants (as `Grant::ALL`).
+    const ALL: [&str; 2] = ["login", "registration"];
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -174,14 +168,8 @@ pub enum LoginMethod {
 }
 
 impl LoginMethod {
-    const ALL: [LoginMethod; 2] = [LoginMethod::Local, LoginMethod::Provider];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            LoginMethod::Local => "local",
-            LoginMethod::Provider => "provider",
-        }
-    }
+    /// The labels, in the order of the variants (as `Grant::ALL`).
+    const ALL: [&str; 2] = ["local", "provider"];
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -415,10 +403,7 @@ impl Metrics {
             logins: LoginMethod::ALL.map(|method| {
                 ["succeeded", "failed"].map(|result| {
                     logins
-                        .get_or_create(&LoginLabels {
-                            method: method.as_str(),
-                            result,
-                        })
+                        .get_or_create(&LoginLabels { method, result })
                         .clone()
                 })
             }),
@@ -430,13 +415,8 @@ impl Metrics {
             upstream_errors,
             policy_refusals,
             registrations,
-            throttled: Throttled::ALL.map(|what| {
-                throttled
-                    .get_or_create(&WhatLabels {
-                        what: what.as_str(),
-                    })
-                    .clone()
-            }),
+            throttled: Throttled::ALL
+                .map(|what| throttled.get_or_create(&WhatLabels { what }).clone()),
             config_loaded,
             connections,
             streams,
