@@ -33,6 +33,25 @@ fn sign(pair: &Ed25519KeyPair, header: Value, claims: Value) -> String {
     )
 }
 
+/// A token request: its status as a number, and its JSON.
+async fn token(proxy: &Proxy, form: &[(&str, &str)]) -> (u16, Value) {
+    let (status, body) = token_request(proxy, form).await;
+    (status.as_u16(), body)
+}
+
+/// The grant types the authorization-server metadata advertises.
+async fn grant_types(proxy: &Proxy) -> Vec<Value> {
+    let meta: Value = http()
+        .get(proxy.url("/.well-known/oauth-authorization-server"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    meta["grant_types_supported"].as_array().unwrap().clone()
+}
+
 /// An MCP request with `token` to the `notes` route: its status.
 async fn mcp_status(proxy: &Proxy, token: &str) -> u16 {
     http()
@@ -65,46 +84,22 @@ async fn machine_clients_get_tokens_for_what_they_were_given() {
     })
     .await;
     let resource = proxy.url("/notes/mcp");
-    let meta: Value = http()
-        .get(proxy.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert!(
-        meta["grant_types_supported"]
-            .as_array()
-            .unwrap()
+        grant_types(&proxy)
+            .await
             .contains(&json!("client_credentials"))
     );
 
     // A secret (checked against its argon2 hash).
-    let cc = |extra: &[(&'static str, &str)]| {
-        let mut form = vec![
-            ("grant_type", "client_credentials"),
-            ("resource", resource.as_str()),
-        ];
-        form.extend_from_slice(extra);
-        form.into_iter()
-            .map(|(k, v)| (k, v.to_string()))
-            .collect::<Vec<_>>()
-    };
-    let send = |form: Vec<(&'static str, String)>| {
-        let proxy = &proxy;
-        async move {
-            let res = http()
-                .post(proxy.url("/oauth/token"))
-                .form(&form)
-                .send()
-                .await
-                .unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap())
-        }
-    };
-    let (s, body) = send(cc(&[("client_id", "ci"), ("client_secret", PASSWORD)])).await;
+    let cc = [
+        ("grant_type", "client_credentials"),
+        ("resource", resource.as_str()),
+    ];
+    let (s, body) = token(
+        &proxy,
+        &[&cc[..], &[("client_id", "ci"), ("client_secret", PASSWORD)]].concat(),
+    )
+    .await;
     assert_eq!(s, 200, "{body}");
     assert!(
         body.get("refresh_token").is_none(),
@@ -121,13 +116,24 @@ async fn machine_clients_get_tokens_for_what_they_were_given() {
     assert_eq!(mcp_status(&proxy, &access).await, 200);
 
     // Refusals: a wrong secret, a scope or route not given, no resource.
-    let (s, body) = send(cc(&[("client_id", "ci"), ("client_secret", "nope")])).await;
+    let (s, body) = token(
+        &proxy,
+        &[&cc[..], &[("client_id", "ci"), ("client_secret", "nope")]].concat(),
+    )
+    .await;
     assert_eq!((s, body["error"].as_str()), (401, Some("invalid_client")));
-    let (s, body) = send(cc(&[
-        ("client_id", "ci"),
-        ("client_secret", PASSWORD),
-        ("scope", "notes:write"),
-    ]))
+    let (s, body) = token(
+        &proxy,
+        &[
+            &cc[..],
+            &[
+                ("client_id", "ci"),
+                ("client_secret", PASSWORD),
+                ("scope", "notes:write"),
+            ],
+        ]
+        .concat(),
+    )
     .await;
     assert_eq!(
         (s, body["error"].as_str()),
@@ -135,13 +141,16 @@ async fn machine_clients_get_tokens_for_what_they_were_given() {
         "{body}"
     );
     let other = proxy.url("/other/mcp");
-    let form = vec![
-        ("grant_type", "client_credentials".to_string()),
-        ("resource", other.clone()),
-        ("client_id", "ci".into()),
-        ("client_secret", PASSWORD.into()),
-    ];
-    let (s, body) = send(form).await;
+    let (s, body) = token(
+        &proxy,
+        &[
+            ("grant_type", "client_credentials"),
+            ("resource", other.as_str()),
+            ("client_id", "ci"),
+            ("client_secret", PASSWORD),
+        ],
+    )
+    .await;
     assert_eq!(
         (s, body["error"].as_str()),
         (400, Some("invalid_target")),
@@ -161,11 +170,18 @@ async fn machine_clients_get_tokens_for_what_they_were_given() {
         "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
     );
     let a1 = assertion("a1");
-    let (s, body) = send(cc(&[
-        kind,
-        ("client_assertion", a1.as_str()),
-        ("scope", "notes:write"),
-    ]))
+    let (s, body) = token(
+        &proxy,
+        &[
+            &cc[..],
+            &[
+                kind,
+                ("client_assertion", a1.as_str()),
+                ("scope", "notes:write"),
+            ],
+        ]
+        .concat(),
+    )
     .await;
     assert_eq!(s, 200, "{body}");
     assert_eq!(
@@ -179,7 +195,7 @@ async fn machine_clients_get_tokens_for_what_they_were_given() {
     );
     // A client that registered itself may not use client credentials.
     let dcr = register_public(&proxy).await;
-    let (s, body) = send(cc(&[("client_id", dcr.as_str())])).await;
+    let (s, body) = token(&proxy, &[&cc[..], &[("client_id", dcr.as_str())]].concat()).await;
     assert_eq!(
         (s, body["error"].as_str()),
         (400, Some("unauthorized_client")),
@@ -220,18 +236,9 @@ async fn identity_assertions_from_a_trusted_provider_give_tokens_without_a_brows
         simple_config(port, dir, SCOPES, &upstream_url).replace("routes:\n", &providers)
     })
     .await;
-    let meta: Value = http()
-        .get(proxy.url("/.well-known/oauth-authorization-server"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
     assert!(
-        meta["grant_types_supported"]
-            .as_array()
-            .unwrap()
+        grant_types(&proxy)
+            .await
             .contains(&json!("urn:ietf:params:oauth:grant-type:jwt-bearer"))
     );
     let (status, reg) = register(
@@ -258,27 +265,14 @@ async fn identity_assertions_from_a_trusted_provider_give_tokens_without_a_brows
         }
         sign(&pair, json!({"alg": "EdDSA", "kid": "k1", "typ": typ}), c)
     };
-    let exchange = |assertion: String| {
-        let proxy = &proxy;
-        let form = vec![
-            (
-                "grant_type",
-                "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string(),
-            ),
-            ("assertion", assertion),
-            ("client_id", client_id.clone()),
-            ("client_secret", secret.clone()),
+    let exchange = async |assertion: String| {
+        let form = [
+            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            ("assertion", assertion.as_str()),
+            ("client_id", client_id.as_str()),
+            ("client_secret", secret.as_str()),
         ];
-        async move {
-            let res = http()
-                .post(proxy.url("/oauth/token"))
-                .form(&form)
-                .send()
-                .await
-                .unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap())
-        }
+        token(&proxy, &form).await
     };
 
     let (s, body) = exchange(jag(json!({}), "oauth-id-jag+jwt")).await;
