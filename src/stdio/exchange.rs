@@ -9,6 +9,8 @@
 //! - `GET` opens the session's stream of requests and notifications from the
 //!   server (one per session: a new one replaces the old);
 //! - `DELETE` ends the session (and its process, with `per: session`).
+//!
+//! A POST without a session that names the 2026-07-28 revision goes to `modern`.
 
 use std::sync::Arc;
 use std::task::Poll;
@@ -23,7 +25,7 @@ use tokio::sync::mpsc;
 use super::process::{Out, Process, Stop, Waiting};
 use super::routing::{self, Kind};
 use super::sessions::Owner;
-use super::{RouteProcs, Stdio, StdioError, lock};
+use super::{RouteProcs, Slot, Stdio, StdioError, era, lock};
 use crate::config::{Route, StdioServer};
 use crate::mcp::jsonrpc;
 use crate::mcp::sse;
@@ -73,6 +75,8 @@ pub(crate) struct Exchange<'a> {
     /// The `Mcp-Session-Id` (the session phase checked its owner where it knows it).
     pub session: Option<String>,
     pub accept: Accept,
+    /// `MCP-Protocol-Version`.
+    pub protocol_version: Option<String>,
     /// A POST's body (one JSON-RPC message, checked by the inspect phase); empty otherwise.
     pub body: Bytes,
 }
@@ -83,10 +87,12 @@ impl Stdio {
         if x.method == Method::POST {
             return self.post(&procs, x).await;
         }
-        let sid = x
-            .session
-            .clone()
-            .ok_or(StdioError::NoSession { id: None })?;
+        let Some(sid) = x.session.clone() else {
+            if era::is_modern_version(x.protocol_version.as_deref()) {
+                return Err(StdioError::NotAllowed);
+            }
+            return Err(StdioError::NoSession { id: None });
+        };
         let process = procs
             .lookup(&sid, &x.owner)
             .ok_or(StdioError::UnknownSession)?;
@@ -123,6 +129,16 @@ impl Stdio {
             return Err(StdioError::NotAcceptable(
                 "application/json or text/event-stream",
             ));
+        }
+        if x.session.is_none() {
+            match era::modern_request(x.protocol_version.as_deref(), &x.body) {
+                Ok(Some(request)) => return self.modern(procs, x, request).await,
+                Ok(None) => {}
+                Err(refusal) => {
+                    let id = routing::id(&x.body);
+                    return Err(StdioError::Version { id, refusal });
+                }
+            }
         }
         let kind = routing::classify(&x.body).map_err(|_| StdioError::NotOneMessage)?;
         let id = routing::id(&x.body);
@@ -167,7 +183,7 @@ impl Stdio {
         x: &Exchange<'_>,
         id: Option<Box<RawValue>>,
     ) -> Result<Response<Body>, StdioError> {
-        let (process, started) = procs.open(self, &x.owner, id.as_deref())?;
+        let (process, started) = procs.open(self, Slot::Session(&x.owner), id.as_deref())?;
         let session: Arc<str> = Arc::from(crate::oauth::seal::random_token(24));
         process.attach(&session);
         let mut opening = Opening {
@@ -260,7 +276,7 @@ impl Drop for Opening {
 }
 
 /// The answer to a request only the proxy reads (`initialize`): progress is skipped.
-async fn first_answer(
+pub(super) async fn first_answer(
     mut guard: Waiting,
     mut rx: mpsc::Receiver<Out>,
     wait: Duration,
@@ -350,12 +366,12 @@ fn answer_stream(mut guard: Waiting, mut rx: mpsc::Receiver<Out>) -> Response<Bo
 
 /// One message as an SSE event. A line from the child holds no `\n`; a `\r`
 /// (whitespace between JSON tokens) would end an SSE line, so it becomes a space.
-fn event(message: &[u8]) -> Bytes {
+pub(super) fn event(message: &[u8]) -> Bytes {
     let text = String::from_utf8_lossy(message).replace('\r', " ");
     sse::encode(Some("message"), None, &text)
 }
 
-fn event_stream(body: Body) -> Response<Body> {
+pub(super) fn event_stream(body: Body) -> Response<Body> {
     let mut res = Response::new(body);
     let h = res.headers_mut();
     h.insert(
@@ -370,7 +386,7 @@ fn event_stream(body: Body) -> Response<Body> {
     res
 }
 
-fn json(body: Bytes) -> Response<Body> {
+pub(super) fn json(body: Bytes) -> Response<Body> {
     let mut res = Response::new(wire::full(body));
     res.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -379,7 +395,7 @@ fn json(body: Bytes) -> Response<Body> {
     res
 }
 
-fn empty(status: StatusCode) -> Response<Body> {
+pub(super) fn empty(status: StatusCode) -> Response<Body> {
     let mut res = Response::new(wire::empty());
     *res.status_mut() = status;
     res

@@ -7,13 +7,17 @@
 //! - [`sessions`]: one route's processes and sessions: share, start, refuse, stop (pure);
 //! - `process`: one child: spawn, its four tasks, the stop sequence;
 //! - `exchange`: HTTP requests in, JSON answers or event streams out;
+//! - [`era`] and `modern`: clients of the 2026-07-28 revision (no sessions), also
+//!   in front of a child that speaks only the `initialize` revisions;
 //! - `stderr`: the child's stderr in the log, rate-limited.
 //!
 //! This module is the registry: every stdio route's table, the idle sweeper,
 //! and what reloads and shutdown do to the processes.
 
+pub mod era;
 mod exchange;
 pub mod framing;
+mod modern;
 mod process;
 pub mod routing;
 pub mod sessions;
@@ -70,12 +74,25 @@ pub enum StdioError {
     Timeout { id: Option<Box<RawValue>> },
     #[error("the proxy is shutting down")]
     ShuttingDown { id: Option<Box<RawValue>> },
+    /// A 2026-07-28 request whose protocol version is missing, mismatched or unsupported.
+    #[error("{refusal}")]
+    Version {
+        id: Option<Box<RawValue>>,
+        refusal: era::Refusal,
+    },
+    /// A GET or DELETE without a session from a 2026-07-28 client.
+    #[error("Method Not Allowed: 2026-07-28 clients only POST")]
+    NotAllowed,
 }
 
 impl StdioError {
     /// The one place a stdio route's failure becomes a response.
     pub fn into_response(self) -> Response<Body> {
         let message = self.to_string();
+        let data = match &self {
+            StdioError::Version { refusal, .. } => refusal.data(),
+            _ => None,
+        };
         let (status, code, id) = match self {
             StdioError::NoSession { id } | StdioError::AlreadyInitialized { id } => {
                 (StatusCode::BAD_REQUEST, INVALID_REQUEST, id)
@@ -90,17 +107,34 @@ impl StdioError {
                 (StatusCode::BAD_GATEWAY, INTERNAL_ERROR, id)
             }
             StdioError::Timeout { id } => (StatusCode::GATEWAY_TIMEOUT, INTERNAL_ERROR, id),
+            StdioError::Version { id, refusal } => {
+                let code = match refusal {
+                    era::Refusal::Mismatch(_) => jsonrpc::HEADER_MISMATCH,
+                    era::Refusal::Unsupported { .. } => era::UNSUPPORTED_PROTOCOL_VERSION,
+                };
+                (StatusCode::BAD_REQUEST, code, id)
+            }
+            StdioError::NotAllowed => (StatusCode::METHOD_NOT_ALLOWED, -32000, None),
         };
-        let mut res = Response::new(wire::full(jsonrpc::error_response(
-            id.as_deref(),
-            code,
-            &message,
-        )));
+        let body = match data {
+            Some(data) => serde_json::json!({
+                "jsonrpc": "2.0",
+                "id": id.as_deref().map(|i| serde_json::from_str::<serde_json::Value>(i.get()).unwrap_or_default()),
+                "error": {"code": code, "message": message, "data": data},
+            })
+            .to_string(),
+            None => jsonrpc::error_response(id.as_deref(), code, &message),
+        };
+        let mut res = Response::new(wire::full(body));
         *res.status_mut() = status;
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
+        if status == StatusCode::METHOD_NOT_ALLOWED {
+            res.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             res.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
@@ -223,18 +257,31 @@ impl Stdio {
     }
 }
 
+/// What a process is opened for.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    /// A new session of this owner (`initialize`).
+    Session(&'a Owner),
+    /// Modern requests with this key ([`Table::modern_key`]).
+    Modern(&'a str),
+}
+
 impl RouteProcs {
-    /// Where a new session goes: a user's running process, or a new one.
-    /// `Ok((process, true))`: started for this session.
+    /// Where a new session (or modern request) goes: a running process, or a
+    /// new one. `Ok((process, true))`: started for it.
     fn open(
         self: &Arc<Self>,
         stdio: &Stdio,
-        owner: &Owner,
+        slot: Slot<'_>,
         id: Option<&RawValue>,
     ) -> Result<(Arc<Process>, bool), StdioError> {
         let server = lock(&self.server).clone();
         let mut table = lock(&self.table);
-        match table.open(server.per, &owner.user, server.max_processes) {
+        let open = match slot {
+            Slot::Session(owner) => table.open(server.per, &owner.user, server.max_processes),
+            Slot::Modern(key) => table.open_modern(key, server.max_processes),
+        };
+        match open {
             Open::Join(p) => Ok((p, false)),
             Open::Full => {
                 tracing::warn!(route = %self.name, max_processes = server.max_processes, "stdio route at max_processes: session refused");
@@ -262,7 +309,15 @@ impl RouteProcs {
                         id: id.map(ToOwned::to_owned),
                     }
                 })?;
-                table.started(pid, process.clone(), server.per, &owner.user);
+                match slot {
+                    Slot::Session(owner) => {
+                        table.started(pid, process.clone(), server.per, &owner.user);
+                    }
+                    Slot::Modern(key) => {
+                        process.attach(&Arc::from(modern::MODERN));
+                        table.started_modern(pid, process.clone(), key);
+                    }
+                }
                 drop(table);
                 stdio.ensure_sweeper();
                 Ok((process, true))
@@ -273,6 +328,10 @@ impl RouteProcs {
     fn stop_idle(&self) {
         let idle_timeout = lock(&self.server).idle_timeout;
         let now = tokio::time::Instant::now();
+        let all = lock(&self.table).all();
+        for (_, p) in all {
+            p.expire_parked(now);
+        }
         let stopped: Vec<Arc<Process>> = {
             let mut table = lock(&self.table);
             let idle = table.idle(now, idle_timeout, |p| p.idle_since());

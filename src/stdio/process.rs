@@ -23,7 +23,9 @@ use tokio::sync::{OnceCell, mpsc, watch};
 use tokio::time::{Duration, Instant, timeout};
 
 use super::StdioError;
+use super::era::Era;
 use super::framing::LineFramer;
+use super::modern::{MAX_PARKED, MODERN, Parked};
 use super::routing::{FromChild, Routing};
 use crate::config::StdioServer;
 use crate::mcp::jsonrpc::INTERNAL_ERROR;
@@ -121,9 +123,13 @@ pub(super) struct Process {
     reaped: AtomicBool,
     /// The child's `initialize` result: sessions after the first get it from here.
     pub init: OnceCell<Box<RawValue>>,
+    /// For modern requests: whether the child speaks their revision.
+    pub era: OnceCell<Era>,
+    /// Requests waiting for a modern client's input (by `requestState`).
+    parked: Mutex<HashMap<String, Box<Parked>>>,
 }
 
-fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -202,6 +208,8 @@ impl Process {
             exited,
             reaped: AtomicBool::new(false),
             init: OnceCell::new(),
+            era: OnceCell::new(),
+            parked: Mutex::new(HashMap::new()),
         });
         tracing::info!(route = %route, pid, "stdio server started");
         tokio::spawn(write_stdin(stdin, from_clients, stop_rx.clone()));
@@ -343,6 +351,66 @@ impl Process {
         Ok(())
     }
 
+    /// The route the process serves.
+    pub(super) fn route(&self) -> &str {
+        &self.route
+    }
+
+    /// An MRTR retry continues the pending request `child_id`.
+    pub(super) fn rebind(&self, child_id: u64, retry: &[u8]) {
+        let mut s = lock(&self.shared);
+        s.last_traffic = Instant::now();
+        s.routing.rebind(child_id, retry);
+    }
+
+    /// The proxy's own answer to a request the child sent to modern clients.
+    pub(super) fn answer_child(&self, msg: &[u8]) {
+        let session: Arc<str> = Arc::from(MODERN);
+        let out = lock(&self.shared).routing.response(&session, msg);
+        if let Some(m) = out {
+            let _ = self.to_child.try_send(line(m));
+        }
+    }
+
+    /// Parks a request until the client's retry; `Err` gives it back when too many wait.
+    pub(super) fn park(&self, state: String, parked: Box<Parked>) -> Result<(), Box<Parked>> {
+        let mut all = lock(&self.parked);
+        if all.len() >= MAX_PARKED || lock(&self.shared).stopping.is_some() {
+            return Err(parked);
+        }
+        all.insert(state, parked);
+        Ok(())
+    }
+
+    /// The parked request named `state`, if `fits` it (it stays parked otherwise).
+    pub(super) fn unpark(
+        &self,
+        state: &str,
+        fits: impl Fn(&Parked) -> bool,
+    ) -> Option<Box<Parked>> {
+        let mut all = lock(&self.parked);
+        if !all.get(state).is_some_and(|p| fits(p)) {
+            return None;
+        }
+        all.remove(state)
+    }
+
+    /// Parked requests whose time is up: the child hears no, the requests are cancelled.
+    pub(super) fn expire_parked(&self, now: Instant) {
+        let expired: Vec<Box<Parked>> = {
+            let mut all = lock(&self.parked);
+            let states: Vec<String> = all
+                .iter()
+                .filter(|(_, p)| p.until <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            states.iter().filter_map(|k| all.remove(k)).collect()
+        };
+        for p in expired {
+            p.expire(self);
+        }
+    }
+
     /// The client of a pending request went away.
     pub(super) fn cancel(&self, child_id: u64) {
         let out = lock(&self.shared)
@@ -435,6 +503,9 @@ impl Process {
         for (waiter, message) in waiting {
             let _ = waiter.try_send(Out::Answer(Bytes::from(message)));
         }
+        // Their guards hold the process: dropped here, outside every lock.
+        let parked = std::mem::take(&mut *lock(&self.parked));
+        drop(parked);
     }
 
     /// Why the process ended, once it has been reaped.
@@ -474,6 +545,10 @@ impl Waiting {
 
     pub(super) fn is_done(&self) -> bool {
         self.done
+    }
+
+    pub(super) fn child_id(&self) -> u64 {
+        self.child_id
     }
 }
 
@@ -525,7 +600,8 @@ fn deliver(s: &mut Shared, session: &Arc<str>, message: Bytes, request: bool) ->
     let Some(outbox) = s.sessions.get_mut(session) else {
         return false;
     };
-    if outbox.backlog.len() < BACKLOG {
+    // Modern requests have no stream to come back for: nothing waits.
+    if &**session != MODERN && outbox.backlog.len() < BACKLOG {
         outbox.backlog.push_back(message);
         return true;
     }

@@ -65,6 +65,9 @@ struct Params<'a> {
 struct Meta<'a> {
     #[serde(borrow, rename = "progressToken")]
     progress_token: Option<&'a RawValue>,
+    /// 2026-07-28: the `subscriptions/listen` request a notification belongs to.
+    #[serde(borrow, rename = "io.modelcontextprotocol/subscriptionId")]
+    subscription_id: Option<&'a RawValue>,
 }
 
 /// What kind of message a line or body holds.
@@ -139,6 +142,13 @@ fn range(outer: &[u8], inner: &RawValue) -> Option<Range<usize>> {
     let start = (inner.get().as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
     let end = start + inner.get().len();
     (end <= outer.len()).then_some(start..end)
+}
+
+/// An answer with another id (an MRTR retry's, for the request it continues).
+pub fn reid(msg: &[u8], id: &RawValue) -> Option<Vec<u8>> {
+    let p = parse(msg).ok()?;
+    let r = range(msg, p.env.id?)?;
+    Some(splice(msg, vec![(r, id.get().to_string())]))
 }
 
 /// `msg` with each range replaced by its text.
@@ -261,6 +271,22 @@ impl<W: Clone> Routing<W> {
         );
         self.last_active = Some(session.clone());
         Ok(Outgoing { child_id, message })
+    }
+
+    /// An MRTR retry continues the pending request `child_id`: its answer and
+    /// progress now go out under the retry's id and progress token.
+    pub fn rebind(&mut self, child_id: u64, retry: &[u8]) -> bool {
+        let Ok(p) = parse(retry) else {
+            return false;
+        };
+        let (Some(id), Some(pending)) = (p.env.id, self.pending.get_mut(&child_id)) else {
+            return false;
+        };
+        pending.client_id = id.to_owned();
+        if let Some(t) = params(&p.env).meta.and_then(|m| m.progress_token) {
+            pending.token = Some(t.to_owned());
+        }
+        true
     }
 
     /// A client's notification, as written for the child; `None`: not for the
@@ -413,7 +439,24 @@ impl<W: Clone> Routing<W> {
                 },
                 None => FromChild::Drop,
             },
-            _ => FromChild::Broadcast(line.to_vec()),
+            // 2026-07-28: a subscription's notifications go to its `subscriptions/listen`.
+            _ => match params.meta.and_then(|m| m.subscription_id).and_then(|t| {
+                let child_id = t.get().parse::<u64>().ok()?;
+                let p = self.pending.get(&child_id)?;
+                Some((
+                    child_id,
+                    p.client_id.get().to_string(),
+                    p.waiter.clone(),
+                    range(line, t)?,
+                ))
+            }) {
+                Some((child_id, id, waiter, r)) => FromChild::Progress {
+                    waiter,
+                    child_id,
+                    message: splice(line, vec![(r, id)]),
+                },
+                None => FromChild::Broadcast(line.to_vec()),
+            },
         }
     }
 
@@ -629,6 +672,71 @@ mod tests {
         // A token nobody holds (or a finished request's) goes nowhere.
         let p = r.from_child(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":9,"progress":1}}"#, &sessions);
         assert_eq!(p, FromChild::Drop);
+    }
+
+    #[test]
+    fn a_subscriptions_notifications_go_to_its_listen_request_under_the_clients_id() {
+        let mut r = Routing::default();
+        let a = s("");
+        r.request(
+            &a,
+            br#"{"jsonrpc":"2.0","id":"x","method":"tools/list"}"#,
+            "other",
+            true,
+        )
+        .unwrap();
+        r.request(
+            &a,
+            br#"{"jsonrpc":"2.0","id":"listen-1","method":"subscriptions/listen","params":{}}"#,
+            "listen",
+            true,
+        )
+        .unwrap();
+        let sessions = [a];
+        let n = r.from_child(br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":2}}}"#, &sessions);
+        assert_eq!(
+            n,
+            FromChild::Progress {
+                waiter: "listen",
+                child_id: 2,
+                message: br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":"listen-1"}}}"#.to_vec()
+            }
+        );
+        // Without a subscription (or with one nobody listens to): every session.
+        let n = br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":9}}}"#;
+        assert_eq!(r.from_child(n, &sessions), FromChild::Broadcast(n.to_vec()));
+    }
+
+    #[test]
+    fn a_retry_continues_a_pending_request_under_its_own_id_and_token() {
+        let mut r = Routing::default();
+        let a = s("");
+        r.request(&a, br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":"first"}}}"#, "w", true)
+            .unwrap();
+        assert!(r.rebind(1, br#"{"jsonrpc":"2.0","id":"retry","method":"tools/call","params":{"name":"x","_meta":{"progressToken":"second"}}}"#));
+        assert!(
+            !r.rebind(7, br#"{"jsonrpc":"2.0","id":2,"method":"tools/call"}"#),
+            "not pending"
+        );
+        let sessions = [a];
+        let p = r.from_child(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"progress":1}}"#, &sessions);
+        assert!(
+            matches!(p, FromChild::Progress { message, .. } if text(&message).contains(r#""progressToken":"second""#))
+        );
+        let answer = r.from_child(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#, &sessions);
+        assert_eq!(
+            answer,
+            FromChild::Answer {
+                waiter: "w",
+                message: br#"{"jsonrpc":"2.0","id":"retry","result":{}}"#.to_vec()
+            }
+        );
+        let id = RawValue::from_string("3".into()).unwrap();
+        assert_eq!(
+            reid(br#"{"jsonrpc":"2.0", "id" :"old","result":{}}"#, &id).unwrap(),
+            br#"{"jsonrpc":"2.0", "id" :3,"result":{}}"#.to_vec()
+        );
+        assert_eq!(reid(b"not json", &id), None);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //!
 //! Two users never share a process: `per: session` gives every session its
 //! own, `per: user` keys processes by the user, and a session is found only
-//! with the user and client that opened it.
+//! with the user and client that opened it. Requests of the 2026-07-28
+//! revision have no session: they go to a process of their own per user (and
+//! client, with `per: session`), never shared with sessions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,6 +37,8 @@ struct Process<P> {
     handle: P,
     /// The user whose process this is (`per: user`).
     user: Option<String>,
+    /// The key of the modern requests it serves ([`Table::open_modern`]).
+    modern: Option<String>,
     sessions: usize,
 }
 
@@ -77,6 +81,10 @@ impl<P: Clone> Table<P> {
         {
             return Open::Join(p.handle.clone());
         }
+        self.room(max)
+    }
+
+    fn room(&self, max: usize) -> Open<P> {
         if self.processes() >= max {
             Open::Full
         } else {
@@ -92,6 +100,41 @@ impl<P: Clone> Table<P> {
             Process {
                 handle,
                 user,
+                modern: None,
+                sessions: 0,
+            },
+        );
+    }
+
+    /// The key of the process for modern requests of `owner`: per user, and
+    /// per client too with `per: session` (the nearest thing to a session).
+    pub fn modern_key(per: Per, owner: &Owner) -> String {
+        match per {
+            Per::User => serde_json::json!([owner.user]).to_string(),
+            Per::Session => serde_json::json!([owner.user, owner.client]).to_string(),
+        }
+    }
+
+    /// Where a modern request with this key goes.
+    pub fn open_modern(&self, key: &str, max: usize) -> Open<P> {
+        match self
+            .running
+            .values()
+            .find(|p| p.modern.as_deref() == Some(key))
+        {
+            Some(p) => Open::Join(p.handle.clone()),
+            None => self.room(max),
+        }
+    }
+
+    /// Records a process just started for the modern requests of `key`.
+    pub fn started_modern(&mut self, id: u64, handle: P, key: &str) {
+        self.running.insert(
+            id,
+            Process {
+                handle,
+                user: None,
+                modern: Some(key.to_string()),
                 sessions: 0,
             },
         );
@@ -225,6 +268,35 @@ mod tests {
         assert!(t.add_session("s2".into(), 1, owner("alice", "c2")));
         assert_eq!(t.end_session("s1"), None, "the user's process stays");
         assert_eq!(t.session("s2", &owner("alice", "c2")), Some((1, "alice's")));
+    }
+
+    #[test]
+    fn modern_requests_have_processes_of_their_own_per_user_and_client() {
+        let mut t: Table<&str> = Table::default();
+        t.started(1, "alice's sessions", Per::User, "alice");
+        let alice = Table::<&str>::modern_key(Per::User, &owner("alice", "c1"));
+        assert_eq!(
+            alice,
+            Table::<&str>::modern_key(Per::User, &owner("alice", "c2"))
+        );
+        assert_eq!(
+            t.open_modern(&alice, 10),
+            Open::Start,
+            "not the sessions' process"
+        );
+        t.started_modern(2, "alice's modern", &alice);
+        assert_eq!(t.open_modern(&alice, 10), Open::Join("alice's modern"));
+        assert_eq!(
+            t.open(Per::User, "alice", 10),
+            Open::Join("alice's sessions")
+        );
+        let bob = Table::<&str>::modern_key(Per::User, &owner("bob", "c1"));
+        assert_eq!(t.open_modern(&bob, 2), Open::Full);
+        let per_session = |c| Table::<&str>::modern_key(Per::Session, &owner("alice", c));
+        assert_ne!(per_session("c1"), per_session("c2"));
+        assert_ne!(per_session("c1"), alice);
+        t.exited(2);
+        assert_eq!(t.open_modern(&alice, 2), Open::Start);
     }
 
     #[test]

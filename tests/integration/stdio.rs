@@ -368,13 +368,12 @@ async fn requests_without_a_session_or_with_anothers_session_are_refused() {
     let bob = token_as(&proxy, "bob", &[]).await;
     let s = Session::open(&proxy, &alice).await;
 
-    // No session: the legacy answer, so that a 2026-07-28 client falls back to initialize.
+    // No session, and not a 2026-07-28 request: initialize first.
     let res = client(&alice)
         .post(proxy.url(ROUTE))
         .header("accept", MCP_ACCEPT)
-        .header("mcp-method", "server/discover")
-        .header("mcp-protocol-version", "2026-07-28")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover"}))
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
         .send()
         .await
         .unwrap();
@@ -952,4 +951,311 @@ async fn a_server_that_dies_at_start_is_a_502_naming_its_exit_status_and_leaves_
         "the dead server to be reaped",
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------
+// Clients of the 2026-07-28 revision (no session, no initialize), in front of
+// the test server, which speaks only the initialize revisions: the proxy bridges.
+
+const MODERN: &str = "2026-07-28";
+
+/// A request as a 2026-07-28 client writes it: its version, capabilities and
+/// identity in `_meta`.
+fn modern_body(id: u64, method: &str, params: Value, capabilities: Value) -> Value {
+    let mut params = params;
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": capabilities,
+        "io.modelcontextprotocol/clientInfo": {"name": "modern-test", "version": "0"},
+    });
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+/// POSTs it with the headers of the revision (`Mcp-Method`, `Mcp-Name`).
+async fn modern_post(
+    http: &reqwest::Client,
+    url: &str,
+    body: &Value,
+    accept: &str,
+) -> reqwest::Response {
+    let mut req = http
+        .post(url)
+        .header("accept", accept)
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", body["method"].as_str().unwrap());
+    if let Some(name) = body["params"]["name"].as_str() {
+        req = req.header("mcp-name", name);
+    }
+    req.json(body).send().await.unwrap()
+}
+
+/// Every message of the answer (event stream or JSON).
+async fn modern_all(http: &reqwest::Client, url: &str, body: &Value) -> Vec<Value> {
+    let res = modern_post(http, url, body, MCP_ACCEPT).await;
+    assert_eq!(res.status(), 200, "{body}");
+    assert!(
+        res.headers().get("mcp-session-id").is_none(),
+        "no session in this revision"
+    );
+    messages(res).await
+}
+
+/// The answer's result (the last message).
+async fn modern_result(http: &reqwest::Client, url: &str, body: &Value) -> Value {
+    let answer = modern_all(http, url, body).await.pop().unwrap();
+    assert_eq!(answer["id"], body["id"], "{answer}");
+    answer["result"].clone()
+}
+
+async fn modern_pid(http: &reqwest::Client, url: &str) -> (u64, u64) {
+    let r = modern_result(
+        http,
+        url,
+        &modern_body(
+            3,
+            "tools/call",
+            json!({"name": "pid", "arguments": {}}),
+            json!({}),
+        ),
+    )
+    .await;
+    let v: Value = serde_json::from_str(r["content"][0]["text"].as_str().unwrap()).unwrap();
+    (v["pid"].as_u64().unwrap(), v["calls"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn a_2026_07_28_client_uses_a_stdio_server_that_speaks_only_initialize() {
+    let proxy = start("", "").await;
+    let alice = client(&token_as(&proxy, "alice", &[]).await);
+    let bob = client(&token_as(&proxy, "bob", &[]).await);
+    let url = proxy.url(ROUTE);
+
+    // server/discover, answered from the child's initialize result, in JSON.
+    let res = modern_post(
+        &alice,
+        &url,
+        &modern_body(1, "server/discover", json!({}), json!({})),
+        "application/json",
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "application/json");
+    let d = messages(res).await.remove(0);
+    assert_eq!(d["id"], 1, "{d}");
+    let r = &d["result"];
+    assert_eq!(r["supportedVersions"], json!([MODERN]), "{d}");
+    assert_eq!(
+        r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "stdio-test-server",
+        "{d}"
+    );
+    assert!(r["capabilities"]["tools"].is_object(), "{d}");
+    assert_eq!(
+        (
+            r["resultType"].clone(),
+            r["cacheScope"].clone(),
+            r["ttlMs"].clone()
+        ),
+        (json!("complete"), json!("private"), json!(0))
+    );
+
+    // A list, with the fields this revision requires of it.
+    let r = modern_result(
+        &alice,
+        &url,
+        &modern_body(2, "tools/list", json!({}), json!({})),
+    )
+    .await;
+    assert!(
+        r["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "pid"),
+        "{r}"
+    );
+    assert_eq!(
+        (r["resultType"].clone(), r["cacheScope"].clone()),
+        (json!("complete"), json!("private")),
+        "{r}"
+    );
+
+    // Alice's requests share one process; her session has its own; bob's is another.
+    let (pid, calls) = modern_pid(&alice, &url).await;
+    assert_eq!(modern_pid(&alice, &url).await, (pid, calls + 1));
+    let session = Session::open(&proxy, &token_as(&proxy, "alice", &[]).await).await;
+    assert_ne!(
+        u64::from(session.pid().await),
+        pid,
+        "modern requests never share a session's process"
+    );
+    let (bobs, _) = modern_pid(&bob, &url).await;
+    assert_ne!(bobs, pid, "two users never share a process");
+
+    // Progress on the call's event stream, under the client's own token.
+    let mut call = modern_body(
+        4,
+        "tools/call",
+        json!({"name": "slow", "arguments": {"ms": 300, "steps": 3}}),
+        json!({}),
+    );
+    call["params"]["_meta"]["progressToken"] = json!("tok");
+    let all = modern_all(&alice, &url, &call).await;
+    let progress: Vec<&Value> = all
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 3, "{all:?}");
+    assert!(
+        progress
+            .iter()
+            .all(|m| m["params"]["progressToken"] == "tok"),
+        "{all:?}"
+    );
+    assert_eq!(
+        all.last().unwrap()["result"]["content"][0]["text"],
+        "slept 300 ms"
+    );
+    assert_eq!(all.last().unwrap()["result"]["resultType"], "complete");
+
+    // The processes: one for alice's requests, one for her session, one for bob.
+    assert_eq!(children_of(proxy.child.as_ref().unwrap().id()).len(), 3);
+}
+
+#[tokio::test]
+async fn a_legacy_servers_sampling_request_travels_as_input_required_and_the_retry_brings_the_answer()
+ {
+    let proxy = start("", "").await;
+    let alice = client(&token_as(&proxy, "alice", &[]).await);
+    let bob = client(&token_as(&proxy, "bob", &[]).await);
+    let url = proxy.url(ROUTE);
+    let sampling = json!({"sampling": {}});
+    let sample = |id, extra: Value| {
+        let mut b = modern_body(
+            id,
+            "tools/call",
+            json!({"name": "sample", "arguments": {"prompt": "hi"}}),
+            sampling.clone(),
+        );
+        for (k, v) in extra.as_object().unwrap() {
+            b["params"][k] = v.clone();
+        }
+        b
+    };
+
+    let r = modern_result(&alice, &url, &sample(1, json!({}))).await;
+    assert_eq!(r["resultType"], "input_required", "{r}");
+    let requests = r["inputRequests"].as_object().unwrap();
+    assert_eq!(requests.len(), 1, "{r}");
+    let (key, asked) = requests.iter().next().unwrap();
+    assert_eq!(asked["method"], "sampling/createMessage", "{r}");
+    assert_eq!(
+        asked["params"]["messages"][0]["content"]["text"], "hi",
+        "{r}"
+    );
+    let state = r["requestState"].as_str().unwrap().to_string();
+    let answer = json!({key.clone(): {"role": "assistant", "model": "m", "content": {"type": "text", "text": "the model says hi"}}});
+    let retry = |id| {
+        sample(
+            id,
+            json!({"inputResponses": answer.clone(), "requestState": state.clone()}),
+        )
+    };
+
+    // Bob with alice's state: his own request, asked again; never alice's result.
+    let r = modern_result(&bob, &url, &retry(2)).await;
+    assert_eq!(r["resultType"], "input_required", "{r}");
+    assert_ne!(r["requestState"], json!(state));
+
+    // Alice's retry gets the original request's answer, under the retry's id.
+    let r = modern_result(&alice, &url, &retry(3)).await;
+    assert_eq!(r["content"][0]["text"], "sampled: the model says hi", "{r}");
+    assert_eq!(r["resultType"], "complete");
+
+    // A state is used once: the same retry again starts over.
+    let r = modern_result(&alice, &url, &retry(4)).await;
+    assert_eq!(r["resultType"], "input_required", "{r}");
+    assert_ne!(r["requestState"], json!(state));
+
+    // A client that did not declare sampling is never asked: the tool gets an error.
+    let r = modern_result(
+        &alice,
+        &url,
+        &modern_body(
+            5,
+            "tools/call",
+            json!({"name": "sample", "arguments": {"prompt": "hi"}}),
+            json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(r["isError"], true, "{r}");
+    assert_eq!(r["resultType"], "complete", "{r}");
+}
+
+#[tokio::test]
+async fn a_2026_07_28_request_with_a_missing_or_unsupported_version_is_refused_clearly() {
+    let proxy = start("", "").await;
+    let alice = client(&token_as(&proxy, "alice", &[]).await);
+    let url = proxy.url(ROUTE);
+    let list = modern_body(7, "tools/list", json!({}), json!({}));
+
+    let mut other = list.clone();
+    other["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
+    let res = alice
+        .post(&url)
+        .header("accept", MCP_ACCEPT)
+        .header("mcp-protocol-version", "2099-01-01")
+        .header("mcp-method", "tools/list")
+        .json(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (body["id"].clone(), body["error"]["code"].clone()),
+        (json!(7), json!(-32022)),
+        "{body}"
+    );
+    assert_eq!(body["error"]["data"]["requested"], "2099-01-01");
+    assert!(
+        body["error"]["data"]["supported"]
+            .as_array()
+            .unwrap()
+            .contains(&json!(MODERN)),
+        "{body}"
+    );
+
+    // The header says 2026-07-28, the body says nothing.
+    let res = alice
+        .post(&url)
+        .header("accept", MCP_ACCEPT)
+        .header("mcp-protocol-version", MODERN)
+        .header("mcp-method", "tools/list")
+        .json(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (body["id"].clone(), body["error"]["code"].clone()),
+        (json!(8), json!(-32020)),
+        "{body}"
+    );
+
+    // GET and DELETE are not part of the revision.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let res = alice
+            .request(method.clone(), &url)
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", MODERN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 405, "{method}");
+        assert_eq!(res.headers()["allow"], "POST");
+    }
+    // None of it started a process.
+    assert!(children_of(proxy.child.as_ref().unwrap().id()).is_empty());
 }

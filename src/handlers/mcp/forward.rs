@@ -177,6 +177,11 @@ async fn stdio(
         method: head.method,
         session: session.clone(),
         accept: Accept::from_headers(&head.headers),
+        protocol_version: head
+            .headers
+            .get("mcp-protocol-version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
         body,
     };
     Ok(cx.state.stdio.exchange(exchange).await?)

@@ -1,0 +1,520 @@
+//! The 2026-07-28 ("modern") revision on a stdio route: what a modern request
+//! says of itself, the era of a child, and the rewriting that lets a modern
+//! client use a legacy child (one that needs `initialize`). Pure: bytes in,
+//! bytes out; `modern.rs` does the I/O.
+//!
+//! A modern request carries its protocol version in `MCP-Protocol-Version` and
+//! in `params._meta["io.modelcontextprotocol/protocolVersion"]`; no session, no
+//! `initialize`. A legacy child is driven the way a dual-era client drives it
+//! (MCP 2026-07-28, stdio: Backward Compatibility): the proxy probes with
+//! `server/discover`, and on anything but a modern answer initializes it
+//! itself; it then answers `server/discover` from the `initialize` result,
+//! gives results the fields the modern revision requires, and turns the
+//! child's requests to the client into `input_required` results (MRTR).
+
+use serde_json::value::RawValue;
+use serde_json::{Map, Value, json};
+
+/// The modern revisions the proxy serves on a stdio route.
+pub const MODERN_VERSIONS: &[&str] = &["2026-07-28"];
+/// The revisions a client reaches with `initialize` (named in -32022's `supported`).
+const LEGACY_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
+/// What the proxy asks a legacy child for when it initializes it.
+const LEGACY_VERSION: &str = "2025-11-25";
+/// The `_meta` keys of the modern revision, which a legacy child does not know.
+const MODERN_META_PREFIX: &str = "io.modelcontextprotocol/";
+const VERSION_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+const CAPABILITIES_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
+const CLIENT_INFO_KEY: &str = "io.modelcontextprotocol/clientInfo";
+const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
+
+/// MCP's `UnsupportedProtocolVersionError`.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+
+/// Why a modern request is refused before any process sees it.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// `MCP-Protocol-Version` and the body's `_meta` disagree, or one is missing.
+    #[error("Header mismatch: {0}")]
+    Mismatch(&'static str),
+    #[error("Unsupported protocol version")]
+    Unsupported { requested: String },
+}
+
+impl Refusal {
+    /// The `data` of the error: for -32022, what the route supports.
+    pub fn data(&self) -> Option<Value> {
+        match self {
+            Refusal::Mismatch(_) => None,
+            Refusal::Unsupported { requested } => Some(json!({
+                "supported": MODERN_VERSIONS.iter().chain(LEGACY_VERSIONS).collect::<Vec<_>>(),
+                "requested": requested,
+            })),
+        }
+    }
+}
+
+/// A modern request, as far as the proxy reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Modern {
+    pub method: String,
+    /// `params.name` or `params.uri` (what `Mcp-Name` mirrors).
+    pub name: Option<String>,
+    /// `params._meta`, for the probe and the `initialize` the proxy sends.
+    pub meta: Map<String, Value>,
+    /// An MRTR retry: `params.requestState` and `params.inputResponses`.
+    pub request_state: Option<String>,
+    pub input_responses: Map<String, Value>,
+}
+
+impl Modern {
+    /// The client declared the capability a request from the server needs
+    /// (`sampling`, `elicitation`, `roots`); other requests need none.
+    pub fn declares_for(&self, method: &str) -> bool {
+        let Some(capability) = capability_for(method) else {
+            return true;
+        };
+        self.meta
+            .get(CAPABILITIES_KEY)
+            .and_then(|c| c.get(capability))
+            .is_some()
+    }
+}
+
+/// The capability a request from the server to the client needs.
+fn capability_for(method: &str) -> Option<&'static str> {
+    match method {
+        "sampling/createMessage" => Some("sampling"),
+        "elicitation/create" => Some("elicitation"),
+        "roots/list" => Some("roots"),
+        _ => None,
+    }
+}
+
+/// The requests on which the modern revision lets a server answer `input_required`.
+pub fn takes_input(method: &str) -> bool {
+    matches!(method, "tools/call" | "prompts/get" | "resources/read")
+}
+
+/// Results that must say how long they may be cached (`CacheableResult`).
+fn cacheable(method: &str) -> bool {
+    matches!(
+        method,
+        "server/discover"
+            | "tools/list"
+            | "prompts/list"
+            | "resources/list"
+            | "resources/templates/list"
+            | "resources/read"
+    )
+}
+
+/// Reads a POST without a session: `Ok(None)` if it is not a modern request
+/// (a legacy client's), `Ok(Some)` if it is, `Err` if it is one that is refused.
+/// `header` is `MCP-Protocol-Version`.
+pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<Modern>, Refusal> {
+    let msg: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let params = msg.get("params").and_then(Value::as_object);
+    let meta = params
+        .and_then(|p| p.get("_meta"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let in_body = meta.get(VERSION_KEY).map(|v| v.as_str().unwrap_or(""));
+    let header_modern = header.is_some_and(|h| !LEGACY_VERSIONS.contains(&h));
+    if in_body.is_none() && !header_modern {
+        return Ok(None);
+    }
+    let (Some(header), Some(in_body)) = (header, in_body) else {
+        return Err(Refusal::Mismatch(
+            "MCP-Protocol-Version and _meta[\"io.modelcontextprotocol/protocolVersion\"] are both required",
+        ));
+    };
+    if header != in_body {
+        return Err(Refusal::Mismatch(
+            "the MCP-Protocol-Version header does not match the protocol version in _meta",
+        ));
+    }
+    if !MODERN_VERSIONS.contains(&in_body) {
+        return Err(Refusal::Unsupported {
+            requested: in_body.to_string(),
+        });
+    }
+    let text = |k: &str| params.and_then(|p| p.get(k)).and_then(Value::as_str);
+    Ok(Some(Modern {
+        method: msg
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        name: text("name").or_else(|| text("uri")).map(str::to_string),
+        meta,
+        request_state: text("requestState").map(str::to_string),
+        input_responses: params
+            .and_then(|p| p.get("inputResponses"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
+    }))
+}
+
+/// Whether `version` names a modern revision (a GET or DELETE that says so gets 405).
+pub fn is_modern_version(version: Option<&str>) -> bool {
+    version.is_some_and(|v| MODERN_VERSIONS.contains(&v))
+}
+
+/// The proxy's `server/discover` probe of a new child, with the client's `_meta`.
+pub fn probe(meta: &Map<String, Value>) -> Vec<u8> {
+    request("server/discover", json!({ "_meta": meta }))
+}
+
+/// What a child's answer to the probe says of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Era {
+    /// It speaks the modern revision: requests pass through.
+    Modern,
+    /// Anything else: it needs `initialize` (the proxy bridges).
+    Legacy,
+}
+
+/// A `DiscoverResult` or a modern error (-32022) means a modern child; any
+/// other answer, a legacy one (the rule is the spec's: never one error code).
+pub fn verdict(answer: &[u8]) -> Era {
+    let v: Value = serde_json::from_slice(answer).unwrap_or(Value::Null);
+    let discovered = v
+        .pointer("/result/supportedVersions")
+        .is_some_and(Value::is_array);
+    let modern_error =
+        v.pointer("/error/code").and_then(Value::as_i64) == Some(UNSUPPORTED_PROTOCOL_VERSION);
+    if discovered || modern_error {
+        Era::Modern
+    } else {
+        Era::Legacy
+    }
+}
+
+/// The `initialize` the proxy sends a legacy child on behalf of the first
+/// modern client: that client's capabilities and identity.
+pub fn initialize(meta: &Map<String, Value>) -> Vec<u8> {
+    let client_info = meta.get(CLIENT_INFO_KEY).cloned().unwrap_or_else(
+        || json!({"name": "mcp-oauth-proxy", "version": env!("CARGO_PKG_VERSION")}),
+    );
+    request(
+        "initialize",
+        json!({
+            "protocolVersion": LEGACY_VERSION,
+            "capabilities": meta.get(CAPABILITIES_KEY).cloned().unwrap_or_else(|| json!({})),
+            "clientInfo": client_info,
+        }),
+    )
+}
+
+pub const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
+
+fn request(method: &str, params: Value) -> Vec<u8> {
+    // The id is the routing's to choose: this one is replaced.
+    json!({"jsonrpc": "2.0", "id": 0, "method": method, "params": params})
+        .to_string()
+        .into_bytes()
+}
+
+/// The answer to `server/discover` for a legacy child, from its `initialize` result.
+pub fn discover(id: Option<&RawValue>, init: &RawValue) -> Vec<u8> {
+    let init: Value = serde_json::from_str(init.get()).unwrap_or(Value::Null);
+    let mut result = json!({
+        "resultType": "complete",
+        "supportedVersions": MODERN_VERSIONS,
+        "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+        "ttlMs": 0,
+        "cacheScope": "private",
+    });
+    if let Some(info) = init.get("serverInfo") {
+        result["_meta"] = json!({ SERVER_INFO_KEY: info });
+    }
+    if let Some(instructions) = init.get("instructions").filter(|i| i.is_string()) {
+        result["instructions"] = instructions.clone();
+    }
+    answer(id, result)
+}
+
+fn answer(id: Option<&RawValue>, result: Value) -> Vec<u8> {
+    let id = id.map_or("null", RawValue::get);
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes()
+}
+
+/// A modern request as a legacy child reads it: without the modern `_meta`
+/// keys and the MRTR members (the proxy answers those itself).
+pub fn to_legacy(body: &[u8]) -> Vec<u8> {
+    let Ok(mut msg) = serde_json::from_slice::<Value>(body) else {
+        return body.to_vec();
+    };
+    if let Some(params) = msg.get_mut("params").and_then(Value::as_object_mut) {
+        params.remove("requestState");
+        params.remove("inputResponses");
+        if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
+            meta.retain(|k, _| !k.starts_with(MODERN_META_PREFIX));
+            if meta.is_empty() {
+                params.remove("_meta");
+            }
+        }
+    }
+    msg.to_string().into_bytes()
+}
+
+/// A legacy child's answer as the modern revision words it: `resultType`, and
+/// for cacheable results `ttlMs: 0` and `cacheScope: "private"` (the proxy
+/// cannot know for how long, and the answer came from this user's process).
+pub fn complete(answer: &[u8], method: &str) -> Vec<u8> {
+    let Ok(mut msg) = serde_json::from_slice::<Value>(answer) else {
+        return answer.to_vec();
+    };
+    let Some(result) = msg.get_mut("result").and_then(Value::as_object_mut) else {
+        return answer.to_vec();
+    };
+    result
+        .entry("resultType")
+        .or_insert_with(|| json!("complete"));
+    if cacheable(method) {
+        result.entry("ttlMs").or_insert_with(|| json!(0));
+        result
+            .entry("cacheScope")
+            .or_insert_with(|| json!("private"));
+    }
+    msg.to_string().into_bytes()
+}
+
+/// A request from a legacy child, read for MRTR.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerRequest {
+    /// The child's id, as JSON text.
+    pub id: String,
+    pub method: String,
+    pub params: Option<Value>,
+}
+
+pub fn server_request(msg: &[u8]) -> Option<ServerRequest> {
+    let v: Value = serde_json::from_slice(msg).ok()?;
+    Some(ServerRequest {
+        id: v.get("id")?.to_string(),
+        method: v.get("method")?.as_str()?.to_string(),
+        params: v.get("params").cloned(),
+    })
+}
+
+/// The `inputRequests` key of a child's request (its id, as a string).
+pub fn input_key(request: &ServerRequest) -> String {
+    serde_json::from_str::<String>(&request.id).unwrap_or_else(|_| request.id.clone())
+}
+
+/// The `input_required` answer to the client's request `id`, asking for `request`.
+pub fn input_required(id: Option<&RawValue>, request: &ServerRequest, state: &str) -> Vec<u8> {
+    let mut asked = json!({ "method": request.method });
+    if let Some(params) = &request.params {
+        asked["params"] = params.clone();
+    }
+    answer(
+        id,
+        json!({
+            "resultType": "input_required",
+            "inputRequests": { input_key(request): asked },
+            "requestState": state,
+        }),
+    )
+}
+
+/// The answer for the child's request `request`: the client's input for it,
+/// or an error if the retry did not carry it.
+pub fn input_answer(request: &ServerRequest, responses: &Map<String, Value>) -> Vec<u8> {
+    let id = &request.id;
+    match responses.get(&input_key(request)) {
+        Some(result) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes(),
+        None => refuse(request, "the client's retry did not answer this request"),
+    }
+}
+
+/// An error answer for the child's request.
+pub fn refuse(request: &ServerRequest, why: &str) -> Vec<u8> {
+    let raw = RawValue::from_string(request.id.clone()).ok();
+    crate::mcp::jsonrpc::error_response(raw.as_deref(), crate::mcp::jsonrpc::INTERNAL_ERROR, why)
+        .into_bytes()
+}
+
+/// An empty result for the child's `ping` (the proxy keeps the child company).
+pub fn pong(request: &ServerRequest) -> Vec<u8> {
+    let id = &request.id;
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#).into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(meta_version: Option<&str>) -> Vec<u8> {
+        let mut meta = json!({"io.modelcontextprotocol/clientCapabilities": {"sampling": {}}, "progressToken": 7});
+        if let Some(v) = meta_version {
+            meta["io.modelcontextprotocol/protocolVersion"] = json!(v);
+        }
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {}, "_meta": meta}})
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn a_request_is_modern_when_header_or_body_says_so_and_both_must_agree() {
+        assert_eq!(modern_request(Some("2025-06-18"), &body(None)), Ok(None));
+        assert_eq!(modern_request(None, &body(None)), Ok(None));
+        let m = modern_request(Some("2026-07-28"), &body(Some("2026-07-28")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (m.method.as_str(), m.name.as_deref()),
+            ("tools/call", Some("echo"))
+        );
+        assert!(m.declares_for("sampling/createMessage"));
+        assert!(!m.declares_for("elicitation/create"));
+        assert!(m.declares_for("ping"));
+        assert!(matches!(
+            modern_request(Some("2026-07-28"), &body(None)),
+            Err(Refusal::Mismatch(_))
+        ));
+        assert!(matches!(
+            modern_request(None, &body(Some("2026-07-28"))),
+            Err(Refusal::Mismatch(_))
+        ));
+        assert!(matches!(
+            modern_request(Some("2025-11-25"), &body(Some("2026-07-28"))),
+            Err(Refusal::Mismatch(_))
+        ));
+        let unsupported =
+            modern_request(Some("2099-01-01"), &body(Some("2099-01-01"))).unwrap_err();
+        assert_eq!(
+            unsupported.data().unwrap()["supported"][0],
+            json!("2026-07-28")
+        );
+    }
+
+    #[test]
+    fn the_probe_verdict_is_modern_only_on_a_modern_answer() {
+        assert_eq!(
+            verdict(br#"{"jsonrpc":"2.0","id":1,"result":{"supportedVersions":["2026-07-28"],"capabilities":{}}}"#),
+            Era::Modern
+        );
+        assert_eq!(
+            verdict(br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32022,"message":"x","data":{"supported":["2027-01-01"]}}}"#),
+            Era::Modern
+        );
+        for legacy in [
+            &br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"Method not found"}}"#[..],
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"x"}}"#,
+            br#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+            b"",
+        ] {
+            assert_eq!(verdict(legacy), Era::Legacy);
+        }
+    }
+
+    #[test]
+    fn the_initialize_for_a_legacy_child_carries_the_clients_capabilities_and_identity() {
+        let m = modern_request(Some("2026-07-28"), &body(Some("2026-07-28")))
+            .unwrap()
+            .unwrap();
+        let init: Value = serde_json::from_slice(&initialize(&m.meta)).unwrap();
+        assert_eq!(init["params"]["protocolVersion"], json!(LEGACY_VERSION));
+        assert_eq!(init["params"]["capabilities"], json!({"sampling": {}}));
+        assert_eq!(
+            init["params"]["clientInfo"]["name"],
+            json!("mcp-oauth-proxy")
+        );
+    }
+
+    #[test]
+    fn discover_is_answered_from_the_initialize_result() {
+        let init = RawValue::from_string(
+            r#"{"protocolVersion":"2025-06-18","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"everything","version":"1"},"instructions":"hi"}"#.into(),
+        )
+        .unwrap();
+        let id = RawValue::from_string("\"d\"".into()).unwrap();
+        let v: Value = serde_json::from_slice(&discover(Some(&id), &init)).unwrap();
+        assert_eq!(v["id"], json!("d"));
+        let r = &v["result"];
+        assert_eq!(r["supportedVersions"], json!(["2026-07-28"]));
+        assert_eq!(r["capabilities"], json!({"tools": {"listChanged": true}}));
+        assert_eq!(r["_meta"][SERVER_INFO_KEY]["name"], json!("everything"));
+        assert_eq!(
+            (
+                r["resultType"].clone(),
+                r["ttlMs"].clone(),
+                r["cacheScope"].clone(),
+                r["instructions"].clone()
+            ),
+            (json!("complete"), json!(0), json!("private"), json!("hi"))
+        );
+    }
+
+    #[test]
+    fn a_legacy_child_gets_neither_modern_meta_nor_mrtr_members() {
+        let mut b: Value = serde_json::from_slice(&body(Some("2026-07-28"))).unwrap();
+        b["params"]["requestState"] = json!("s");
+        b["params"]["inputResponses"] = json!({"1": {}});
+        let out: Value = serde_json::from_slice(&to_legacy(b.to_string().as_bytes())).unwrap();
+        assert_eq!(out["params"]["_meta"], json!({"progressToken": 7}));
+        assert!(out["params"].get("requestState").is_none());
+        assert!(out["params"].get("inputResponses").is_none());
+        assert_eq!(out["params"]["name"], json!("echo"));
+        let bare = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        let out: Value = serde_json::from_slice(&to_legacy(bare)).unwrap();
+        assert_eq!(out["params"], json!({}));
+    }
+
+    #[test]
+    fn legacy_results_get_the_fields_the_modern_revision_requires() {
+        let list: Value = serde_json::from_slice(&complete(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#,
+            "tools/list",
+        ))
+        .unwrap();
+        assert_eq!(
+            list["result"],
+            json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private"})
+        );
+        let call: Value = serde_json::from_slice(&complete(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"ttlMs":5}}"#,
+            "tools/call",
+        ))
+        .unwrap();
+        assert_eq!(call["result"]["resultType"], json!("complete"));
+        assert!(call["result"].get("cacheScope").is_none());
+        let error = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"x"}}"#;
+        assert_eq!(complete(error, "tools/list"), error.to_vec());
+    }
+
+    #[test]
+    fn a_childs_request_becomes_an_input_request_and_the_retry_its_answer() {
+        let req = server_request(
+            br#"{"jsonrpc":"2.0","id":3,"method":"sampling/createMessage","params":{"maxTokens":5}}"#,
+        )
+        .unwrap();
+        let id = RawValue::from_string("9".into()).unwrap();
+        let v: Value = serde_json::from_slice(&input_required(Some(&id), &req, "st")).unwrap();
+        assert_eq!(v["id"], json!(9));
+        assert_eq!(
+            v["result"],
+            json!({"resultType": "input_required", "requestState": "st",
+                   "inputRequests": {"3": {"method": "sampling/createMessage", "params": {"maxTokens": 5}}}})
+        );
+        let mut responses = Map::new();
+        responses.insert("3".into(), json!({"role": "assistant"}));
+        let a: Value = serde_json::from_slice(&input_answer(&req, &responses)).unwrap();
+        assert_eq!(
+            a,
+            json!({"jsonrpc": "2.0", "id": 3, "result": {"role": "assistant"}})
+        );
+        let missing: Value = serde_json::from_slice(&input_answer(&req, &Map::new())).unwrap();
+        assert_eq!(missing["id"], json!(3));
+        assert!(missing["error"]["message"].is_string());
+        let named =
+            server_request(br#"{"jsonrpc":"2.0","id":"abc","method":"roots/list"}"#).unwrap();
+        assert_eq!(input_key(&named), "abc");
+    }
+}

@@ -1,0 +1,386 @@
+//! The HTTP side of a stdio route for clients of the 2026-07-28 revision:
+//! POSTs without a session, each request on its own (`era` reads them).
+//!
+//! - A user's modern requests go to a process of their own ([`Table::open_modern`]);
+//!   its first request finds the child's era: the proxy probes with
+//!   `server/discover`, and initializes a child that is not modern itself.
+//! - A modern child gets the requests as they are.
+//! - A legacy child gets them without the modern `_meta`; `server/discover` is
+//!   answered from its `initialize` result; answers get `resultType` (and the
+//!   cache fields); and a request it sends the client during a `tools/call`,
+//!   `prompts/get` or `resources/read` becomes an `input_required` answer (MRTR):
+//!   the original request is parked, still pending at the child, until the
+//!   client's retry brings the input (`requestState` names the parked request,
+//!   for the same user and client, method and name only) or [`PARK_FOR`] passes.
+//!
+//! [`Table::open_modern`]: super::sessions::Table::open_modern
+
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Response, StatusCode};
+use http_body::Frame;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::era::{self, Era, Modern, ServerRequest};
+use super::exchange::{Exchange, empty, event, event_stream, first_answer, json};
+use super::process::{Out, Process, Stop, Waiting};
+use super::routing::{self, Kind};
+use super::sessions::Owner;
+use super::{RouteProcs, Stdio, StdioError};
+use crate::wire::{self, Body};
+
+/// The session name modern requests use inside a process (they have none).
+pub(super) const MODERN: &str = "";
+/// How long the probe waits for an answer: a legacy child may never answer it.
+const PROBE_WAIT: Duration = Duration::from_secs(10);
+/// How long a request waiting for the client's input stays parked.
+pub(super) const PARK_FOR: Duration = Duration::from_secs(300);
+/// Parked requests per process, at most; the child's next request is refused.
+pub(super) const MAX_PARKED: usize = 64;
+
+/// A legacy child's request waiting for the client's retry with its input.
+pub(super) struct Parked {
+    owner: Owner,
+    method: String,
+    name: Option<String>,
+    /// What the child asked (its id is the child's).
+    asked: ServerRequest,
+    waiting: Waiting,
+    rx: mpsc::Receiver<Out>,
+    pub(super) until: Instant,
+}
+
+impl Parked {
+    /// The child learns its request will not be answered; the original request
+    /// is cancelled when `waiting` drops.
+    pub(super) fn expire(self: Box<Self>, process: &Process) {
+        process.answer_child(&era::refuse(
+            &self.asked,
+            "the client did not retry the request with its input in time",
+        ));
+    }
+}
+
+impl Stdio {
+    pub(super) async fn modern(
+        &self,
+        procs: &Arc<RouteProcs>,
+        x: Exchange<'_>,
+        request: Modern,
+    ) -> Result<Response<Body>, StdioError> {
+        let id = routing::id(&x.body);
+        if !matches!(
+            routing::classify(&x.body).map_err(|_| StdioError::NotOneMessage)?,
+            Kind::Request { .. }
+        ) {
+            // No client notification of this revision travels over HTTP
+            // (closing the answer's stream is how a client cancels).
+            return Ok(empty(StatusCode::ACCEPTED));
+        }
+        let (process, era) = self
+            .modern_process(procs, &x, &request, id.as_deref())
+            .await?;
+        let legacy = era == Era::Legacy;
+        if legacy && request.method == "server/discover" {
+            let init = process.init.get().ok_or_else(|| ended(id.clone()))?;
+            let answer = Bytes::from(era::discover(id.as_deref(), init));
+            return Ok(if x.accept.json {
+                json(answer)
+            } else {
+                single_event(answer)
+            });
+        }
+        let mut answering = Answering {
+            process: process.clone(),
+            legacy,
+            request,
+            owner: x.owner.clone(),
+            id,
+            resumed: false,
+            waiting: None,
+        };
+        let session: Arc<str> = Arc::from(MODERN);
+        if let Some(parked) = answering.unpark() {
+            // The retry continues the parked request: its input goes to the child.
+            process.rebind(parked.waiting.child_id(), &x.body);
+            let input = era::input_answer(&parked.asked, &answering.request.input_responses);
+            process.answer_child(&input);
+            answering.resumed = true;
+            answering.waiting = Some((parked.waiting, parked.rx));
+        } else {
+            let message = if legacy {
+                era::to_legacy(&x.body)
+            } else {
+                x.body.to_vec()
+            };
+            answering.waiting = Some(process.request(&session, &message, true).await?);
+        }
+        if x.accept.sse {
+            return Ok(answering.stream());
+        }
+        answering.json(x.route.timeout).await
+    }
+
+    /// The process of this user's (and client's) modern requests, and its era:
+    /// found out by the request that started it, the others wait for that.
+    async fn modern_process(
+        &self,
+        procs: &Arc<RouteProcs>,
+        x: &Exchange<'_>,
+        request: &Modern,
+        id: Option<&RawValue>,
+    ) -> Result<(Arc<Process>, Era), StdioError> {
+        let key = super::sessions::Table::<()>::modern_key(x.server.per, &x.owner);
+        let (process, started) = procs.open(self, super::Slot::Modern(&key), id)?;
+        let mut starting = Starting {
+            process: process.clone(),
+            started,
+            done: false,
+        };
+        let era = *process
+            .era
+            .get_or_try_init(|| find_era(&process, request, x.route.timeout, id))
+            .await?;
+        starting.done = true;
+        Ok((process, era))
+    }
+}
+
+/// The first request of a process finds its era: the probe, then for a legacy
+/// child `initialize` and `notifications/initialized`.
+async fn find_era(
+    process: &Arc<Process>,
+    request: &Modern,
+    wait: Duration,
+    id: Option<&RawValue>,
+) -> Result<Era, StdioError> {
+    let session: Arc<str> = Arc::from(MODERN);
+    let (waiting, rx) = process
+        .request(&session, &era::probe(&request.meta), false)
+        .await?;
+    let verdict = match first_answer(waiting, rx, PROBE_WAIT, id).await {
+        Ok(answer) => era::verdict(&answer),
+        // Silence is one of the ways a legacy child answers.
+        Err(StdioError::Timeout { .. }) => Era::Legacy,
+        Err(e) => return Err(e),
+    };
+    if verdict == Era::Modern {
+        return Ok(Era::Modern);
+    }
+    let (waiting, rx) = process
+        .request(&session, &era::initialize(&request.meta), false)
+        .await?;
+    let answer = first_answer(waiting, rx, wait, id).await?;
+    let Some(result) = routing::result(&answer) else {
+        return Err(StdioError::Ended {
+            id: id.map(ToOwned::to_owned),
+            why: "it refused the proxy's initialize".to_string(),
+        });
+    };
+    let _ = process.init.set(result);
+    process
+        .notify(&session, era::INITIALIZED, "notifications/initialized")
+        .await?;
+    tracing::info!(route = %process.route(), pid = process.pid, "stdio server speaks only the initialize revisions: bridging 2026-07-28 requests");
+    Ok(Era::Legacy)
+}
+
+/// A process started for a modern request whose era could not be found is stopped.
+struct Starting {
+    process: Arc<Process>,
+    started: bool,
+    done: bool,
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        if self.started && !self.done && self.process.era.get().is_none() {
+            self.process.stop(Stop::InitFailed);
+        }
+    }
+}
+
+fn ended(id: Option<Box<RawValue>>) -> StdioError {
+    StdioError::Ended {
+        id,
+        why: "the process stopped".to_string(),
+    }
+}
+
+/// One modern request being answered.
+struct Answering {
+    process: Arc<Process>,
+    legacy: bool,
+    request: Modern,
+    owner: Owner,
+    /// The client's id for this request.
+    id: Option<Box<RawValue>>,
+    /// It continues a parked request (whose answer may carry the first id).
+    resumed: bool,
+    /// Until the answer (or the request is parked).
+    waiting: Option<(Waiting, mpsc::Receiver<Out>)>,
+}
+
+/// What a message from the child means for the client.
+enum Step {
+    /// Progress (or a subscription's notification): on the event stream only.
+    Event(Bytes),
+    /// The answer: the last message.
+    Last(Bytes),
+    /// Nothing for the client.
+    Skip,
+    /// Over without an answer (the waiter went away).
+    End,
+}
+
+impl Answering {
+    /// The parked request this retry continues: same user and client, method
+    /// and name. Anything else is an ordinary request.
+    fn unpark(&self) -> Option<Box<Parked>> {
+        if !self.legacy {
+            return None;
+        }
+        let state = self.request.request_state.as_deref()?;
+        self.process.unpark(state, |p| {
+            p.owner == self.owner && p.method == self.request.method && p.name == self.request.name
+        })
+    }
+
+    fn step(&mut self, out: Option<Out>) -> Step {
+        match out {
+            None => {
+                self.finish();
+                Step::End
+            }
+            Some(Out::Answer(b)) => {
+                self.finish();
+                let b = match (&self.id, self.resumed) {
+                    (Some(id), true) => routing::reid(&b, id).map_or(b, Bytes::from),
+                    _ => b,
+                };
+                if self.legacy {
+                    Step::Last(Bytes::from(era::complete(&b, &self.request.method)))
+                } else {
+                    Step::Last(b)
+                }
+            }
+            Some(Out::Event(b)) => match routing::classify(&b) {
+                Ok(Kind::Request { method }) => self.asked(&b, &method),
+                _ => Step::Event(b),
+            },
+        }
+    }
+
+    /// The child asks the client something while answering this request.
+    fn asked(&mut self, msg: &[u8], method: &str) -> Step {
+        let Some(asked) = era::server_request(msg) else {
+            return Step::Skip;
+        };
+        let refuse = |why| {
+            self.process.answer_child(&era::refuse(&asked, why));
+            Step::Skip
+        };
+        if method == "ping" {
+            self.process.answer_child(&era::pong(&asked));
+            return Step::Skip;
+        }
+        if !self.legacy {
+            return refuse("2026-07-28: a server asks the client through input_required results");
+        }
+        if !era::takes_input(&self.request.method) {
+            return refuse("the client cannot be asked for input during this request");
+        }
+        if !self.request.declares_for(method) {
+            return refuse("the client did not declare the capability this request needs");
+        }
+        let Some((waiting, rx)) = self.waiting.take() else {
+            return Step::Skip;
+        };
+        let state = crate::oauth::seal::random_token(24);
+        let answer = era::input_required(self.id.as_deref(), &asked, &state);
+        let parked = Box::new(Parked {
+            owner: self.owner.clone(),
+            method: self.request.method.clone(),
+            name: self.request.name.clone(),
+            asked,
+            waiting,
+            rx,
+            until: Instant::now() + PARK_FOR,
+        });
+        match self.process.park(state, parked) {
+            Ok(()) => Step::Last(Bytes::from(answer)),
+            Err(parked) => {
+                self.process.answer_child(&era::refuse(
+                    &parked.asked,
+                    "too many requests are waiting for the client's input",
+                ));
+                self.waiting = Some((parked.waiting, parked.rx));
+                Step::Skip
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some((mut waiting, _)) = self.waiting.take() {
+            waiting.finish();
+        }
+    }
+
+    /// The answer alone, waited for up to the route's timeout.
+    async fn json(mut self, timeout: Duration) -> Result<Response<Body>, StdioError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let Some((_, rx)) = &mut self.waiting else {
+                return Ok(empty(StatusCode::ACCEPTED));
+            };
+            let out = tokio::time::timeout_at(deadline, rx.recv())
+                .await
+                .map_err(|_| StdioError::Timeout {
+                    id: self.id.clone(),
+                })?;
+            match self.step(out) {
+                Step::Last(b) => return Ok(json(b)),
+                Step::End => return Err(ended(self.id.take())),
+                Step::Event(_) | Step::Skip => {}
+            }
+        }
+    }
+
+    /// An event stream: progress as it comes, the answer last.
+    fn stream(mut self) -> Response<Body> {
+        let events = futures_util::stream::poll_fn(move |cx| {
+            loop {
+                let Some((_, rx)) = &mut self.waiting else {
+                    return Poll::Ready(None);
+                };
+                let out = match rx.poll_recv(cx) {
+                    Poll::Ready(out) => out,
+                    Poll::Pending => return Poll::Pending,
+                };
+                match self.step(out) {
+                    Step::Event(b) | Step::Last(b) => {
+                        return Poll::Ready(Some(Ok::<_, std::convert::Infallible>(Frame::data(
+                            event(&b),
+                        ))));
+                    }
+                    Step::Skip => {}
+                    Step::End => return Poll::Ready(None),
+                }
+            }
+        });
+        event_stream(wire::boxed(http_body_util::StreamBody::new(events)))
+    }
+}
+
+/// One message as an event stream (a client that takes only that).
+fn single_event(message: Bytes) -> Response<Body> {
+    let once = futures_util::stream::once(async move {
+        Ok::<_, std::convert::Infallible>(Frame::data(event(&message)))
+    });
+    event_stream(wire::boxed(http_body_util::StreamBody::new(once)))
+}
