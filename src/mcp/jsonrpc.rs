@@ -184,6 +184,7 @@ pub fn error_response(id: Option<&RawValue>, code: i64, message: &str) -> String
 
 pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
 /// 2026-07-28 (SEP-2243): an `Mcp-Method`/`Mcp-Name` header disagrees with the body.

@@ -30,6 +30,8 @@ const SERVER_INFO_KEY: &str = "io.modelcontextprotocol/serverInfo";
 
 /// MCP's `UnsupportedProtocolVersionError`.
 pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// MCP's `MissingRequiredClientCapabilityError`.
+const MISSING_REQUIRED_CLIENT_CAPABILITY: i64 = -32021;
 
 /// Why a modern request is refused before any process sees it.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -37,17 +39,30 @@ pub enum Refusal {
     /// `MCP-Protocol-Version` and the body's `_meta` disagree, or one is missing.
     #[error("Header mismatch: {0}")]
     Mismatch(&'static str),
+    /// `_meta` lacks what every request of the revision carries.
+    #[error("Invalid params: {0}")]
+    InvalidMeta(&'static str),
     #[error("Unsupported protocol version")]
     Unsupported { requested: String },
+}
+
+/// Every revision a stdio route serves: the modern ones per request, the
+/// others through `initialize` (`server/discover` and -32022 say the same).
+pub fn supported() -> Vec<&'static str> {
+    MODERN_VERSIONS
+        .iter()
+        .chain(LEGACY_VERSIONS)
+        .copied()
+        .collect()
 }
 
 impl Refusal {
     /// The `data` of the error: for -32022, what the route supports.
     pub fn data(&self) -> Option<Value> {
         match self {
-            Refusal::Mismatch(_) => None,
+            Refusal::Mismatch(_) | Refusal::InvalidMeta(_) => None,
             Refusal::Unsupported { requested } => Some(json!({
-                "supported": MODERN_VERSIONS.iter().chain(LEGACY_VERSIONS).collect::<Vec<_>>(),
+                "supported": supported(),
                 "requested": requested,
             })),
         }
@@ -96,6 +111,57 @@ pub fn takes_input(method: &str) -> bool {
     matches!(method, "tools/call" | "prompts/get" | "resources/read")
 }
 
+/// Methods this revision removed: a legacy child still knows them, so the
+/// bridge answers for it (-32601, HTTP 404).
+pub fn removed(method: &str) -> bool {
+    matches!(
+        method,
+        "initialize"
+            | "ping"
+            | "logging/setLevel"
+            | "resources/subscribe"
+            | "resources/unsubscribe"
+    )
+}
+
+/// The HTTP status of a modern answer: the revision's errors that say the
+/// request itself was wrong are 400, an unknown method 404, the rest 200.
+pub fn status_of(answer: &[u8]) -> u16 {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        error: Option<Code>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    match serde_json::from_slice::<Answer>(answer) {
+        Ok(Answer {
+            error: Some(Code { code }),
+        }) => match code {
+            crate::mcp::jsonrpc::METHOD_NOT_FOUND => 404,
+            UNSUPPORTED_PROTOCOL_VERSION
+            | MISSING_REQUIRED_CLIENT_CAPABILITY
+            | crate::mcp::jsonrpc::HEADER_MISMATCH => 400,
+            _ => 200,
+        },
+        _ => 200,
+    }
+}
+
+/// The answer to a removed method.
+pub fn method_not_found(id: Option<&RawValue>, method: &str) -> Vec<u8> {
+    crate::mcp::jsonrpc::error_response(
+        id,
+        crate::mcp::jsonrpc::METHOD_NOT_FOUND,
+        &format!(
+            "Method not found: {} is not part of the 2026-07-28 revision",
+            crate::mcp::inspect::shown(method)
+        ),
+    )
+    .into_bytes()
+}
+
 /// Results that must say how long they may be cached (`CacheableResult`).
 fn cacheable(method: &str) -> bool {
     matches!(
@@ -125,9 +191,14 @@ pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<Modern
     if in_body.is_none() && !header_modern {
         return Ok(None);
     }
-    let (Some(header), Some(in_body)) = (header, in_body) else {
+    let Some(in_body) = in_body else {
+        return Err(Refusal::InvalidMeta(
+            "_meta[\"io.modelcontextprotocol/protocolVersion\"] is required",
+        ));
+    };
+    let Some(header) = header else {
         return Err(Refusal::Mismatch(
-            "MCP-Protocol-Version and _meta[\"io.modelcontextprotocol/protocolVersion\"] are both required",
+            "the MCP-Protocol-Version header is required",
         ));
     };
     if header != in_body {
@@ -139,6 +210,11 @@ pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<Modern
         return Err(Refusal::Unsupported {
             requested: in_body.to_string(),
         });
+    }
+    if !meta.get(CAPABILITIES_KEY).is_some_and(Value::is_object) {
+        return Err(Refusal::InvalidMeta(
+            "_meta[\"io.modelcontextprotocol/clientCapabilities\"] is required (an object)",
+        ));
     }
     let text = |k: &str| params.and_then(|p| p.get(k)).and_then(Value::as_str);
     Ok(Some(Modern {
@@ -223,7 +299,7 @@ pub fn discover(id: Option<&RawValue>, init: &RawValue) -> Vec<u8> {
     let init: Value = serde_json::from_str(init.get()).unwrap_or(Value::Null);
     let mut result = json!({
         "resultType": "complete",
-        "supportedVersions": MODERN_VERSIONS,
+        "supportedVersions": supported(),
         "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| json!({})),
         "ttlMs": 0,
         "cacheScope": "private",
@@ -376,7 +452,16 @@ mod tests {
         assert!(m.declares_for("ping"));
         assert!(matches!(
             modern_request(Some("2026-07-28"), &body(None)),
-            Err(Refusal::Mismatch(_))
+            Err(Refusal::InvalidMeta(_))
+        ));
+        let mut no_capabilities: Value = serde_json::from_slice(&body(Some("2026-07-28"))).unwrap();
+        no_capabilities["params"]["_meta"]
+            .as_object_mut()
+            .unwrap()
+            .remove(CAPABILITIES_KEY);
+        assert!(matches!(
+            modern_request(Some("2026-07-28"), no_capabilities.to_string().as_bytes()),
+            Err(Refusal::InvalidMeta(_))
         ));
         assert!(matches!(
             modern_request(None, &body(Some("2026-07-28"))),
@@ -438,7 +523,8 @@ mod tests {
         let v: Value = serde_json::from_slice(&discover(Some(&id), &init)).unwrap();
         assert_eq!(v["id"], json!("d"));
         let r = &v["result"];
-        assert_eq!(r["supportedVersions"], json!(["2026-07-28"]));
+        assert_eq!(r["supportedVersions"], json!(supported()));
+        assert_eq!(r["supportedVersions"][0], json!("2026-07-28"));
         assert_eq!(r["capabilities"], json!({"tools": {"listChanged": true}}));
         assert_eq!(r["_meta"][SERVER_INFO_KEY]["name"], json!("everything"));
         assert_eq!(
@@ -487,6 +573,26 @@ mod tests {
         assert!(call["result"].get("cacheScope").is_none());
         let error = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"x"}}"#;
         assert_eq!(complete(error, "tools/list"), error.to_vec());
+    }
+
+    #[test]
+    fn answers_that_say_the_request_was_wrong_have_their_http_status() {
+        let e = |code: i64| {
+            format!(r#"{{"jsonrpc":"2.0","id":1,"error":{{"code":{code},"message":"m"}}}}"#)
+        };
+        assert_eq!(status_of(e(-32601).as_bytes()), 404);
+        for code in [-32022, -32021, -32020] {
+            assert_eq!(status_of(e(code).as_bytes()), 400, "{code}");
+        }
+        assert_eq!(status_of(e(-32602).as_bytes()), 200);
+        assert_eq!(
+            status_of(br#"{"jsonrpc":"2.0","id":1,"result":{"error":{"code":-32601}}}"#),
+            200
+        );
+        assert_eq!(status_of(b"junk"), 200);
+        let id = RawValue::from_string("4".into()).unwrap();
+        assert_eq!(status_of(&method_not_found(Some(&id), "ping")), 404);
+        assert!(removed("logging/setLevel") && !removed("tools/call"));
     }
 
     #[test]

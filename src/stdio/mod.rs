@@ -110,6 +110,7 @@ impl StdioError {
             StdioError::Version { id, refusal } => {
                 let code = match refusal {
                     era::Refusal::Mismatch(_) => jsonrpc::HEADER_MISMATCH,
+                    era::Refusal::InvalidMeta(_) => jsonrpc::INVALID_PARAMS,
                     era::Refusal::Unsupported { .. } => era::UNSUPPORTED_PROTOCOL_VERSION,
                 };
                 (StatusCode::BAD_REQUEST, code, id)

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::era::{self, Era, Modern, ServerRequest};
-use super::exchange::{Exchange, empty, event, event_stream, first_answer, json};
+use super::exchange::{Accept, Exchange, empty, event, event_stream, first_answer, json};
 use super::process::{Out, Process, Stop, Waiting};
 use super::routing::{self, Kind};
 use super::sessions::Owner;
@@ -38,6 +38,9 @@ use crate::wire::{self, Body};
 pub(super) const MODERN: &str = "";
 /// How long the probe waits for an answer: a legacy child may never answer it.
 const PROBE_WAIT: Duration = Duration::from_secs(10);
+/// How long the answer to a client that takes an event stream may take before
+/// the stream starts (until then, an answer alone goes out as JSON).
+const FIRST_WAIT: Duration = Duration::from_secs(10);
 /// How long a request waiting for the client's input stays parked.
 pub(super) const PARK_FOR: Duration = Duration::from_secs(300);
 /// Parked requests per process, at most; the child's next request is refused.
@@ -88,12 +91,11 @@ impl Stdio {
         let legacy = era == Era::Legacy;
         if legacy && request.method == "server/discover" {
             let init = process.init.get().ok_or_else(|| ended(id.clone()))?;
-            let answer = Bytes::from(era::discover(id.as_deref(), init));
-            return Ok(if x.accept.json {
-                json(answer)
-            } else {
-                single_event(answer)
-            });
+            return Ok(one_answer(x.accept, era::discover(id.as_deref(), init)));
+        }
+        if legacy && era::removed(&request.method) {
+            let answer = era::method_not_found(id.as_deref(), &request.method);
+            return Ok(one_answer(x.accept, answer));
         }
         let mut answering = Answering {
             process: process.clone(),
@@ -120,10 +122,7 @@ impl Stdio {
             };
             answering.waiting = Some(process.request(&session, &message, true).await?);
         }
-        if x.accept.sse {
-            return Ok(answering.stream());
-        }
-        answering.json(x.route.timeout).await
+        answering.respond(x.accept, x.route.timeout).await
     }
 
     /// The process of this user's (and client's) modern requests, and its era:
@@ -331,29 +330,47 @@ impl Answering {
         }
     }
 
-    /// The answer alone, waited for up to the route's timeout.
-    async fn json(mut self, timeout: Duration) -> Result<Response<Body>, StdioError> {
-        let deadline = Instant::now() + timeout;
+    /// The answer alone as JSON when it comes first (an error then has its
+    /// status); an event stream once progress comes first, or when the answer
+    /// takes longer than [`FIRST_WAIT`] for a client that takes one. A client
+    /// that takes only JSON waits up to the route's timeout.
+    async fn respond(
+        mut self,
+        accept: Accept,
+        timeout: Duration,
+    ) -> Result<Response<Body>, StdioError> {
+        let deadline = Instant::now() + if accept.sse { FIRST_WAIT } else { timeout };
         loop {
             let Some((_, rx)) = &mut self.waiting else {
-                return Ok(empty(StatusCode::ACCEPTED));
+                return Err(ended(self.id.take()));
             };
-            let out = tokio::time::timeout_at(deadline, rx.recv())
-                .await
-                .map_err(|_| StdioError::Timeout {
-                    id: self.id.clone(),
-                })?;
+            let out = match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(out) => out,
+                Err(_) if accept.sse => return Ok(self.stream(None)),
+                Err(_) => {
+                    return Err(StdioError::Timeout {
+                        id: self.id.clone(),
+                    });
+                }
+            };
             match self.step(out) {
-                Step::Last(b) => return Ok(json(b)),
+                Step::Last(b) => return Ok(one_answer(accept, b)),
+                Step::Event(b) if accept.sse => return Ok(self.stream(Some(b))),
                 Step::End => return Err(ended(self.id.take())),
                 Step::Event(_) | Step::Skip => {}
             }
         }
     }
 
-    /// An event stream: progress as it comes, the answer last.
-    fn stream(mut self) -> Response<Body> {
+    /// An event stream: `first`, then progress as it comes, the answer last.
+    fn stream(mut self, first: Option<Bytes>) -> Response<Body> {
+        let mut first = first;
         let events = futures_util::stream::poll_fn(move |cx| {
+            if let Some(b) = first.take() {
+                return Poll::Ready(Some(Ok::<_, std::convert::Infallible>(Frame::data(event(
+                    &b,
+                )))));
+            }
             loop {
                 let Some((_, rx)) = &mut self.waiting else {
                     return Poll::Ready(None);
@@ -377,10 +394,18 @@ impl Answering {
     }
 }
 
-/// One message as an event stream (a client that takes only that).
-fn single_event(message: Bytes) -> Response<Body> {
-    let once = futures_util::stream::once(async move {
-        Ok::<_, std::convert::Infallible>(Frame::data(event(&message)))
-    });
-    event_stream(wire::boxed(http_body_util::StreamBody::new(once)))
+/// An answer on its own: JSON with the status the revision gives it, or one
+/// event for a client that takes only event streams.
+fn one_answer(accept: Accept, answer: impl Into<Bytes>) -> Response<Body> {
+    let answer: Bytes = answer.into();
+    let status = StatusCode::from_u16(era::status_of(&answer)).unwrap_or(StatusCode::OK);
+    if !accept.json {
+        let once = futures_util::stream::once(async move {
+            Ok::<_, std::convert::Infallible>(Frame::data(event(&answer)))
+        });
+        return event_stream(wire::boxed(http_body_util::StreamBody::new(once)));
+    }
+    let mut res = json(answer);
+    *res.status_mut() = status;
+    res
 }

@@ -1043,7 +1043,14 @@ async fn a_2026_07_28_client_uses_a_stdio_server_that_speaks_only_initialize() {
     let d = messages(res).await.remove(0);
     assert_eq!(d["id"], 1, "{d}");
     let r = &d["result"];
-    assert_eq!(r["supportedVersions"], json!([MODERN]), "{d}");
+    assert_eq!(r["supportedVersions"][0], MODERN, "{d}");
+    assert!(
+        r["supportedVersions"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("2025-06-18")),
+        "initialize still works: {d}"
+    );
     assert_eq!(
         r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "stdio-test-server",
         "{d}"
@@ -1226,7 +1233,7 @@ async fn a_2026_07_28_request_with_a_missing_or_unsupported_version_is_refused_c
         "{body}"
     );
 
-    // The header says 2026-07-28, the body says nothing.
+    // The header says 2026-07-28, the body says nothing: its _meta is missing.
     let res = alice
         .post(&url)
         .header("accept", MCP_ACCEPT)
@@ -1240,9 +1247,27 @@ async fn a_2026_07_28_request_with_a_missing_or_unsupported_version_is_refused_c
     let body: Value = res.json().await.unwrap();
     assert_eq!(
         (body["id"].clone(), body["error"]["code"].clone()),
-        (json!(8), json!(-32020)),
+        (json!(8), json!(-32602)),
         "{body}"
     );
+
+    // Methods the revision removed, and unknown ones: 404 with -32601.
+    for method in ["ping", "logging/setLevel", "no/such/method"] {
+        let res = modern_post(
+            &alice,
+            &url,
+            &modern_body(9, method, json!({}), json!({})),
+            MCP_ACCEPT,
+        )
+        .await;
+        assert_eq!(res.status(), 404, "{method}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(
+            (body["id"].clone(), body["error"]["code"].clone()),
+            (json!(9), json!(-32601)),
+            "{body}"
+        );
+    }
 
     // GET and DELETE are not part of the revision.
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
@@ -1256,6 +1281,6 @@ async fn a_2026_07_28_request_with_a_missing_or_unsupported_version_is_refused_c
         assert_eq!(res.status(), 405, "{method}");
         assert_eq!(res.headers()["allow"], "POST");
     }
-    // None of it started a process.
-    assert!(children_of(proxy.child.as_ref().unwrap().id()).is_empty());
+    // The refusals started no process; the methods, alice's one.
+    assert_eq!(children_of(proxy.child.as_ref().unwrap().id()).len(), 1);
 }

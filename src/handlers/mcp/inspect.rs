@@ -59,6 +59,11 @@ pub(super) async fn request(
     let mirror = MirrorHeaders {
         method: head.headers.get(MCP_METHOD).and_then(|v| v.to_str().ok()),
         name: head.headers.get(MCP_NAME).and_then(|v| v.to_str().ok()),
+        required: MirrorHeaders::required_by(
+            head.headers
+                .get("mcp-protocol-version")
+                .and_then(|v| v.to_str().ok()),
+        ),
     };
     let tools_list = match inspect::inspect(
         &bytes,
