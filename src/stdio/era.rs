@@ -359,6 +359,108 @@ pub fn complete(answer: &[u8], method: &str) -> Vec<u8> {
     msg.to_string().into_bytes()
 }
 
+/// What a `subscriptions/listen` stream carries: what the client asked for
+/// that the child can send (`listChanged`, `subscribe` in its capabilities).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+    pub uris: Vec<String>,
+}
+
+pub fn listen_filter(body: &[u8], init: &RawValue) -> Filter {
+    let msg: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let init: Value = serde_json::from_str(init.get()).unwrap_or(Value::Null);
+    let asked = |k: &str| msg.pointer(&format!("/params/notifications/{k}")) == Some(&json!(true));
+    let can = |p: &str| init.pointer(&format!("/capabilities/{p}")) == Some(&json!(true));
+    let uris = match msg.pointer("/params/notifications/resourceSubscriptions") {
+        Some(Value::Array(uris)) if can("resources/subscribe") => uris
+            .iter()
+            .filter_map(Value::as_str)
+            .take(MAX_LISTEN_URIS)
+            .map(str::to_string)
+            .collect(),
+        _ => Vec::new(),
+    };
+    Filter {
+        tools: asked("toolsListChanged") && can("tools/listChanged"),
+        prompts: asked("promptsListChanged") && can("prompts/listChanged"),
+        resources: asked("resourcesListChanged") && can("resources/listChanged"),
+        uris,
+    }
+}
+
+/// Resources one `subscriptions/listen` may follow.
+const MAX_LISTEN_URIS: usize = 100;
+
+/// The first message of a listen stream: what it will carry.
+pub fn acknowledged(id: &RawValue, f: &Filter) -> Vec<u8> {
+    let mut notifications = Map::new();
+    for (key, on) in [
+        ("toolsListChanged", f.tools),
+        ("promptsListChanged", f.prompts),
+        ("resourcesListChanged", f.resources),
+    ] {
+        if on {
+            notifications.insert(key.into(), json!(true));
+        }
+    }
+    if !f.uris.is_empty() {
+        notifications.insert("resourceSubscriptions".into(), json!(f.uris));
+    }
+    let id: Value = serde_json::from_str(id.get()).unwrap_or(Value::Null);
+    json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+           "params": {"_meta": {SUBSCRIPTION_KEY: id}, "notifications": notifications}})
+    .to_string()
+    .into_bytes()
+}
+
+const SUBSCRIPTION_KEY: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// A legacy child's notification for the listen stream `id`, if its filter takes it.
+pub fn for_listener(notification: &[u8], f: &Filter, id: &RawValue) -> Option<Vec<u8>> {
+    let mut msg: Value = serde_json::from_slice(notification).ok()?;
+    let wanted = match msg.get("method")?.as_str()? {
+        "notifications/tools/list_changed" => f.tools,
+        "notifications/prompts/list_changed" => f.prompts,
+        "notifications/resources/list_changed" => f.resources,
+        "notifications/resources/updated" => msg
+            .pointer("/params/uri")
+            .and_then(Value::as_str)
+            .is_some_and(|uri| f.uris.iter().any(|u| u == uri)),
+        _ => false,
+    };
+    if !wanted {
+        return None;
+    }
+    let id: Value = serde_json::from_str(id.get()).ok()?;
+    let params = msg
+        .as_object_mut()?
+        .entry("params")
+        .or_insert_with(|| json!({}));
+    let meta = params
+        .as_object_mut()?
+        .entry("_meta")
+        .or_insert_with(|| json!({}));
+    meta.as_object_mut()?.insert(SUBSCRIPTION_KEY.into(), id);
+    Some(msg.to_string().into_bytes())
+}
+
+/// The last message of a listen stream the proxy ends (the process stopped).
+pub fn listen_closed(id: &RawValue) -> Vec<u8> {
+    let sub: Value = serde_json::from_str(id.get()).unwrap_or(Value::Null);
+    answer(
+        Some(id),
+        json!({"resultType": "complete", "_meta": {SUBSCRIPTION_KEY: sub}}),
+    )
+}
+
+/// The proxy's `resources/subscribe` for a listen stream's resource.
+pub fn subscribe(uri: &str) -> Vec<u8> {
+    request("resources/subscribe", json!({ "uri": uri }))
+}
+
 /// A request from a legacy child, read for MRTR.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerRequest {
@@ -573,6 +675,65 @@ mod tests {
         assert!(call["result"].get("cacheScope").is_none());
         let error = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"x"}}"#;
         assert_eq!(complete(error, "tools/list"), error.to_vec());
+    }
+
+    #[test]
+    fn a_listen_stream_carries_what_was_asked_and_the_child_can_send_tagged_with_its_id() {
+        let init = RawValue::from_string(
+            r#"{"capabilities":{"tools":{"listChanged":true},"prompts":{},"resources":{"subscribe":true}}}"#.into(),
+        )
+        .unwrap();
+        let body = br#"{"jsonrpc":"2.0","id":"l","method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"promptsListChanged":true,"resourceSubscriptions":["a://1"]}}}"#;
+        let f = listen_filter(body, &init);
+        assert_eq!(
+            f,
+            Filter {
+                tools: true,
+                prompts: false,
+                resources: false,
+                uris: vec!["a://1".into()]
+            },
+            "prompts: the child never said listChanged"
+        );
+        let id = RawValue::from_string("\"l\"".into()).unwrap();
+        let ack: Value = serde_json::from_slice(&acknowledged(&id, &f)).unwrap();
+        assert_eq!(
+            ack["params"],
+            json!({"_meta": {SUBSCRIPTION_KEY: "l"}, "notifications": {"toolsListChanged": true, "resourceSubscriptions": ["a://1"]}})
+        );
+        let tools: Value = serde_json::from_slice(
+            &for_listener(
+                br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}"#,
+                &f,
+                &id,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(tools["params"]["_meta"][SUBSCRIPTION_KEY], "l");
+        assert!(
+            for_listener(
+                br#"{"jsonrpc":"2.0","method":"notifications/prompts/list_changed"}"#,
+                &f,
+                &id
+            )
+            .is_none()
+        );
+        assert!(for_listener(br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"a://1"}}"#, &f, &id).is_some());
+        assert!(for_listener(br#"{"jsonrpc":"2.0","method":"notifications/resources/updated","params":{"uri":"a://2"}}"#, &f, &id).is_none());
+        assert!(
+            for_listener(
+                br#"{"jsonrpc":"2.0","method":"notifications/message","params":{}}"#,
+                &f,
+                &id
+            )
+            .is_none()
+        );
+        let closed: Value = serde_json::from_slice(&listen_closed(&id)).unwrap();
+        assert_eq!(
+            closed,
+            json!({"jsonrpc": "2.0", "id": "l", "result": {"resultType": "complete", "_meta": {SUBSCRIPTION_KEY: "l"}}})
+        );
     }
 
     #[test]

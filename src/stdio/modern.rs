@@ -11,7 +11,8 @@
 //!   `prompts/get` or `resources/read` becomes an `input_required` answer (MRTR):
 //!   the original request is parked, still pending at the child, until the
 //!   client's retry brings the input (`requestState` names the parked request,
-//!   for the same user and client, method and name only) or [`PARK_FOR`] passes.
+//!   for the same user and client, method and name only) or [`PARK_FOR`] passes;
+//!   `subscriptions/listen` gets the child's change notifications.
 //!
 //! [`Table::open_modern`]: super::sessions::Table::open_modern
 
@@ -93,6 +94,9 @@ impl Stdio {
             let init = process.init.get().ok_or_else(|| ended(id.clone()))?;
             return Ok(one_answer(x.accept, era::discover(id.as_deref(), init)));
         }
+        if legacy && request.method == "subscriptions/listen" {
+            return self.listen(&process, &x, id);
+        }
         if legacy && era::removed(&request.method) {
             let answer = era::method_not_found(id.as_deref(), &request.method);
             return Ok(one_answer(x.accept, answer));
@@ -123,6 +127,45 @@ impl Stdio {
             answering.waiting = Some(process.request(&session, &message, true).await?);
         }
         answering.respond(x.accept, x.route.timeout).await
+    }
+
+    /// A listen stream over a legacy child: the child's list changes (it sends
+    /// them to every client) and updates of the resources asked for (the proxy
+    /// subscribes to them), as the filter says.
+    fn listen(
+        &self,
+        process: &Arc<Process>,
+        x: &Exchange<'_>,
+        id: Option<Box<RawValue>>,
+    ) -> Result<Response<Body>, StdioError> {
+        if !x.accept.sse {
+            return Err(StdioError::NotAcceptable("text/event-stream"));
+        }
+        let (Some(id), Some(init)) = (id, process.init.get()) else {
+            return Err(StdioError::NotOneMessage);
+        };
+        let filter = era::listen_filter(&x.body, init);
+        for uri in &filter.uris {
+            let (process, msg) = (process.clone(), era::subscribe(uri));
+            tokio::spawn(async move {
+                let session: Arc<str> = Arc::from(MODERN);
+                if let Ok((waiting, rx)) = process.request(&session, &msg, false).await {
+                    let _ = first_answer(waiting, rx, PROBE_WAIT, None).await;
+                }
+            });
+        }
+        let (tx, mut rx) = mpsc::channel(super::process::TO_CLIENT);
+        let _ = tx.try_send(Bytes::from(era::acknowledged(&id, &filter)));
+        process
+            .listen(super::process::Listener { id, filter, tx })
+            .ok_or(StdioError::UnknownSession)?;
+        let events = futures_util::stream::poll_fn(move |cx| {
+            rx.poll_recv(cx)
+                .map(|m| m.map(|m| Ok::<_, std::convert::Infallible>(Frame::data(event(&m)))))
+        });
+        Ok(event_stream(wire::boxed(http_body_util::StreamBody::new(
+            events,
+        ))))
     }
 
     /// The process of this user's (and client's) modern requests, and its era:

@@ -127,6 +127,15 @@ pub(super) struct Process {
     pub era: OnceCell<Era>,
     /// Requests waiting for a modern client's input (by `requestState`).
     parked: Mutex<HashMap<String, Box<Parked>>>,
+    /// Modern clients' `subscriptions/listen` streams (a legacy child's notifications).
+    listeners: Mutex<Vec<Listener>>,
+}
+
+/// One `subscriptions/listen` stream of a modern client.
+pub(super) struct Listener {
+    pub id: Box<RawValue>,
+    pub filter: super::era::Filter,
+    pub tx: mpsc::Sender<Bytes>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -210,6 +219,7 @@ impl Process {
             init: OnceCell::new(),
             era: OnceCell::new(),
             parked: Mutex::new(HashMap::new()),
+            listeners: Mutex::new(Vec::new()),
         });
         tracing::info!(route = %route, pid, "stdio server started");
         tokio::spawn(write_stdin(stdin, from_clients, stop_rx.clone()));
@@ -248,8 +258,34 @@ impl Process {
 
     /// When it last had traffic; `None` while a request waits for its answer.
     pub(super) fn idle_since(&self) -> Option<Instant> {
+        if lock(&self.listeners).iter().any(|l| !l.tx.is_closed()) {
+            return None;
+        }
         let s = lock(&self.shared);
         (!s.routing.has_pending()).then_some(s.last_traffic)
+    }
+
+    /// A listen stream starts; `None` if the process is stopping.
+    pub(super) fn listen(&self, listener: Listener) -> Option<()> {
+        if lock(&self.shared).stopping.is_some() {
+            return None;
+        }
+        let mut all = lock(&self.listeners);
+        all.retain(|l| !l.tx.is_closed());
+        all.push(listener);
+        Some(())
+    }
+
+    /// A notification of the child for every listen stream that takes it.
+    fn to_listeners(&self, message: &[u8]) {
+        let mut all = lock(&self.listeners);
+        all.retain(|l| {
+            if let Some(m) = super::era::for_listener(message, &l.filter, &l.id) {
+                // A stream too slow to take it misses it (notifications only say "look again").
+                let _ = l.tx.try_send(Bytes::from(m));
+            }
+            !l.tx.is_closed()
+        });
     }
 
     /// A session starts using the process.
@@ -470,6 +506,7 @@ impl Process {
                 }
             }
             FromChild::Broadcast(message) => {
+                self.to_listeners(&message);
                 let message = Bytes::from(message);
                 for session in sessions {
                     deliver(&mut s, &session, message.clone(), false);
@@ -506,6 +543,9 @@ impl Process {
         // Their guards hold the process: dropped here, outside every lock.
         let parked = std::mem::take(&mut *lock(&self.parked));
         drop(parked);
+        for l in std::mem::take(&mut *lock(&self.listeners)) {
+            let _ = l.tx.try_send(Bytes::from(super::era::listen_closed(&l.id)));
+        }
     }
 
     /// Why the process ended, once it has been reaped.

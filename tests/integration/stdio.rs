@@ -1200,6 +1200,93 @@ async fn a_legacy_servers_sampling_request_travels_as_input_required_and_the_ret
 }
 
 #[tokio::test]
+async fn a_listen_stream_gets_a_legacy_servers_list_changes_tagged_with_its_id() {
+    let proxy = start("", "").await;
+    let alice = client(&token_as(&proxy, "alice", &[]).await);
+    let url = proxy.url(ROUTE);
+    let listen = modern_body(
+        11,
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true, "promptsListChanged": true}}),
+        json!({}),
+    );
+    let res = modern_post(&alice, &url, &listen, MCP_ACCEPT).await;
+    assert_eq!(res.status(), 200);
+    let mut stream = res.bytes_stream();
+    let mut buf = String::new();
+    let mut next = async || loop {
+        if let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            if let Some(d) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
+                return serde_json::from_str::<Value>(d).unwrap();
+            }
+            continue;
+        }
+        let chunk = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("a message on the listen stream")
+            .unwrap()
+            .unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+    };
+    let ack = next().await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        11
+    );
+    // The test server lists its tools' changes, not its prompts'.
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true}),
+        "{ack}"
+    );
+
+    let r = modern_result(
+        &alice,
+        &url,
+        &modern_body(
+            12,
+            "tools/call",
+            json!({"name": "add-tool", "arguments": {}}),
+            json!({}),
+        ),
+    )
+    .await;
+    assert_eq!(r["content"][0]["text"], "added-1", "{r}");
+    let changed = next().await;
+    assert_eq!(
+        changed["method"], "notifications/tools/list_changed",
+        "{changed}"
+    );
+    assert_eq!(
+        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"], 11,
+        "{changed}"
+    );
+    let r = modern_result(
+        &alice,
+        &url,
+        &modern_body(13, "tools/list", json!({}), json!({})),
+    )
+    .await;
+    assert!(
+        r["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t["name"] == "added-1"),
+        "{r}"
+    );
+
+    // A client that takes no event stream cannot listen.
+    let res = modern_post(&alice, &url, &listen, "application/json").await;
+    assert_eq!(res.status(), 406);
+}
+
+#[tokio::test]
 async fn a_2026_07_28_request_with_a_missing_or_unsupported_version_is_refused_clearly() {
     let proxy = start("", "").await;
     let alice = client(&token_as(&proxy, "alice", &[]).await);

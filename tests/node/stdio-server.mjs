@@ -71,6 +71,13 @@ server.registerTool('log', { description: 'Sends a notifications/message, then a
   return text('logged');
 });
 
+let added = 0;
+server.registerTool('add-tool', { description: 'Registers one more tool (the server then sends notifications/tools/list_changed)' }, async () => {
+  added += 1;
+  server.registerTool(`added-${added}`, { description: 'Added at run time' }, async () => text('added'));
+  return text(`added-${added}`);
+});
+
 server.registerTool('crash', { description: 'Exits with status 3 before answering' }, async () => {
   process.exit(3);
 });
