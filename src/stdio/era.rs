@@ -270,16 +270,28 @@ pub fn verdict(answer: &[u8]) -> Era {
 }
 
 /// The `initialize` the proxy sends a legacy child on behalf of the first
-/// modern client: that client's capabilities and identity.
+/// modern client: that client's identity and capabilities, plus `sampling`
+/// and `elicitation`, which the bridge carries for every client that declares
+/// them per request (and refuses with -32021 for one that does not), so that
+/// the child offers what needs them whoever came first.
 pub fn initialize(meta: &Map<String, Value>) -> Vec<u8> {
     let client_info = meta.get(CLIENT_INFO_KEY).cloned().unwrap_or_else(
         || json!({"name": "mcp-oauth-proxy", "version": env!("CARGO_PKG_VERSION")}),
     );
+    let mut capabilities = meta
+        .get(CAPABILITIES_KEY)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    capabilities.remove("extensions");
+    for carried in ["sampling", "elicitation"] {
+        capabilities.entry(carried).or_insert_with(|| json!({}));
+    }
     request(
         "initialize",
         json!({
             "protocolVersion": LEGACY_VERSION,
-            "capabilities": meta.get(CAPABILITIES_KEY).cloned().unwrap_or_else(|| json!({})),
+            "capabilities": capabilities,
             "clientInfo": client_info,
         }),
     )
@@ -297,10 +309,18 @@ fn request(method: &str, params: Value) -> Vec<u8> {
 /// The answer to `server/discover` for a legacy child, from its `initialize` result.
 pub fn discover(id: Option<&RawValue>, init: &RawValue) -> Vec<u8> {
     let init: Value = serde_json::from_str(init.get()).unwrap_or(Value::Null);
+    // 2025-11-25's `tasks` is an extension now, and the bridge does not carry it.
+    let mut capabilities = init
+        .get("capabilities")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    if let Some(c) = capabilities.as_object_mut() {
+        c.remove("tasks");
+    }
     let mut result = json!({
         "resultType": "complete",
         "supportedVersions": supported(),
-        "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+        "capabilities": capabilities,
         "ttlMs": 0,
         "cacheScope": "private",
     });
@@ -510,6 +530,33 @@ pub fn input_answer(request: &ServerRequest, responses: &Map<String, Value>) -> 
     }
 }
 
+/// The answer to the client's request when the child needs a capability the
+/// client did not declare (MCP's `MissingRequiredClientCapabilityError`).
+pub fn missing_capability(id: Option<&RawValue>, method: &str) -> Vec<u8> {
+    let capability = capability_for(method).unwrap_or("sampling");
+    let id: Value = id
+        .and_then(|i| serde_json::from_str(i.get()).ok())
+        .unwrap_or(Value::Null);
+    json!({"jsonrpc": "2.0", "id": id, "error": {
+        "code": MISSING_REQUIRED_CLIENT_CAPABILITY,
+        "message": format!("the server requires the {capability} capability for this request"),
+        "data": {"requiredCapabilities": {capability: {}}},
+    }})
+    .to_string()
+    .into_bytes()
+}
+
+/// The answer to a retry whose `requestState` names no waiting request of
+/// this user and client (unknown, expired, used, or another request's).
+pub fn stale_state(id: Option<&RawValue>) -> Vec<u8> {
+    crate::mcp::jsonrpc::error_response(
+        id,
+        crate::mcp::jsonrpc::INVALID_PARAMS,
+        "Invalid params: requestState is unknown, expired, already used, or not this request's",
+    )
+    .into_bytes()
+}
+
 /// An error answer for the child's request.
 pub fn refuse(request: &ServerRequest, why: &str) -> Vec<u8> {
     let raw = RawValue::from_string(request.id.clone()).ok();
@@ -608,7 +655,11 @@ mod tests {
             .unwrap();
         let init: Value = serde_json::from_slice(&initialize(&m.meta)).unwrap();
         assert_eq!(init["params"]["protocolVersion"], json!(LEGACY_VERSION));
-        assert_eq!(init["params"]["capabilities"], json!({"sampling": {}}));
+        assert_eq!(
+            init["params"]["capabilities"],
+            json!({"sampling": {}, "elicitation": {}}),
+            "what the bridge carries, declared or not"
+        );
         assert_eq!(
             init["params"]["clientInfo"]["name"],
             json!("mcp-oauth-proxy")
@@ -618,7 +669,7 @@ mod tests {
     #[test]
     fn discover_is_answered_from_the_initialize_result() {
         let init = RawValue::from_string(
-            r#"{"protocolVersion":"2025-06-18","capabilities":{"tools":{"listChanged":true}},"serverInfo":{"name":"everything","version":"1"},"instructions":"hi"}"#.into(),
+            r#"{"protocolVersion":"2025-06-18","capabilities":{"tools":{"listChanged":true},"tasks":{"list":{}}},"serverInfo":{"name":"everything","version":"1"},"instructions":"hi"}"#.into(),
         )
         .unwrap();
         let id = RawValue::from_string("\"d\"".into()).unwrap();
@@ -754,6 +805,16 @@ mod tests {
         let id = RawValue::from_string("4".into()).unwrap();
         assert_eq!(status_of(&method_not_found(Some(&id), "ping")), 404);
         assert!(removed("logging/setLevel") && !removed("tools/call"));
+        let missing = missing_capability(Some(&id), "elicitation/create");
+        assert_eq!(status_of(&missing), 400);
+        let v: Value = serde_json::from_slice(&missing).unwrap();
+        assert_eq!(
+            v["error"]["data"],
+            json!({"requiredCapabilities": {"elicitation": {}}})
+        );
+        assert_eq!(v["id"], json!(4));
+        let stale: Value = serde_json::from_slice(&stale_state(Some(&id))).unwrap();
+        assert_eq!(stale["error"]["code"], json!(-32602));
     }
 
     #[test]

@@ -111,7 +111,13 @@ impl Stdio {
             waiting: None,
         };
         let session: Arc<str> = Arc::from(MODERN);
-        if let Some(parked) = answering.unpark() {
+        if legacy && answering.request.request_state.is_some() {
+            let Some(parked) = answering.unpark() else {
+                return Ok(one_answer(
+                    x.accept,
+                    era::stale_state(answering.id.as_deref()),
+                ));
+            };
             // The retry continues the parked request: its input goes to the child.
             process.rebind(parked.waiting.child_id(), &x.body);
             let input = era::input_answer(&parked.asked, &answering.request.input_responses);
@@ -282,11 +288,8 @@ enum Step {
 
 impl Answering {
     /// The parked request this retry continues: same user and client, method
-    /// and name. Anything else is an ordinary request.
+    /// and name (else the retry is refused: its state is not this request's).
     fn unpark(&self) -> Option<Box<Parked>> {
-        if !self.legacy {
-            return None;
-        }
         let state = self.request.request_state.as_deref()?;
         self.process.unpark(state, |p| {
             p.owner == self.owner && p.method == self.request.method && p.name == self.request.name
@@ -338,7 +341,16 @@ impl Answering {
             return refuse("the client cannot be asked for input during this request");
         }
         if !self.request.declares_for(method) {
-            return refuse("the client did not declare the capability this request needs");
+            // The client cannot give it: its request fails (-32021), the child's ends.
+            self.process.answer_child(&era::refuse(
+                &asked,
+                "the client does not have this capability",
+            ));
+            self.waiting = None;
+            return Step::Last(Bytes::from(era::missing_capability(
+                self.id.as_deref(),
+                method,
+            )));
         }
         let Some((waiting, rx)) = self.waiting.take() else {
             return Step::Skip;

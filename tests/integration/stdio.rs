@@ -1168,35 +1168,54 @@ async fn a_legacy_servers_sampling_request_travels_as_input_required_and_the_ret
         )
     };
 
-    // Bob with alice's state: his own request, asked again; never alice's result.
-    let r = modern_result(&bob, &url, &retry(2)).await;
-    assert_eq!(r["resultType"], "input_required", "{r}");
-    assert_ne!(r["requestState"], json!(state));
+    // Bob with alice's state (it is not his process's): refused, never alice's result.
+    let stale = |answer: Value| {
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
+        assert!(answer.get("result").is_none(), "{answer}");
+    };
+    stale(modern_all(&bob, &url, &retry(2)).await.pop().unwrap());
+    // Alice's retry of another tool with it: refused too, and hers still waits.
+    let mut other = retry(3);
+    other["params"]["name"] = json!("echo");
+    let res = modern_post(&alice, &url, &other, MCP_ACCEPT).await;
+    stale(messages(res).await.pop().unwrap());
 
     // Alice's retry gets the original request's answer, under the retry's id.
-    let r = modern_result(&alice, &url, &retry(3)).await;
+    let r = modern_result(&alice, &url, &retry(4)).await;
     assert_eq!(r["content"][0]["text"], "sampled: the model says hi", "{r}");
     assert_eq!(r["resultType"], "complete");
 
-    // A state is used once: the same retry again starts over.
-    let r = modern_result(&alice, &url, &retry(4)).await;
-    assert_eq!(r["resultType"], "input_required", "{r}");
-    assert_ne!(r["requestState"], json!(state));
+    // A state is used once.
+    stale(modern_all(&alice, &url, &retry(5)).await.pop().unwrap());
 
-    // A client that did not declare sampling is never asked: the tool gets an error.
-    let r = modern_result(
-        &alice,
-        &url,
-        &modern_body(
-            5,
-            "tools/call",
-            json!({"name": "sample", "arguments": {"prompt": "hi"}}),
-            json!({}),
+    // A client that did not declare sampling is never asked: -32021, 400.
+    let call = modern_body(
+        6,
+        "tools/call",
+        json!({"name": "sample", "arguments": {"prompt": "hi"}}),
+        json!({}),
+    );
+    let res = modern_post(&alice, &url, &call, MCP_ACCEPT).await;
+    assert_eq!(res.status(), 400);
+    let answer = messages(res).await.pop().unwrap();
+    assert_eq!(
+        (
+            answer["id"].clone(),
+            answer["error"]["code"].clone(),
+            answer["error"]["data"].clone()
         ),
-    )
-    .await;
-    assert_eq!(r["isError"], true, "{r}");
-    assert_eq!(r["resultType"], "complete", "{r}");
+        (
+            json!(6),
+            json!(-32021),
+            json!({"requiredCapabilities": {"sampling": {}}})
+        ),
+        "{answer}"
+    );
+    // The process goes on: the child's request was answered, the call cancelled.
+    assert_eq!(
+        modern_pid(&alice, &url).await.0,
+        modern_pid(&alice, &url).await.0
+    );
 }
 
 #[tokio::test]

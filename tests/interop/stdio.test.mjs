@@ -2,8 +2,8 @@
 //
 // - @modelcontextprotocol/server-everything started by the proxy in `stdio`
 //   mode, used through the TypeScript SDK client (a 2025-06-18/2025-11-25
-//   client) and the Python SDK client (python/stdio_flow.py: a 2026-07-28
-//   client that probes with server/discover, then falls back to initialize):
+//   client) and the Python SDK client (python/stdio_flow.py: a dual-era
+//   client whose server/discover probe the proxy answers, so it stays 2026-07-28):
 //   tools, prompts, resources, progress, a sampling request from the server;
 // - tests/node/stdio-server.mjs (a tiny stdio server written with the TS SDK's
 //   StdioServerTransport) with `per: user`: alice and bob connected at once
@@ -164,13 +164,14 @@ describe('stdio MCP servers behind the proxy, through the official SDK clients',
     }
   });
 
-  test('Python SDK (2026-07-28 probe, then initialize): tools, prompts, resources, progress and sampling', async (t) => {
+  /** Runs python/stdio_flow.py in `mode` against the server-everything route. */
+  async function pythonFlow(mode) {
     if (!existsSync(VENV_PYTHON) || spawnSync(VENV_PYTHON, ['-c', 'import mcp.client, httpx2']).status !== 0) {
       assert.fail(`${VENV_PYTHON} with the Python SDK is missing: python3 -m venv .venv && .venv/bin/pip install -r tests/interop/python/requirements.txt`);
     }
     const token = await tokenFor('alice', '/everything/mcp');
     const { code, out, stderr } = await new Promise((resolve, reject) => {
-      const child = spawn(VENV_PYTHON, [STDIO_FLOW, '--url', `${proxy.url}/everything/mcp`, '--token', token], {
+      const child = spawn(VENV_PYTHON, [STDIO_FLOW, '--url', `${proxy.url}/everything/mcp`, '--token', token, '--mode', mode], {
         stdio: ['ignore', 'pipe', 'pipe'],
         env: { ...process.env, PYTHONUNBUFFERED: '1' },
       });
@@ -192,10 +193,6 @@ describe('stdio MCP servers behind the proxy, through the official SDK clients',
       });
     });
     assert.ok(code === 0 && out.ok, `stdio_flow.py failed after "${out.step}": ${out.error}\n${stderr.slice(-3000)}`);
-    t.diagnostic(`negotiated ${out.protocol_version}; seconds after start: ${JSON.stringify(out.timings)}`);
-    const probe = out.http.find((e) => e.jsonrpc_method === 'server/discover');
-    if (probe) assert.equal(probe.status, 400, 'the probe gets a legacy 400, and the SDK falls back');
-    assert.ok(out.http.some((e) => e.jsonrpc_method === 'initialize' && e.status === 200), JSON.stringify(out.http));
     assert.equal(out.server_name, 'mcp-servers/everything');
     assert.ok(out.tools.includes('echo') && out.tools.includes('trigger-sampling-request'), out.tools.join(' '));
     assert.match(out.echo, /hello from Python/);
@@ -205,5 +202,26 @@ describe('stdio MCP servers behind the proxy, through the official SDK clients',
     assert.deepEqual(out.progress, [1, 2, 3]);
     assert.equal(out.sampling_requests, 1);
     assert.match(out.sampling_result, /sampled by the Python SDK/);
+    return out;
+  }
+
+  test('Python SDK (mode auto: 2026-07-28, bridged by the proxy): tools, prompts, resources, progress and sampling', async (t) => {
+    const out = await pythonFlow('auto');
+    t.diagnostic(`negotiated ${out.protocol_version}; seconds after start: ${JSON.stringify(out.timings)}`);
+    // The proxy answers the probe for server-everything (it bridges 2026-07-28
+    // clients to a child that speaks only initialize): the SDK stays modern,
+    // and sampling travels as an input_required answer and a retry.
+    const probe = out.http.find((e) => e.jsonrpc_method === 'server/discover');
+    assert.equal(probe?.status, 200, JSON.stringify(out.http));
+    assert.equal(out.protocol_version, '2026-07-28');
+    assert.ok(!out.http.some((e) => e.jsonrpc_method === 'initialize' || e.method !== 'POST'), JSON.stringify(out.http));
+  });
+
+  test('Python SDK (mode legacy: initialize and a session): the same flow', async (t) => {
+    const out = await pythonFlow('legacy');
+    t.diagnostic(`negotiated ${out.protocol_version}`);
+    assert.notEqual(out.protocol_version, '2026-07-28');
+    assert.ok(out.http.some((e) => e.jsonrpc_method === 'initialize' && e.status === 200), JSON.stringify(out.http));
+    assert.ok(!out.http.some((e) => e.jsonrpc_method === 'server/discover'), JSON.stringify(out.http));
   });
 });

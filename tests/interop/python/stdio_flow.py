@@ -5,8 +5,8 @@ program talks Streamable HTTP to the proxy with an access token it is given
 (tests/interop/stdio.test.mjs gets it through the proxy's OAuth flow):
 
   1. connects with the SDK's default `mode="auto"`: a 2026-07-28 `server/discover`
-     probe first, then (the proxy presents the stdio server as a 2025 server)
-     the `initialize` handshake;
+     probe, which the proxy answers for the stdio server (it bridges 2026-07-28
+     clients to a server that speaks only `initialize`), so the SDK stays modern;
   2. lists and calls tools, lists and gets a prompt, lists and reads a resource;
   3. calls a tool that sends progress notifications;
   4. calls a tool that asks the client for sampling, answered by `sampling_callback`.
@@ -14,7 +14,9 @@ program talks Streamable HTTP to the proxy with an access token it is given
 Prints one JSON object on stdout with what happened; everything else goes to
 stderr. Exits 0 when every step completed, 1 otherwise (`ok: false`, `error`).
 
-  .venv/bin/python tests/interop/python/stdio_flow.py --url URL --token TOKEN
+  .venv/bin/python tests/interop/python/stdio_flow.py --url URL --token TOKEN [--mode legacy]
+
+With `--mode legacy` the SDK skips the probe and opens with `initialize`.
 """
 
 from __future__ import annotations
@@ -84,7 +86,7 @@ async def run(args: argparse.Namespace, out: dict[str, Any]) -> None:
     )
     async with http:
         transport = streamable_http_client(args.url, http_client=http)
-        async with Client(transport, sampling_callback=sampling) as client:
+        async with Client(transport, sampling_callback=sampling, mode=args.mode) as client:
             out["protocol_version"] = client.protocol_version
             out["server_name"] = client.server_info.name if client.server_info else None
             step("connected")
@@ -124,6 +126,7 @@ def main() -> int:
     parser.add_argument("--url", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--timeout", type=float, default=100)
+    parser.add_argument("--mode", default="auto", help='the SDK\'s connect mode: "auto" or "legacy" (initialize)')
     args = parser.parse_args()
     out: dict[str, Any] = {"ok": False, "step": "start"}
     status = 1
