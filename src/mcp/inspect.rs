@@ -27,18 +27,6 @@ pub enum Verdict {
 pub struct MirrorHeaders<'a> {
     pub method: Option<&'a str>,
     pub name: Option<&'a str>,
-    /// `MCP-Protocol-Version` names 2026-07-28 or later: the headers are required.
-    pub required: bool,
-}
-
-impl MirrorHeaders<'_> {
-    /// Whether an `MCP-Protocol-Version` value makes the mirror headers required
-    /// (revisions are dates: 2026-07-28 and every later one).
-    pub fn required_by(version: Option<&str>) -> bool {
-        version.is_some_and(|v| {
-            v.len() == 10 && v.bytes().all(|b| b.is_ascii_digit() || b == b'-') && v >= "2026-07-28"
-        })
-    }
 }
 
 /// Tool names longer than this are cut (with `…`) where the proxy repeats them:
@@ -153,10 +141,12 @@ fn check_mirror_headers(
     batch: bool,
     h: &MirrorHeaders,
 ) -> Option<&'static str> {
-    if h.required
-        && !batch
+    // A request that says it is 2026-07-28 or later (in `_meta`, which that
+    // revision requires; the body, not a header lookup per request) must carry them.
+    if !batch
         && let Some(m) = messages.first()
         && m.id.is_some()
+        && m.version.as_deref().is_some_and(jsonrpc::is_modern)
     {
         if h.method.is_none() {
             return Some("the Mcp-Method header is required");
@@ -388,51 +378,51 @@ mod tests {
                 MirrorHeaders {
                     method: Some("tools/call"),
                     name: Some("read_note"),
-                    required: true,
                 }
             ),
             Verdict::Forward { tools_list: false }
         );
         // From 2026-07-28 on, a request must carry them.
-        let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
-        let modern = |method, name| MirrorHeaders {
-            method,
-            name,
-            required: true,
-        };
+        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
+        let list =
+            format!(r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{{{meta}}}}}"#);
+        let modern_call = format!(
+            r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"read_note",{meta}}}}}"#
+        );
+        let h = |method, name| MirrorHeaders { method, name };
         assert_eq!(
-            run(list, modern(Some("tools/list"), None)),
+            run(&list, h(Some("tools/list"), None)),
             Verdict::Forward { tools_list: true }
         );
         assert!(
-            matches!(run(list, modern(None, None)), Verdict::BadRequest(b) if b.contains("-32020") && b.contains("Mcp-Method"))
+            matches!(run(&list, h(None, None)), Verdict::BadRequest(b) if b.contains("-32020") && b.contains("Mcp-Method"))
         );
         assert!(
-            matches!(run(&body, modern(Some("tools/call"), None)), Verdict::BadRequest(b) if b.contains("Mcp-Name"))
+            matches!(run(&modern_call, h(Some("tools/call"), None)), Verdict::BadRequest(b) if b.contains("Mcp-Name"))
         );
-        let note = r#"{"jsonrpc":"2.0","method":"notifications/x"}"#;
-        assert!(matches!(
-            run(note, modern(None, None)),
-            Verdict::Forward { .. }
-        ));
-        assert!(MirrorHeaders::required_by(Some("2026-07-28")));
-        assert!(MirrorHeaders::required_by(Some("2027-01-01")));
-        for older in [Some("2025-11-25"), Some("junk"), Some("2026-07-28x"), None] {
-            assert!(!MirrorHeaders::required_by(older), "{older:?}");
+        assert_eq!(
+            run(&body, h(None, None)),
+            Verdict::Forward { tools_list: false },
+            "older requests need none"
+        );
+        let note = format!(r#"{{"jsonrpc":"2.0","method":"notifications/x","params":{{{meta}}}}}"#);
+        assert!(matches!(run(&note, h(None, None)), Verdict::Forward { .. }));
+        assert!(jsonrpc::is_modern("2026-07-28") && jsonrpc::is_modern("2027-01-01"));
+        for older in ["2025-11-25", "junk", "2026-07-28x", ""] {
+            assert!(!jsonrpc::is_modern(older), "{older:?}");
         }
         for h in [
             MirrorHeaders {
                 method: Some("tools/list"),
-                ..Default::default()
+                name: None,
             },
             MirrorHeaders {
                 method: Some("tools/call"),
                 name: Some("write_note"),
-                ..Default::default()
             },
             MirrorHeaders {
+                method: None,
                 name: Some("other"),
-                ..Default::default()
             },
         ] {
             assert!(matches!(run(&body, h), Verdict::BadRequest(_)));

@@ -16,6 +16,16 @@ pub struct Message<'a> {
     /// `params.name` (tools/call, prompts/get) or `params.uri` (resources/read,
     /// subscribe, unsubscribe); `None` for other methods.
     pub target: Option<Cow<'a, str>>,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28 on).
+    pub version: Option<Cow<'a, str>>,
+}
+
+/// Whether a protocol version is 2026-07-28 or later (revisions are dates):
+/// one without `initialize`, whose requests carry the mirror headers.
+pub fn is_modern(version: &str) -> bool {
+    version.len() == 10
+        && version.bytes().all(|b| b.is_ascii_digit() || b == b'-')
+        && version >= "2026-07-28"
 }
 
 #[derive(Deserialize)]
@@ -47,6 +57,14 @@ struct Params<'a> {
     name: Text<'a>,
     #[serde(default, borrow)]
     uri: Text<'a>,
+    #[serde(default, borrow, rename = "_meta")]
+    meta: Option<Meta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(default, borrow, rename = "io.modelcontextprotocol/protocolVersion")]
+    version: Text<'a>,
 }
 
 /// A JSON string, borrowed from the body unless it has escapes. (`serde(borrow)`
@@ -159,6 +177,11 @@ fn one(bytes: &[u8]) -> Result<Message<'_>, ParseError> {
     if method.is_none() && !(is_response && env.id.is_some()) {
         return Err(ParseError::NotJsonRpc);
     }
+    let version = env
+        .params
+        .as_ref()
+        .and_then(|p| p.meta.as_ref())
+        .and_then(|m| m.version.0.clone());
     // What `Mcp-Name` mirrors (2026-07-28): the tool or prompt name, or the resource URI.
     let target = env.params.and_then(|p| {
         let field = match method.as_deref()? {
@@ -172,14 +195,26 @@ fn one(bytes: &[u8]) -> Result<Message<'_>, ParseError> {
         id: env.id,
         method,
         target,
+        version,
     })
 }
 
 /// A JSON-RPC error response, for the proxy's own refusals.
 pub fn error_response(id: Option<&RawValue>, code: i64, message: &str) -> String {
+    error_response_with(id, code, message, None)
+}
+
+/// The same with the error's `data` (JSON text).
+pub fn error_response_with(
+    id: Option<&RawValue>,
+    code: i64,
+    message: &str,
+    data: Option<&str>,
+) -> String {
     let id = id.map_or("null", RawValue::get);
     let message = serde_json::to_string(message).unwrap_or_else(|_| "\"error\"".into());
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}}}}}"#)
+    let data = data.map(|d| format!(r#","data":{d}"#)).unwrap_or_default();
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{{"code":{code},"message":{message}{data}}}}}"#)
 }
 
 pub const PARSE_ERROR: i64 = -32700;

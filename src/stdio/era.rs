@@ -12,6 +12,9 @@
 //! gives results the fields the modern revision requires, and turns the
 //! child's requests to the client into `input_required` results (MRTR).
 
+use std::collections::HashMap;
+
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
@@ -70,19 +73,19 @@ impl Refusal {
 }
 
 /// A modern request, as far as the proxy reads it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Modern {
+#[derive(Debug, Clone)]
+pub struct ModernRequest {
     pub method: String,
     /// `params.name` or `params.uri` (what `Mcp-Name` mirrors).
     pub name: Option<String>,
     /// `params._meta`, for the probe and the `initialize` the proxy sends.
     pub meta: Map<String, Value>,
-    /// An MRTR retry: `params.requestState` and `params.inputResponses`.
+    /// An MRTR retry: `params.requestState` and `params.inputResponses` (raw).
     pub request_state: Option<String>,
-    pub input_responses: Map<String, Value>,
+    pub input_responses: HashMap<String, Box<RawValue>>,
 }
 
-impl Modern {
+impl ModernRequest {
     /// The client declared the capability a request from the server needs
     /// (`sampling`, `elicitation`, `roots`); other requests need none.
     pub fn declares_for(&self, method: &str) -> bool {
@@ -178,7 +181,7 @@ fn cacheable(method: &str) -> bool {
 /// Reads a POST without a session: `Ok(None)` if it is not a modern request
 /// (a legacy client's), `Ok(Some)` if it is, `Err` if it is one that is refused.
 /// `header` is `MCP-Protocol-Version`.
-pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<Modern>, Refusal> {
+pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<ModernRequest>, Refusal> {
     let msg: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let params = msg.get("params").and_then(Value::as_object);
     let meta = params
@@ -186,11 +189,29 @@ pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<Modern
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    let in_body = meta.get(VERSION_KEY).map(|v| v.as_str().unwrap_or(""));
-    let header_modern = header.is_some_and(|h| !LEGACY_VERSIONS.contains(&h));
-    if in_body.is_none() && !header_modern {
+    let in_body = meta
+        .get(VERSION_KEY)
+        .map(|v| v.as_str().unwrap_or("").to_string());
+    if in_body.is_none() && !header.is_some_and(crate::mcp::jsonrpc::is_modern) {
         return Ok(None);
     }
+    let text = |k: &str| params.and_then(|p| p.get(k)).and_then(Value::as_str);
+    let request = ModernRequest {
+        method: msg
+            .get("method")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        name: text("name").or_else(|| text("uri")).map(str::to_string),
+        request_state: text("requestState").map(str::to_string),
+        input_responses: input_responses(body),
+        meta,
+    };
+    // No header or `_meta` rules are defined for notifications: they are taken (202).
+    if msg.get("id").is_none() {
+        return Ok(Some(request));
+    }
+    let meta = &request.meta;
     let Some(in_body) = in_body else {
         return Err(Refusal::InvalidMeta(
             "_meta[\"io.modelcontextprotocol/protocolVersion\"] is required",
@@ -206,7 +227,7 @@ pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<Modern
             "the MCP-Protocol-Version header does not match the protocol version in _meta",
         ));
     }
-    if !MODERN_VERSIONS.contains(&in_body) {
+    if !MODERN_VERSIONS.contains(&in_body.as_str()) {
         return Err(Refusal::Unsupported {
             requested: in_body.to_string(),
         });
@@ -216,27 +237,29 @@ pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<Modern
             "_meta[\"io.modelcontextprotocol/clientCapabilities\"] is required (an object)",
         ));
     }
-    let text = |k: &str| params.and_then(|p| p.get(k)).and_then(Value::as_str);
-    Ok(Some(Modern {
-        method: msg
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        name: text("name").or_else(|| text("uri")).map(str::to_string),
-        meta,
-        request_state: text("requestState").map(str::to_string),
-        input_responses: params
-            .and_then(|p| p.get("inputResponses"))
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-    }))
+    Ok(Some(request))
+}
+
+/// `params.inputResponses`, each value as the client wrote it.
+fn input_responses(body: &[u8]) -> HashMap<String, Box<RawValue>> {
+    #[derive(Deserialize)]
+    struct Msg {
+        params: Option<Params>,
+    }
+    #[derive(Deserialize)]
+    struct Params {
+        #[serde(rename = "inputResponses")]
+        input_responses: Option<HashMap<String, Box<RawValue>>>,
+    }
+    serde_json::from_slice::<Msg>(body)
+        .ok()
+        .and_then(|m| m.params?.input_responses)
+        .unwrap_or_default()
 }
 
 /// Whether `version` names a modern revision (a GET or DELETE that says so gets 405).
 pub fn is_modern_version(version: Option<&str>) -> bool {
-    version.is_some_and(|v| MODERN_VERSIONS.contains(&v))
+    version.is_some_and(crate::mcp::jsonrpc::is_modern)
 }
 
 /// The proxy's `server/discover` probe of a new child, with the client's `_meta`.
@@ -275,15 +298,20 @@ pub fn verdict(answer: &[u8]) -> Era {
 /// them per request (and refuses with -32021 for one that does not), so that
 /// the child offers what needs them whoever came first.
 pub fn initialize(meta: &Map<String, Value>) -> Vec<u8> {
-    let client_info = meta.get(CLIENT_INFO_KEY).cloned().unwrap_or_else(
-        || json!({"name": "mcp-oauth-proxy", "version": env!("CARGO_PKG_VERSION")}),
-    );
+    // Only what a child can take: an identity with a name, capabilities that are objects.
+    let client_info = meta
+        .get(CLIENT_INFO_KEY)
+        .filter(|i| i.get("name").is_some_and(Value::is_string))
+        .cloned()
+        .unwrap_or_else(
+            || json!({"name": "mcp-oauth-proxy", "version": env!("CARGO_PKG_VERSION")}),
+        );
     let mut capabilities = meta
         .get(CAPABILITIES_KEY)
         .and_then(Value::as_object)
         .cloned()
         .unwrap_or_default();
-    capabilities.remove("extensions");
+    capabilities.retain(|k, v| v.is_object() && k != "extensions");
     for carried in ["sampling", "elicitation"] {
         capabilities.entry(carried).or_insert_with(|| json!({}));
     }
@@ -338,45 +366,139 @@ fn answer(id: Option<&RawValue>, result: Value) -> Vec<u8> {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes()
 }
 
-/// A modern request as a legacy child reads it: without the modern `_meta`
-/// keys and the MRTR members (the proxy answers those itself).
-pub fn to_legacy(body: &[u8]) -> Vec<u8> {
-    let Ok(mut msg) = serde_json::from_slice::<Value>(body) else {
-        return body.to_vec();
-    };
-    if let Some(params) = msg.get_mut("params").and_then(Value::as_object_mut) {
-        params.remove("requestState");
-        params.remove("inputResponses");
-        if let Some(meta) = params.get_mut("_meta").and_then(Value::as_object_mut) {
-            meta.retain(|k, _| !k.starts_with(MODERN_META_PREFIX));
-            if meta.is_empty() {
-                params.remove("_meta");
+/// An object's members in their order, the values as they were written.
+struct Members<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Members<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Members<'a>, M::Error> {
+                let mut members = Vec::new();
+                while let Some((k, v)) = m.next_entry::<String, &'a RawValue>()? {
+                    members.push((k, v));
+                }
+                Ok(Members(members))
             }
         }
+        d.deserialize_map(Visitor(std::marker::PhantomData))
     }
-    msg.to_string().into_bytes()
+}
+
+impl Members<'_> {
+    fn parse(text: &str) -> Option<Members<'_>> {
+        serde_json::from_str(text).ok()
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.0.iter().any(|(k, _)| k == key)
+    }
+
+    /// The object again, with `edit` deciding each member: kept as it was
+    /// (`Some(None)`), replaced (`Some(Some(text))`), or left out (`None`).
+    fn rewrite(&self, mut edit: impl FnMut(&str, &RawValue) -> Option<Option<String>>) -> String {
+        let mut out = String::from("{");
+        for (k, v) in &self.0 {
+            let Some(replaced) = edit(k, v) else { continue };
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(k).unwrap_or_default());
+            out.push(':');
+            out.push_str(replaced.as_deref().unwrap_or(v.get()));
+        }
+        out.push('}');
+        out
+    }
+}
+
+/// A modern request as a legacy child reads it: without the modern `_meta`
+/// keys and the MRTR members (the proxy answers those itself). Everything else
+/// is passed as the client wrote it (order, numbers).
+pub fn to_legacy(body: &[u8]) -> Vec<u8> {
+    let Some(msg) = std::str::from_utf8(body).ok().and_then(Members::parse) else {
+        return body.to_vec();
+    };
+    let legacy_meta = |meta: &RawValue| -> Option<Option<String>> {
+        let Some(members) = Members::parse(meta.get()) else {
+            return Some(None);
+        };
+        let kept = members.rewrite(|k, _| (!k.starts_with(MODERN_META_PREFIX)).then_some(None));
+        (kept != "{}").then_some(Some(kept))
+    };
+    let legacy_params = |params: &RawValue| -> Option<String> {
+        let members = Members::parse(params.get())?;
+        Some(members.rewrite(|k, v| match k {
+            "requestState" | "inputResponses" => None,
+            "_meta" => legacy_meta(v),
+            _ => Some(None),
+        }))
+    };
+    msg.rewrite(|k, v| match k {
+        "params" => Some(legacy_params(v)),
+        _ => Some(None),
+    })
+    .into_bytes()
 }
 
 /// A legacy child's answer as the modern revision words it: `resultType`, and
 /// for cacheable results `ttlMs: 0` and `cacheScope: "private"` (the proxy
 /// cannot know for how long, and the answer came from this user's process).
-pub fn complete(answer: &[u8], method: &str) -> Vec<u8> {
-    let Ok(mut msg) = serde_json::from_slice::<Value>(answer) else {
-        return answer.to_vec();
-    };
-    let Some(result) = msg.get_mut("result").and_then(Value::as_object_mut) else {
-        return answer.to_vec();
-    };
-    result
-        .entry("resultType")
-        .or_insert_with(|| json!("complete"));
-    if cacheable(method) {
-        result.entry("ttlMs").or_insert_with(|| json!(0));
-        result
-            .entry("cacheScope")
-            .or_insert_with(|| json!("private"));
+/// The members are inserted at the start of the result; the rest is passed
+/// byte for byte.
+pub fn to_modern_result(answer: &[u8], method: &str) -> Vec<u8> {
+    #[derive(Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        result: Option<&'a RawValue>,
     }
-    msg.to_string().into_bytes()
+    let Some(result) = serde_json::from_slice::<Answer>(answer)
+        .ok()
+        .and_then(|a| a.result)
+    else {
+        return answer.to_vec();
+    };
+    let Some(members) = Members::parse(result.get()) else {
+        return answer.to_vec();
+    };
+    let mut added = Vec::new();
+    if !members.has("resultType") {
+        added.push(r#""resultType":"complete""#);
+    }
+    if cacheable(method) {
+        if !members.has("ttlMs") {
+            added.push(r#""ttlMs":0"#);
+        }
+        if !members.has("cacheScope") {
+            added.push(r#""cacheScope":"private""#);
+        }
+    }
+    // The result's text lies inside the answer (borrowed): after its `{` go the new members.
+    let Some(at) = (result.get().as_ptr() as usize)
+        .checked_sub(answer.as_ptr() as usize)
+        .map(|start| start + 1)
+        .filter(|at| *at <= answer.len())
+    else {
+        return answer.to_vec();
+    };
+    if added.is_empty() {
+        return answer.to_vec();
+    }
+    let mut out = Vec::with_capacity(answer.len() + 64);
+    out.extend_from_slice(&answer[..at]);
+    out.extend_from_slice(added.join(",").as_bytes());
+    if !members.0.is_empty() {
+        out.push(b',');
+    }
+    out.extend_from_slice(&answer[at..]);
+    out
 }
 
 /// What a `subscriptions/listen` stream carries: what the client asked for
@@ -481,68 +603,74 @@ pub fn subscribe(uri: &str) -> Vec<u8> {
     request("resources/subscribe", json!({ "uri": uri }))
 }
 
-/// A request from a legacy child, read for MRTR.
-#[derive(Debug, Clone, PartialEq)]
+/// A request from a legacy child, read for MRTR: its id and params as written.
+#[derive(Debug)]
 pub struct ServerRequest {
-    /// The child's id, as JSON text.
-    pub id: String,
+    /// The child's id, as JSON text (the routing's key for it).
+    pub id: Box<RawValue>,
     pub method: String,
-    pub params: Option<Value>,
+    pub params: Option<Box<RawValue>>,
 }
 
 pub fn server_request(msg: &[u8]) -> Option<ServerRequest> {
-    let v: Value = serde_json::from_slice(msg).ok()?;
+    #[derive(Deserialize)]
+    struct Request {
+        id: Box<RawValue>,
+        method: String,
+        params: Option<Box<RawValue>>,
+    }
+    let r: Request = serde_json::from_slice(msg).ok()?;
     Some(ServerRequest {
-        id: v.get("id")?.to_string(),
-        method: v.get("method")?.as_str()?.to_string(),
-        params: v.get("params").cloned(),
+        id: r.id,
+        method: r.method,
+        params: r.params,
     })
 }
 
 /// The `inputRequests` key of a child's request (its id, as a string).
 pub fn input_key(request: &ServerRequest) -> String {
-    serde_json::from_str::<String>(&request.id).unwrap_or_else(|_| request.id.clone())
+    serde_json::from_str::<String>(request.id.get())
+        .unwrap_or_else(|_| request.id.get().to_string())
 }
 
 /// The `input_required` answer to the client's request `id`, asking for `request`.
 pub fn input_required(id: Option<&RawValue>, request: &ServerRequest, state: &str) -> Vec<u8> {
-    let mut asked = json!({ "method": request.method });
-    if let Some(params) = &request.params {
-        asked["params"] = params.clone();
-    }
-    answer(
-        id,
-        json!({
-            "resultType": "input_required",
-            "inputRequests": { input_key(request): asked },
-            "requestState": state,
-        }),
+    let id = id.map_or("null", RawValue::get);
+    let key = serde_json::to_string(&input_key(request)).unwrap_or_default();
+    let method = serde_json::to_string(&request.method).unwrap_or_default();
+    let params = request
+        .params
+        .as_ref()
+        .map(|p| format!(r#","params":{}"#, p.get()))
+        .unwrap_or_default();
+    let state = serde_json::to_string(state).unwrap_or_default();
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"result":{{"resultType":"input_required","inputRequests":{{{key}:{{"method":{method}{params}}}}},"requestState":{state}}}}}"#
     )
+    .into_bytes()
 }
 
-/// The answer for the child's request `request`: the client's input for it,
-/// or an error if the retry did not carry it.
-pub fn input_answer(request: &ServerRequest, responses: &Map<String, Value>) -> Vec<u8> {
-    let id = &request.id;
-    match responses.get(&input_key(request)) {
-        Some(result) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes(),
-        None => refuse(request, "the client's retry did not answer this request"),
-    }
+/// The answer for the child's request: the client's input for it, as written;
+/// `None` if the retry does not carry it.
+pub fn input_answer(
+    request: &ServerRequest,
+    responses: &HashMap<String, Box<RawValue>>,
+) -> Option<Vec<u8>> {
+    let result = responses.get(&input_key(request))?;
+    let id = request.id.get();
+    Some(format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#, result.get()).into_bytes())
 }
 
 /// The answer to the client's request when the child needs a capability the
 /// client did not declare (MCP's `MissingRequiredClientCapabilityError`).
 pub fn missing_capability(id: Option<&RawValue>, method: &str) -> Vec<u8> {
     let capability = capability_for(method).unwrap_or("sampling");
-    let id: Value = id
-        .and_then(|i| serde_json::from_str(i.get()).ok())
-        .unwrap_or(Value::Null);
-    json!({"jsonrpc": "2.0", "id": id, "error": {
-        "code": MISSING_REQUIRED_CLIENT_CAPABILITY,
-        "message": format!("the server requires the {capability} capability for this request"),
-        "data": {"requiredCapabilities": {capability: {}}},
-    }})
-    .to_string()
+    crate::mcp::jsonrpc::error_response_with(
+        id,
+        MISSING_REQUIRED_CLIENT_CAPABILITY,
+        &format!("the server requires the {capability} capability for this request"),
+        Some(&json!({"requiredCapabilities": {capability: {}}}).to_string()),
+    )
     .into_bytes()
 }
 
@@ -559,14 +687,13 @@ pub fn stale_state(id: Option<&RawValue>) -> Vec<u8> {
 
 /// An error answer for the child's request.
 pub fn refuse(request: &ServerRequest, why: &str) -> Vec<u8> {
-    let raw = RawValue::from_string(request.id.clone()).ok();
-    crate::mcp::jsonrpc::error_response(raw.as_deref(), crate::mcp::jsonrpc::INTERNAL_ERROR, why)
+    crate::mcp::jsonrpc::error_response(Some(&request.id), crate::mcp::jsonrpc::INTERNAL_ERROR, why)
         .into_bytes()
 }
 
 /// An empty result for the child's `ping` (the proxy keeps the child company).
 pub fn pong(request: &ServerRequest) -> Vec<u8> {
-    let id = &request.id;
+    let id = request.id.get();
     format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#).into_bytes()
 }
 
@@ -587,8 +714,11 @@ mod tests {
 
     #[test]
     fn a_request_is_modern_when_header_or_body_says_so_and_both_must_agree() {
-        assert_eq!(modern_request(Some("2025-06-18"), &body(None)), Ok(None));
-        assert_eq!(modern_request(None, &body(None)), Ok(None));
+        assert!(matches!(
+            modern_request(Some("2025-06-18"), &body(None)),
+            Ok(None)
+        ));
+        assert!(matches!(modern_request(None, &body(None)), Ok(None)));
         let m = modern_request(Some("2026-07-28"), &body(Some("2026-07-28")))
             .unwrap()
             .unwrap();
@@ -704,11 +834,17 @@ mod tests {
         let bare = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
         let out: Value = serde_json::from_slice(&to_legacy(bare)).unwrap();
         assert_eq!(out["params"], json!({}));
+        // The rest as the client wrote it: member order, numbers no f64 can hold.
+        let exact = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"n","arguments":{"z":1,"a":123456789012345678901234567890,"f":1.50},"_meta":{"progressToken":1,"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        assert_eq!(
+            String::from_utf8(to_legacy(exact)).unwrap(),
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"n","arguments":{"z":1,"a":123456789012345678901234567890,"f":1.50},"_meta":{"progressToken":1}}}"#
+        );
     }
 
     #[test]
     fn legacy_results_get_the_fields_the_modern_revision_requires() {
-        let list: Value = serde_json::from_slice(&complete(
+        let list: Value = serde_json::from_slice(&to_modern_result(
             br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#,
             "tools/list",
         ))
@@ -717,7 +853,7 @@ mod tests {
             list["result"],
             json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private"})
         );
-        let call: Value = serde_json::from_slice(&complete(
+        let call: Value = serde_json::from_slice(&to_modern_result(
             br#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"ttlMs":5}}"#,
             "tools/call",
         ))
@@ -725,7 +861,16 @@ mod tests {
         assert_eq!(call["result"]["resultType"], json!("complete"));
         assert!(call["result"].get("cacheScope").is_none());
         let error = br#"{"jsonrpc":"2.0","id":1,"error":{"code":-1,"message":"x"}}"#;
-        assert_eq!(complete(error, "tools/list"), error.to_vec());
+        assert_eq!(to_modern_result(error, "tools/list"), error.to_vec());
+        // Inserted at the start of the result; the rest byte for byte.
+        assert_eq!(
+            String::from_utf8(to_modern_result(br#"{"jsonrpc":"2.0","id":1,"result": {"tools":[{"name":"b","inputSchema":{"properties":{"z":{},"a":{}}}}]}}"#, "tools/list")).unwrap(),
+            r#"{"jsonrpc":"2.0","id":1,"result": {"resultType":"complete","ttlMs":0,"cacheScope":"private","tools":[{"name":"b","inputSchema":{"properties":{"z":{},"a":{}}}}]}}"#
+        );
+        assert_eq!(
+            String::from_utf8(to_modern_result(br#"{"id":1,"result":{}}"#, "tools/call")).unwrap(),
+            r#"{"id":1,"result":{"resultType":"complete"}}"#
+        );
     }
 
     #[test]
@@ -831,16 +976,25 @@ mod tests {
             json!({"resultType": "input_required", "requestState": "st",
                    "inputRequests": {"3": {"method": "sampling/createMessage", "params": {"maxTokens": 5}}}})
         );
-        let mut responses = Map::new();
-        responses.insert("3".into(), json!({"role": "assistant"}));
-        let a: Value = serde_json::from_slice(&input_answer(&req, &responses)).unwrap();
-        assert_eq!(
-            a,
-            json!({"jsonrpc": "2.0", "id": 3, "result": {"role": "assistant"}})
+        let mut responses = HashMap::new();
+        responses.insert(
+            "3".to_string(),
+            RawValue::from_string(r#"{"role":"assistant","n":1.50}"#.into()).unwrap(),
         );
-        let missing: Value = serde_json::from_slice(&input_answer(&req, &Map::new())).unwrap();
-        assert_eq!(missing["id"], json!(3));
-        assert!(missing["error"]["message"].is_string());
+        assert_eq!(
+            String::from_utf8(input_answer(&req, &responses).unwrap()).unwrap(),
+            r#"{"jsonrpc":"2.0","id":3,"result":{"role":"assistant","n":1.50}}"#
+        );
+        assert!(input_answer(&req, &HashMap::new()).is_none());
+        // The child's id comes back exactly as it wrote it.
+        let escaped =
+            server_request(br#"{"jsonrpc":"2.0","id":"\u0061","method":"ping"}"#).unwrap();
+        assert_eq!(escaped.id.get(), r#""\u0061""#);
+        assert!(
+            String::from_utf8(refuse(&escaped, "no"))
+                .unwrap()
+                .contains(r#""id":"\u0061""#)
+        );
         let named =
             server_request(br#"{"jsonrpc":"2.0","id":"abc","method":"roots/list"}"#).unwrap();
         assert_eq!(input_key(&named), "abc");

@@ -80,6 +80,9 @@ pub enum StdioError {
         id: Option<Box<RawValue>>,
         refusal: era::Refusal,
     },
+    /// A 2026-07-28 request the process ended (or could not take) without an answer.
+    #[error("the MCP server ended the request without answering")]
+    Unanswered { id: Option<Box<RawValue>> },
     /// A GET or DELETE without a session from a 2026-07-28 client.
     #[error("Method Not Allowed: 2026-07-28 clients only POST")]
     NotAllowed,
@@ -103,9 +106,9 @@ impl StdioError {
             StdioError::Busy { id, .. } | StdioError::ShuttingDown { id } => {
                 (StatusCode::SERVICE_UNAVAILABLE, -32000, id)
             }
-            StdioError::Spawn { id } | StdioError::Ended { id, .. } => {
-                (StatusCode::BAD_GATEWAY, INTERNAL_ERROR, id)
-            }
+            StdioError::Spawn { id }
+            | StdioError::Ended { id, .. }
+            | StdioError::Unanswered { id } => (StatusCode::BAD_GATEWAY, INTERNAL_ERROR, id),
             StdioError::Timeout { id } => (StatusCode::GATEWAY_TIMEOUT, INTERNAL_ERROR, id),
             StdioError::Version { id, refusal } => {
                 let code = match refusal {
@@ -117,15 +120,8 @@ impl StdioError {
             }
             StdioError::NotAllowed => (StatusCode::METHOD_NOT_ALLOWED, -32000, None),
         };
-        let body = match data {
-            Some(data) => serde_json::json!({
-                "jsonrpc": "2.0",
-                "id": id.as_deref().map(|i| serde_json::from_str::<serde_json::Value>(i.get()).unwrap_or_default()),
-                "error": {"code": code, "message": message, "data": data},
-            })
-            .to_string(),
-            None => jsonrpc::error_response(id.as_deref(), code, &message),
-        };
+        let data = data.map(|d| d.to_string());
+        let body = jsonrpc::error_response_with(id.as_deref(), code, &message, data.as_deref());
         let mut res = Response::new(wire::full(body));
         *res.status_mut() = status;
         res.headers_mut().insert(
@@ -263,7 +259,7 @@ impl Stdio {
 enum Slot<'a> {
     /// A new session of this owner (`initialize`).
     Session(&'a Owner),
-    /// Modern requests with this key ([`Table::modern_key`]).
+    /// Modern requests with this key ([`sessions::modern_key`]).
     Modern(&'a str),
 }
 
@@ -283,6 +279,12 @@ impl RouteProcs {
             Slot::Modern(key) => table.open_modern(key, server.max_processes),
         };
         match open {
+            // Dying (crashed, garbage, failed to start) but not reaped yet: not joined.
+            Open::Join(p) if p.is_stopping() => {
+                table.stop(p.id);
+                drop(table);
+                self.open(stdio, slot, id)
+            }
             Open::Join(p) => Ok((p, false)),
             Open::Full => {
                 tracing::warn!(route = %self.name, max_processes = server.max_processes, "stdio route at max_processes: session refused");
@@ -315,7 +317,7 @@ impl RouteProcs {
                         table.started(pid, process.clone(), server.per, &owner.user);
                     }
                     Slot::Modern(key) => {
-                        process.attach(&Arc::from(modern::MODERN));
+                        process.attach(&Arc::from(modern::MODERN_SESSION));
                         table.started_modern(pid, process.clone(), key);
                     }
                 }

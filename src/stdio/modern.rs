@@ -27,7 +27,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::era::{self, Era, Modern, ServerRequest};
+use super::era::{self, Era, ModernRequest, ServerRequest};
 use super::exchange::{Accept, Exchange, empty, event, event_stream, first_answer, json};
 use super::process::{Out, Process, Stop, Waiting};
 use super::routing::{self, Kind};
@@ -36,9 +36,12 @@ use super::{RouteProcs, Stdio, StdioError};
 use crate::wire::{self, Body};
 
 /// The session name modern requests use inside a process (they have none).
-pub(super) const MODERN: &str = "";
-/// How long the probe waits for an answer: a legacy child may never answer it.
-const PROBE_WAIT: Duration = Duration::from_secs(10);
+pub(super) const MODERN_SESSION: &str = "";
+/// How long the probe waits for an answer: a legacy child may never answer it,
+/// and a modern one started through `npx` may take this long the first time.
+const PROBE_WAIT: Duration = Duration::from_secs(30);
+/// How long the proxy's own requests to a child (`resources/subscribe`) may take.
+const OWN_REQUEST_WAIT: Duration = Duration::from_secs(10);
 /// How long the answer to a client that takes an event stream may take before
 /// the stream starts (until then, an answer alone goes out as JSON).
 const FIRST_WAIT: Duration = Duration::from_secs(10);
@@ -54,15 +57,15 @@ pub(super) struct Parked {
     name: Option<String>,
     /// What the child asked (its id is the child's).
     asked: ServerRequest,
-    waiting: Waiting,
+    pub(super) waiting: Waiting,
     rx: mpsc::Receiver<Out>,
     pub(super) until: Instant,
 }
 
 impl Parked {
-    /// The child learns its request will not be answered; the original request
-    /// is cancelled when `waiting` drops.
-    pub(super) fn expire(self: Box<Self>, process: &Process) {
+    /// The child learns its request will not be answered (the original request
+    /// is cancelled when this is dropped, with its `waiting`).
+    pub(super) fn expire(&self, process: &Process) {
         process.answer_child(&era::refuse(
             &self.asked,
             "the client did not retry the request with its input in time",
@@ -75,7 +78,7 @@ impl Stdio {
         &self,
         procs: &Arc<RouteProcs>,
         x: Exchange<'_>,
-        request: Modern,
+        request: ModernRequest,
     ) -> Result<Response<Body>, StdioError> {
         let id = routing::id(&x.body);
         if !matches!(
@@ -86,12 +89,18 @@ impl Stdio {
             // (closing the answer's stream is how a client cancels).
             return Ok(empty(StatusCode::ACCEPTED));
         }
+        if request.method == "subscriptions/listen" && !x.accept.sse {
+            return Err(StdioError::NotAcceptable("text/event-stream"));
+        }
         let (process, era) = self
             .modern_process(procs, &x, &request, id.as_deref())
             .await?;
         let legacy = era == Era::Legacy;
         if legacy && request.method == "server/discover" {
-            let init = process.init.get().ok_or_else(|| ended(id.clone()))?;
+            let init = process
+                .init
+                .get()
+                .ok_or(StdioError::Unanswered { id: id.clone() })?;
             return Ok(one_answer(x.accept, era::discover(id.as_deref(), init)));
         }
         if legacy && request.method == "subscriptions/listen" {
@@ -110,7 +119,7 @@ impl Stdio {
             resumed: false,
             waiting: None,
         };
-        let session: Arc<str> = Arc::from(MODERN);
+        let session: Arc<str> = Arc::from(MODERN_SESSION);
         if legacy && answering.request.request_state.is_some() {
             let Some(parked) = answering.unpark() else {
                 return Ok(one_answer(
@@ -118,9 +127,21 @@ impl Stdio {
                     era::stale_state(answering.id.as_deref()),
                 ));
             };
+            // A retry without the input asked for is asked again (MRTR).
+            let Some(input) = era::input_answer(&parked.asked, &answering.request.input_responses)
+            else {
+                let state = crate::oauth::seal::random_token(24);
+                let again = era::input_required(answering.id.as_deref(), &parked.asked, &state);
+                return match process.park(state, parked) {
+                    Ok(()) => Ok(one_answer(x.accept, again)),
+                    Err(parked) => {
+                        parked.expire(&process);
+                        Err(StdioError::Unanswered { id: answering.id })
+                    }
+                };
+            };
             // The retry continues the parked request: its input goes to the child.
             process.rebind(parked.waiting.child_id(), &x.body);
-            let input = era::input_answer(&parked.asked, &answering.request.input_responses);
             process.answer_child(&input);
             answering.resumed = true;
             answering.waiting = Some((parked.waiting, parked.rx));
@@ -144,19 +165,16 @@ impl Stdio {
         x: &Exchange<'_>,
         id: Option<Box<RawValue>>,
     ) -> Result<Response<Body>, StdioError> {
-        if !x.accept.sse {
-            return Err(StdioError::NotAcceptable("text/event-stream"));
-        }
         let (Some(id), Some(init)) = (id, process.init.get()) else {
-            return Err(StdioError::NotOneMessage);
+            return Err(StdioError::Unanswered { id: None });
         };
         let filter = era::listen_filter(&x.body, init);
         for uri in &filter.uris {
             let (process, msg) = (process.clone(), era::subscribe(uri));
             tokio::spawn(async move {
-                let session: Arc<str> = Arc::from(MODERN);
+                let session: Arc<str> = Arc::from(MODERN_SESSION);
                 if let Ok((waiting, rx)) = process.request(&session, &msg, false).await {
-                    let _ = first_answer(waiting, rx, PROBE_WAIT, None).await;
+                    let _ = first_answer(waiting, rx, OWN_REQUEST_WAIT, None).await;
                 }
             });
         }
@@ -164,7 +182,7 @@ impl Stdio {
         let _ = tx.try_send(Bytes::from(era::acknowledged(&id, &filter)));
         process
             .listen(super::process::Listener { id, filter, tx })
-            .ok_or(StdioError::UnknownSession)?;
+            .ok_or(StdioError::Unanswered { id: None })?;
         let events = futures_util::stream::poll_fn(move |cx| {
             rx.poll_recv(cx)
                 .map(|m| m.map(|m| Ok::<_, std::convert::Infallible>(Frame::data(event(&m)))))
@@ -180,21 +198,19 @@ impl Stdio {
         &self,
         procs: &Arc<RouteProcs>,
         x: &Exchange<'_>,
-        request: &Modern,
+        request: &ModernRequest,
         id: Option<&RawValue>,
     ) -> Result<(Arc<Process>, Era), StdioError> {
-        let key = super::sessions::Table::<()>::modern_key(x.server.per, &x.owner);
+        let key = super::sessions::modern_key(x.server.per, &x.owner);
         let (process, started) = procs.open(self, super::Slot::Modern(&key), id)?;
-        let mut starting = Starting {
+        let _starting = Starting {
             process: process.clone(),
             started,
-            done: false,
         };
         let era = *process
             .era
             .get_or_try_init(|| find_era(&process, request, x.route.timeout, id))
             .await?;
-        starting.done = true;
         Ok((process, era))
     }
 }
@@ -203,11 +219,11 @@ impl Stdio {
 /// child `initialize` and `notifications/initialized`.
 async fn find_era(
     process: &Arc<Process>,
-    request: &Modern,
+    request: &ModernRequest,
     wait: Duration,
     id: Option<&RawValue>,
 ) -> Result<Era, StdioError> {
-    let session: Arc<str> = Arc::from(MODERN);
+    let session: Arc<str> = Arc::from(MODERN_SESSION);
     let (waiting, rx) = process
         .request(&session, &era::probe(&request.meta), false)
         .await?;
@@ -238,25 +254,18 @@ async fn find_era(
     Ok(Era::Legacy)
 }
 
-/// A process started for a modern request whose era could not be found is stopped.
+/// A process started for a modern request whose era could not be found (or
+/// whose client went away first) is stopped.
 struct Starting {
     process: Arc<Process>,
     started: bool,
-    done: bool,
 }
 
 impl Drop for Starting {
     fn drop(&mut self) {
-        if self.started && !self.done && self.process.era.get().is_none() {
+        if self.started && self.process.era.get().is_none() {
             self.process.stop(Stop::InitFailed);
         }
-    }
-}
-
-fn ended(id: Option<Box<RawValue>>) -> StdioError {
-    StdioError::Ended {
-        id,
-        why: "the process stopped".to_string(),
     }
 }
 
@@ -264,7 +273,7 @@ fn ended(id: Option<Box<RawValue>>) -> StdioError {
 struct Answering {
     process: Arc<Process>,
     legacy: bool,
-    request: Modern,
+    request: ModernRequest,
     owner: Owner,
     /// The client's id for this request.
     id: Option<Box<RawValue>>,
@@ -304,12 +313,13 @@ impl Answering {
             }
             Some(Out::Answer(b)) => {
                 self.finish();
+                // A parked request's answer may have come before the retry, under the first id.
                 let b = match (&self.id, self.resumed) {
                     (Some(id), true) => routing::reid(&b, id).map_or(b, Bytes::from),
                     _ => b,
                 };
                 if self.legacy {
-                    Step::Last(Bytes::from(era::complete(&b, &self.request.method)))
+                    Step::Last(Bytes::from(era::to_modern_result(&b, &self.request.method)))
                 } else {
                     Step::Last(b)
                 }
@@ -397,7 +407,7 @@ impl Answering {
         let deadline = Instant::now() + if accept.sse { FIRST_WAIT } else { timeout };
         loop {
             let Some((_, rx)) = &mut self.waiting else {
-                return Err(ended(self.id.take()));
+                return Err(StdioError::Unanswered { id: self.id.take() });
             };
             let out = match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(out) => out,
@@ -411,7 +421,7 @@ impl Answering {
             match self.step(out) {
                 Step::Last(b) => return Ok(one_answer(accept, b)),
                 Step::Event(b) if accept.sse => return Ok(self.stream(Some(b))),
-                Step::End => return Err(ended(self.id.take())),
+                Step::End => return Err(StdioError::Unanswered { id: self.id.take() }),
                 Step::Event(_) | Step::Skip => {}
             }
         }

@@ -25,7 +25,7 @@ use tokio::time::{Duration, Instant, timeout};
 use super::StdioError;
 use super::era::Era;
 use super::framing::LineFramer;
-use super::modern::{MAX_PARKED, MODERN, Parked};
+use super::modern::{MAX_PARKED, MODERN_SESSION, Parked};
 use super::routing::{FromChild, Routing};
 use crate::config::StdioServer;
 use crate::mcp::jsonrpc::INTERNAL_ERROR;
@@ -267,7 +267,7 @@ impl Process {
 
     /// A listen stream starts; `None` if the process is stopping.
     pub(super) fn listen(&self, listener: Listener) -> Option<()> {
-        if lock(&self.shared).stopping.is_some() {
+        if self.is_stopping() {
             return None;
         }
         let mut all = lock(&self.listeners);
@@ -399,21 +399,34 @@ impl Process {
         s.routing.rebind(child_id, retry);
     }
 
-    /// The proxy's own answer to a request the child sent to modern clients.
+    /// The proxy's own answer to a request the child sent to modern clients
+    /// (queued behind what is waiting for the child's stdin, never dropped).
     pub(super) fn answer_child(&self, msg: &[u8]) {
-        let session: Arc<str> = Arc::from(MODERN);
+        let session: Arc<str> = Arc::from(MODERN_SESSION);
         let out = lock(&self.shared).routing.response(&session, msg);
-        if let Some(m) = out {
-            let _ = self.to_child.try_send(line(m));
+        if let Some(m) = out
+            && let Err(mpsc::error::TrySendError::Full(l)) = self.to_child.try_send(line(m))
+        {
+            let to_child = self.to_child.clone();
+            tokio::spawn(async move { to_child.send(l).await });
         }
+    }
+
+    /// Stopping or gone: no new session, request or stream.
+    pub(super) fn is_stopping(&self) -> bool {
+        lock(&self.shared).stopping.is_some()
     }
 
     /// Parks a request until the client's retry; `Err` gives it back when too many wait.
     pub(super) fn park(&self, state: String, parked: Box<Parked>) -> Result<(), Box<Parked>> {
         let mut all = lock(&self.parked);
-        if all.len() >= MAX_PARKED || lock(&self.shared).stopping.is_some() {
+        if all.len() >= MAX_PARKED || self.is_stopping() {
             return Err(parked);
         }
+        // Nobody reads it until the retry: the child's requests go elsewhere.
+        lock(&self.shared)
+            .routing
+            .set_streams(parked.waiting.child_id(), false);
         all.insert(state, parked);
         Ok(())
     }
@@ -527,7 +540,10 @@ impl Process {
         let (waiting, why) = {
             let mut s = lock(&self.shared);
             s.sessions.clear();
-            let why = match s.stopping {
+            // Nothing new may attach to it from here on (park, listen, request).
+            let stopped_by = s.stopping;
+            s.stopping = Some(stopped_by.unwrap_or(Stop::Exiting));
+            let why = match stopped_by {
                 Some(why) if why != Stop::Exiting => why.says().to_string(),
                 _ => format!("the MCP server process exited ({status}) before answering"),
             };
@@ -641,7 +657,7 @@ fn deliver(s: &mut Shared, session: &Arc<str>, message: Bytes, request: bool) ->
         return false;
     };
     // Modern requests have no stream to come back for: nothing waits.
-    if &**session != MODERN && outbox.backlog.len() < BACKLOG {
+    if &**session != MODERN_SESSION && outbox.backlog.len() < BACKLOG {
         outbox.backlog.push_back(message);
         return true;
     }

@@ -174,6 +174,9 @@ pub struct Pending<W> {
     pub waiter: W,
     /// The client takes an event stream in answer: requests from the child may go there.
     pub streams: bool,
+    /// A request during which a server may ask the client for input (tools/call,
+    /// prompts/get, resources/read): the child's requests go to those first.
+    asks: bool,
     /// `initialize` is never cancelled (MCP: lifecycle).
     initialize: bool,
 }
@@ -266,6 +269,10 @@ impl<W: Clone> Routing<W> {
                 token: token.map(ToOwned::to_owned),
                 waiter,
                 streams,
+                asks: matches!(
+                    method.as_str(),
+                    "tools/call" | "prompts/get" | "resources/read"
+                ),
                 initialize: method == "initialize",
             },
         );
@@ -283,10 +290,19 @@ impl<W: Clone> Routing<W> {
             return false;
         };
         pending.client_id = id.to_owned();
+        pending.streams = true;
         if let Some(t) = params(&p.env).meta.and_then(|m| m.progress_token) {
             pending.token = Some(t.to_owned());
         }
         true
+    }
+
+    /// Whether requests from the child may travel on a pending request's answer
+    /// (not while it waits, unread, for a retry).
+    pub fn set_streams(&mut self, child_id: u64, streams: bool) {
+        if let Some(p) = self.pending.get_mut(&child_id) {
+            p.streams = streams;
+        }
     }
 
     /// A client's notification, as written for the child; `None`: not for the
@@ -427,18 +443,25 @@ impl<W: Clone> Routing<W> {
                     None => FromChild::Drop,
                 }
             }
-            // The child gives up on a request it sent: only that session hears of it.
-            "notifications/cancelled" => match params
-                .request_id
-                .and_then(|id| self.server_requests.remove(id.get()))
-            {
-                Some(session) => FromChild::ToSession {
-                    session,
-                    message: line.to_vec(),
-                    request: false,
-                },
-                None => FromChild::Drop,
-            },
+            // The child gives up on a request it sent: only that session hears of
+            // it. Or (2026-07-28) it ends one of the client's, a listen stream:
+            // the waiter goes, and with it the client's stream.
+            "notifications/cancelled" => {
+                let Some(id) = params.request_id else {
+                    return FromChild::Drop;
+                };
+                if let Some(session) = self.server_requests.remove(id.get()) {
+                    return FromChild::ToSession {
+                        session,
+                        message: line.to_vec(),
+                        request: false,
+                    };
+                }
+                if let Ok(child_id) = id.get().parse::<u64>() {
+                    self.pending.remove(&child_id);
+                }
+                FromChild::Drop
+            }
             // 2026-07-28: a subscription's notifications go to its `subscriptions/listen`.
             _ => match params.meta.and_then(|m| m.subscription_id).and_then(|t| {
                 let child_id = t.get().parse::<u64>().ok()?;
@@ -490,13 +513,15 @@ impl<W: Clone> Routing<W> {
         )
     }
 
-    /// The most recent pending request of `session` whose client takes an event
-    /// stream: a request from the child can travel on its answer.
+    /// The pending request of `session` whose answer a request from the child
+    /// travels on: the most recent whose client takes an event stream, among
+    /// those that may ask for input (tools/call, prompts/get, resources/read) first.
     pub fn stream_of(&self, session: &Arc<str>) -> Option<(u64, &W)> {
-        self.pending
-            .iter()
-            .rev()
-            .find(|(_, p)| p.session == *session && p.streams)
+        let open = |p: &&Pending<W>| p.session == *session && p.streams;
+        let mut candidates = self.pending.iter().rev().filter(|(_, p)| open(p));
+        let first = candidates.clone().find(|(_, p)| p.asks);
+        first
+            .or_else(|| candidates.next())
             .map(|(k, p)| (*k, &p.waiter))
     }
 
@@ -705,6 +730,71 @@ mod tests {
         // Without a subscription (or with one nobody listens to): every session.
         let n = br#"{"jsonrpc":"2.0","method":"notifications/tools/list_changed","params":{"_meta":{"io.modelcontextprotocol/subscriptionId":9}}}"#;
         assert_eq!(r.from_child(n, &sessions), FromChild::Broadcast(n.to_vec()));
+    }
+
+    #[test]
+    fn the_childs_request_travels_on_a_call_that_may_ask_and_never_on_a_parked_one() {
+        let mut r = Routing::default();
+        let a = s("");
+        r.request(
+            &a,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"b"}}"#,
+            "call",
+            true,
+        )
+        .unwrap();
+        r.request(
+            &a,
+            br#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+            "list",
+            true,
+        )
+        .unwrap();
+        assert_eq!(
+            r.stream_of(&a),
+            Some((1, &"call")),
+            "the call, though the list is newer"
+        );
+        r.request(
+            &a,
+            br#"{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"p"}}"#,
+            "parked",
+            true,
+        )
+        .unwrap();
+        assert_eq!(r.stream_of(&a), Some((3, &"parked")));
+        r.set_streams(3, false);
+        assert_eq!(r.stream_of(&a), Some((1, &"call")), "not the parked one");
+        assert!(r.rebind(3, br#"{"jsonrpc":"2.0","id":9,"method":"prompts/get"}"#));
+        assert_eq!(r.stream_of(&a), Some((3, &"parked")), "again once retried");
+        r.set_streams(1, false);
+        r.set_streams(3, false);
+        assert_eq!(r.stream_of(&a), Some((2, &"list")), "else any that streams");
+    }
+
+    #[test]
+    fn the_child_ending_a_clients_request_ends_its_wait() {
+        let mut r = Routing::default();
+        let a = s("");
+        r.request(
+            &a,
+            br#"{"jsonrpc":"2.0","id":"l","method":"subscriptions/listen","params":{}}"#,
+            "listen",
+            true,
+        )
+        .unwrap();
+        let sessions = [a];
+        assert_eq!(
+            r.from_child(
+                br#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":1}}"#,
+                &sessions
+            ),
+            FromChild::Drop
+        );
+        assert!(
+            !r.is_pending(1),
+            "its waiter is dropped: the client's stream ends"
+        );
     }
 
     #[test]

@@ -22,6 +22,15 @@ pub struct Owner {
     pub client: String,
 }
 
+/// The key of the process for modern requests of `owner`: per user, and per
+/// client too with `per: session` (the nearest thing to a session).
+pub fn modern_key(per: Per, owner: &Owner) -> String {
+    match per {
+        Per::User => serde_json::json!([owner.user]).to_string(),
+        Per::Session => serde_json::json!([owner.user, owner.client]).to_string(),
+    }
+}
+
 /// What to do for a new session.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Open<P> {
@@ -104,15 +113,6 @@ impl<P: Clone> Table<P> {
                 sessions: 0,
             },
         );
-    }
-
-    /// The key of the process for modern requests of `owner`: per user, and
-    /// per client too with `per: session` (the nearest thing to a session).
-    pub fn modern_key(per: Per, owner: &Owner) -> String {
-        match per {
-            Per::User => serde_json::json!([owner.user]).to_string(),
-            Per::Session => serde_json::json!([owner.user, owner.client]).to_string(),
-        }
     }
 
     /// Where a modern request with this key goes.
@@ -274,11 +274,8 @@ mod tests {
     fn modern_requests_have_processes_of_their_own_per_user_and_client() {
         let mut t: Table<&str> = Table::default();
         t.started(1, "alice's sessions", Per::User, "alice");
-        let alice = Table::<&str>::modern_key(Per::User, &owner("alice", "c1"));
-        assert_eq!(
-            alice,
-            Table::<&str>::modern_key(Per::User, &owner("alice", "c2"))
-        );
+        let alice = modern_key(Per::User, &owner("alice", "c1"));
+        assert_eq!(alice, modern_key(Per::User, &owner("alice", "c2")));
         assert_eq!(
             t.open_modern(&alice, 10),
             Open::Start,
@@ -290,9 +287,9 @@ mod tests {
             t.open(Per::User, "alice", 10),
             Open::Join("alice's sessions")
         );
-        let bob = Table::<&str>::modern_key(Per::User, &owner("bob", "c1"));
+        let bob = modern_key(Per::User, &owner("bob", "c1"));
         assert_eq!(t.open_modern(&bob, 2), Open::Full);
-        let per_session = |c| Table::<&str>::modern_key(Per::Session, &owner("alice", c));
+        let per_session = |c| modern_key(Per::Session, &owner("alice", c));
         assert_ne!(per_session("c1"), per_session("c2"));
         assert_ne!(per_session("c1"), alice);
         t.exited(2);

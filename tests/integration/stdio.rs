@@ -1180,17 +1180,39 @@ async fn a_legacy_servers_sampling_request_travels_as_input_required_and_the_ret
     let res = modern_post(&alice, &url, &other, MCP_ACCEPT).await;
     stale(messages(res).await.pop().unwrap());
 
+    // A retry without the input asked for is asked again, under a new state.
+    let r = modern_result(
+        &alice,
+        &url,
+        &sample(4, json!({"requestState": state.clone()})),
+    )
+    .await;
+    assert_eq!(r["resultType"], "input_required", "{r}");
+    assert_eq!(
+        r["inputRequests"][key]["method"], "sampling/createMessage",
+        "{r}"
+    );
+    let again = r["requestState"].as_str().unwrap().to_string();
+    assert_ne!(again, state);
+    // The first state is spent.
+    stale(modern_all(&alice, &url, &retry(5)).await.pop().unwrap());
+
     // Alice's retry gets the original request's answer, under the retry's id.
-    let r = modern_result(&alice, &url, &retry(4)).await;
+    let r = modern_result(
+        &alice,
+        &url,
+        &sample(
+            6,
+            json!({"inputResponses": answer.clone(), "requestState": again}),
+        ),
+    )
+    .await;
     assert_eq!(r["content"][0]["text"], "sampled: the model says hi", "{r}");
     assert_eq!(r["resultType"], "complete");
 
-    // A state is used once.
-    stale(modern_all(&alice, &url, &retry(5)).await.pop().unwrap());
-
     // A client that did not declare sampling is never asked: -32021, 400.
     let call = modern_body(
-        6,
+        7,
         "tools/call",
         json!({"name": "sample", "arguments": {"prompt": "hi"}}),
         json!({}),
@@ -1205,7 +1227,7 @@ async fn a_legacy_servers_sampling_request_travels_as_input_required_and_the_ret
             answer["error"]["data"].clone()
         ),
         (
-            json!(6),
+            json!(7),
             json!(-32021),
             json!({"requiredCapabilities": {"sampling": {}}})
         ),

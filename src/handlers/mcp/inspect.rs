@@ -20,7 +20,6 @@ pub use crate::mcp::MAX_MCP_BODY;
 
 const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 const MCP_NAME: HeaderName = HeaderName::from_static("mcp-name");
-const MCP_PROTOCOL_VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
 
 /// A request that may go to the upstream, and what the filter phase needs.
 pub(super) struct Inspected {
@@ -60,11 +59,6 @@ pub(super) async fn request(
     let mirror = MirrorHeaders {
         method: head.headers.get(MCP_METHOD).and_then(|v| v.to_str().ok()),
         name: head.headers.get(MCP_NAME).and_then(|v| v.to_str().ok()),
-        required: MirrorHeaders::required_by(
-            head.headers
-                .get(MCP_PROTOCOL_VERSION)
-                .and_then(|v| v.to_str().ok()),
-        ),
     };
     let tools_list = match inspect::inspect(
         &bytes,
