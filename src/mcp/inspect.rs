@@ -141,20 +141,6 @@ fn check_mirror_headers(
     batch: bool,
     h: &MirrorHeaders,
 ) -> Option<&'static str> {
-    // A request that says it is 2026-07-28 or later (in `_meta`, which that
-    // revision requires; the body, not a header lookup per request) must carry them.
-    if !batch
-        && let Some(m) = messages.first()
-        && m.id.is_some()
-        && m.version.as_deref().is_some_and(jsonrpc::is_modern)
-    {
-        if h.method.is_none() {
-            return Some("the Mcp-Method header is required");
-        }
-        if h.name.is_none() && m.target.is_some() {
-            return Some("the Mcp-Name header is required for this method");
-        }
-    }
     if h.method.is_none() && h.name.is_none() {
         return None;
     }
@@ -377,40 +363,11 @@ mod tests {
                 &body,
                 MirrorHeaders {
                     method: Some("tools/call"),
-                    name: Some("read_note"),
+                    name: Some("read_note")
                 }
             ),
             Verdict::Forward { tools_list: false }
         );
-        // From 2026-07-28 on, a request must carry them.
-        let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
-        let list =
-            format!(r#"{{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{{{meta}}}}}"#);
-        let modern_call = format!(
-            r#"{{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{{"name":"read_note",{meta}}}}}"#
-        );
-        let h = |method, name| MirrorHeaders { method, name };
-        assert_eq!(
-            run(&list, h(Some("tools/list"), None)),
-            Verdict::Forward { tools_list: true }
-        );
-        assert!(
-            matches!(run(&list, h(None, None)), Verdict::BadRequest(b) if b.contains("-32020") && b.contains("Mcp-Method"))
-        );
-        assert!(
-            matches!(run(&modern_call, h(Some("tools/call"), None)), Verdict::BadRequest(b) if b.contains("Mcp-Name"))
-        );
-        assert_eq!(
-            run(&body, h(None, None)),
-            Verdict::Forward { tools_list: false },
-            "older requests need none"
-        );
-        let note = format!(r#"{{"jsonrpc":"2.0","method":"notifications/x","params":{{{meta}}}}}"#);
-        assert!(matches!(run(&note, h(None, None)), Verdict::Forward { .. }));
-        assert!(jsonrpc::is_modern("2026-07-28") && jsonrpc::is_modern("2027-01-01"));
-        for older in ["2025-11-25", "junk", "2026-07-28x", ""] {
-            assert!(!jsonrpc::is_modern(older), "{older:?}");
-        }
         for h in [
             MirrorHeaders {
                 method: Some("tools/list"),

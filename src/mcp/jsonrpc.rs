@@ -16,8 +16,6 @@ pub struct Message<'a> {
     /// `params.name` (tools/call, prompts/get) or `params.uri` (resources/read,
     /// subscribe, unsubscribe); `None` for other methods.
     pub target: Option<Cow<'a, str>>,
-    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (2026-07-28 on).
-    pub version: Option<Cow<'a, str>>,
 }
 
 /// Whether a protocol version is 2026-07-28 or later (revisions are dates):
@@ -57,14 +55,6 @@ struct Params<'a> {
     name: Text<'a>,
     #[serde(default, borrow)]
     uri: Text<'a>,
-    #[serde(default, borrow, rename = "_meta")]
-    meta: Option<Meta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct Meta<'a> {
-    #[serde(default, borrow, rename = "io.modelcontextprotocol/protocolVersion")]
-    version: Text<'a>,
 }
 
 /// A JSON string, borrowed from the body unless it has escapes. (`serde(borrow)`
@@ -177,11 +167,6 @@ fn one(bytes: &[u8]) -> Result<Message<'_>, ParseError> {
     if method.is_none() && !(is_response && env.id.is_some()) {
         return Err(ParseError::NotJsonRpc);
     }
-    let version = env
-        .params
-        .as_ref()
-        .and_then(|p| p.meta.as_ref())
-        .and_then(|m| m.version.0.clone());
     // What `Mcp-Name` mirrors (2026-07-28): the tool or prompt name, or the resource URI.
     let target = env.params.and_then(|p| {
         let field = match method.as_deref()? {
@@ -195,7 +180,6 @@ fn one(bytes: &[u8]) -> Result<Message<'_>, ParseError> {
         id: env.id,
         method,
         target,
-        version,
     })
 }
 

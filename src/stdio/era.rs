@@ -46,7 +46,7 @@ pub enum Refusal {
     #[error("Invalid params: {0}")]
     InvalidMeta(&'static str),
     #[error("Unsupported protocol version")]
-    Unsupported { requested: String },
+    Unsupported { requested: Box<str> },
 }
 
 /// Every revision a stdio route serves: the modern ones per request, the
@@ -70,6 +70,13 @@ impl Refusal {
             })),
         }
     }
+}
+
+/// Which of the mirror headers a request has (`Mcp-Method`, `Mcp-Name`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Mirrors {
+    pub method: bool,
+    pub name: bool,
 }
 
 /// A modern request, as far as the proxy reads it.
@@ -181,7 +188,11 @@ fn cacheable(method: &str) -> bool {
 /// Reads a POST without a session: `Ok(None)` if it is not a modern request
 /// (a legacy client's), `Ok(Some)` if it is, `Err` if it is one that is refused.
 /// `header` is `MCP-Protocol-Version`.
-pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<ModernRequest>, Refusal> {
+pub fn modern_request(
+    header: Option<&str>,
+    mirrors: Mirrors,
+    body: &[u8],
+) -> Result<Option<ModernRequest>, Refusal> {
     let msg: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let params = msg.get("params").and_then(Value::as_object);
     let meta = params
@@ -222,6 +233,15 @@ pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<Modern
             "the MCP-Protocol-Version header is required",
         ));
     };
+    // The inspect phase compared those present with the body; here: present at all.
+    if !mirrors.method {
+        return Err(Refusal::Mismatch("the Mcp-Method header is required"));
+    }
+    if !mirrors.name && request.name.is_some() && takes_input(&request.method) {
+        return Err(Refusal::Mismatch(
+            "the Mcp-Name header is required for this method",
+        ));
+    }
     if header != in_body {
         return Err(Refusal::Mismatch(
             "the MCP-Protocol-Version header does not match the protocol version in _meta",
@@ -229,7 +249,7 @@ pub fn modern_request(header: Option<&str>, body: &[u8]) -> Result<Option<Modern
     }
     if !MODERN_VERSIONS.contains(&in_body.as_str()) {
         return Err(Refusal::Unsupported {
-            requested: in_body.to_string(),
+            requested: in_body.into(),
         });
     }
     if !meta.get(CAPABILITIES_KEY).is_some_and(Value::is_object) {
@@ -712,14 +732,42 @@ mod tests {
         .into_bytes()
     }
 
+    const BOTH: Mirrors = Mirrors {
+        method: true,
+        name: true,
+    };
+
     #[test]
     fn a_request_is_modern_when_header_or_body_says_so_and_both_must_agree() {
+        let modern = Some("2026-07-28");
+        let body_modern = body(Some("2026-07-28"));
+        for (mirrors, why) in [
+            (
+                Mirrors {
+                    method: false,
+                    name: true,
+                },
+                "Mcp-Method",
+            ),
+            (
+                Mirrors {
+                    method: true,
+                    name: false,
+                },
+                "Mcp-Name",
+            ),
+        ] {
+            assert!(
+                matches!(modern_request(modern, mirrors, &body_modern), Err(Refusal::Mismatch(m)) if m.contains(why)),
+                "{why}"
+            );
+        }
         assert!(matches!(
-            modern_request(Some("2025-06-18"), &body(None)),
+            modern_request(Some("2025-06-18"), BOTH, &body(None)),
             Ok(None)
         ));
-        assert!(matches!(modern_request(None, &body(None)), Ok(None)));
-        let m = modern_request(Some("2026-07-28"), &body(Some("2026-07-28")))
+        assert!(matches!(modern_request(None, BOTH, &body(None)), Ok(None)));
+        let m = modern_request(Some("2026-07-28"), BOTH, &body(Some("2026-07-28")))
             .unwrap()
             .unwrap();
         assert_eq!(
@@ -730,7 +778,7 @@ mod tests {
         assert!(!m.declares_for("elicitation/create"));
         assert!(m.declares_for("ping"));
         assert!(matches!(
-            modern_request(Some("2026-07-28"), &body(None)),
+            modern_request(Some("2026-07-28"), BOTH, &body(None)),
             Err(Refusal::InvalidMeta(_))
         ));
         let mut no_capabilities: Value = serde_json::from_slice(&body(Some("2026-07-28"))).unwrap();
@@ -739,19 +787,23 @@ mod tests {
             .unwrap()
             .remove(CAPABILITIES_KEY);
         assert!(matches!(
-            modern_request(Some("2026-07-28"), no_capabilities.to_string().as_bytes()),
+            modern_request(
+                Some("2026-07-28"),
+                BOTH,
+                no_capabilities.to_string().as_bytes()
+            ),
             Err(Refusal::InvalidMeta(_))
         ));
         assert!(matches!(
-            modern_request(None, &body(Some("2026-07-28"))),
+            modern_request(None, BOTH, &body(Some("2026-07-28"))),
             Err(Refusal::Mismatch(_))
         ));
         assert!(matches!(
-            modern_request(Some("2025-11-25"), &body(Some("2026-07-28"))),
+            modern_request(Some("2025-11-25"), BOTH, &body(Some("2026-07-28"))),
             Err(Refusal::Mismatch(_))
         ));
         let unsupported =
-            modern_request(Some("2099-01-01"), &body(Some("2099-01-01"))).unwrap_err();
+            modern_request(Some("2099-01-01"), BOTH, &body(Some("2099-01-01"))).unwrap_err();
         assert_eq!(
             unsupported.data().unwrap()["supported"][0],
             json!("2026-07-28")
@@ -780,7 +832,7 @@ mod tests {
 
     #[test]
     fn the_initialize_for_a_legacy_child_carries_the_clients_capabilities_and_identity() {
-        let m = modern_request(Some("2026-07-28"), &body(Some("2026-07-28")))
+        let m = modern_request(Some("2026-07-28"), BOTH, &body(Some("2026-07-28")))
             .unwrap()
             .unwrap();
         let init: Value = serde_json::from_slice(&initialize(&m.meta)).unwrap();

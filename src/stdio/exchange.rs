@@ -77,6 +77,8 @@ pub(crate) struct Exchange<'a> {
     pub accept: Accept,
     /// `MCP-Protocol-Version`.
     pub protocol_version: Option<String>,
+    /// Whether `Mcp-Method` and `Mcp-Name` are there (2026-07-28 requires them).
+    pub mirrors: era::Mirrors,
     /// A POST's body (one JSON-RPC message, checked by the inspect phase); empty otherwise.
     pub body: Bytes,
 }
@@ -131,12 +133,15 @@ impl Stdio {
             ));
         }
         if x.session.is_none() {
-            match era::modern_request(x.protocol_version.as_deref(), &x.body) {
+            match era::modern_request(x.protocol_version.as_deref(), x.mirrors, &x.body) {
                 Ok(Some(request)) => return self.modern(procs, x, request).await,
                 Ok(None) => {}
                 Err(refusal) => {
                     let id = routing::id(&x.body);
-                    return Err(StdioError::Version { id, refusal });
+                    return Err(StdioError::Version {
+                        id,
+                        refusal: Box::new(refusal),
+                    });
                 }
             }
         }

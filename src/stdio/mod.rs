@@ -78,7 +78,7 @@ pub enum StdioError {
     #[error("{refusal}")]
     Version {
         id: Option<Box<RawValue>>,
-        refusal: era::Refusal,
+        refusal: Box<era::Refusal>,
     },
     /// A 2026-07-28 request the process ended (or could not take) without an answer.
     #[error("the MCP server ended the request without answering")]
@@ -111,7 +111,7 @@ impl StdioError {
             | StdioError::Unanswered { id } => (StatusCode::BAD_GATEWAY, INTERNAL_ERROR, id),
             StdioError::Timeout { id } => (StatusCode::GATEWAY_TIMEOUT, INTERNAL_ERROR, id),
             StdioError::Version { id, refusal } => {
-                let code = match refusal {
+                let code = match *refusal {
                     era::Refusal::Mismatch(_) => jsonrpc::HEADER_MISMATCH,
                     era::Refusal::InvalidMeta(_) => jsonrpc::INVALID_PARAMS,
                     era::Refusal::Unsupported { .. } => era::UNSUPPORTED_PROTOCOL_VERSION,

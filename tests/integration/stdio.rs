@@ -1397,6 +1397,26 @@ async fn a_2026_07_28_request_with_a_missing_or_unsupported_version_is_refused_c
         );
     }
 
+    // The mirror headers are required: without Mcp-Method, -32020.
+    let res = alice
+        .post(&url)
+        .header("accept", MCP_ACCEPT)
+        .header("mcp-protocol-version", MODERN)
+        .json(&list)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32020, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Mcp-Method"),
+        "{body}"
+    );
+
     // GET and DELETE are not part of the revision.
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
         let res = alice

@@ -17,6 +17,7 @@ use crate::oauth::jwt::Claims;
 use crate::proxy::ProxyError;
 use crate::proxy::client::Outgoing;
 use crate::proxy::headers::{Caller, ClientInfo, Identity};
+use crate::stdio::era::Mirrors;
 use crate::stdio::sessions::Owner;
 use crate::stdio::{Accept, Exchange};
 use crate::upstream_oauth::{self, UpstreamOAuthError};
@@ -182,6 +183,10 @@ async fn stdio(
             .get("mcp-protocol-version")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        mirrors: Mirrors {
+            method: head.headers.contains_key("mcp-method"),
+            name: head.headers.contains_key("mcp-name"),
+        },
         body,
     };
     Ok(cx.state.stdio.exchange(exchange).await?)
