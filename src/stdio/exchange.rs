@@ -110,16 +110,10 @@ impl Stdio {
         if !x.accept.sse {
             return Err(StdioError::NotAcceptable("text/event-stream"));
         }
-        let mut rx = process
+        let rx = process
             .open_stream(&session)
             .ok_or(StdioError::UnknownSession)?;
-        let events = futures_util::stream::poll_fn(move |cx| {
-            rx.poll_recv(cx)
-                .map(|m| m.map(|m| Ok::<_, std::convert::Infallible>(Frame::data(event(&m)))))
-        });
-        Ok(event_stream(wire::boxed(http_body_util::StreamBody::new(
-            events,
-        ))))
+        Ok(messages_stream(rx))
     }
 
     async fn post(
@@ -365,6 +359,15 @@ fn answer_stream(mut guard: Waiting, mut rx: mpsc::Receiver<Out>) -> Response<Bo
             }
             Poll::Pending => Poll::Pending,
         }
+    });
+    event_stream(wire::boxed(http_body_util::StreamBody::new(events)))
+}
+
+/// An event stream of the messages `rx` brings, until it closes.
+pub(super) fn messages_stream(mut rx: mpsc::Receiver<Bytes>) -> Response<Body> {
+    let events = futures_util::stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|m| m.map(|m| Ok::<_, std::convert::Infallible>(Frame::data(event(&m)))))
     });
     event_stream(wire::boxed(http_body_util::StreamBody::new(events)))
 }

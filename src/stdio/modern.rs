@@ -28,7 +28,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::era::{self, Era, ModernRequest, ServerRequest};
-use super::exchange::{Accept, Exchange, empty, event, event_stream, first_answer, json};
+use super::exchange::{
+    Accept, Exchange, empty, event, event_stream, first_answer, json, messages_stream,
+};
 use super::process::{Out, Process, Stop, Waiting};
 use super::routing::{self, Kind};
 use super::sessions::Owner;
@@ -178,18 +180,12 @@ impl Stdio {
                 }
             });
         }
-        let (tx, mut rx) = mpsc::channel(super::process::TO_CLIENT);
+        let (tx, rx) = mpsc::channel(super::process::TO_CLIENT);
         let _ = tx.try_send(Bytes::from(era::acknowledged(&id, &filter)));
         process
             .listen(super::process::Listener { id, filter, tx })
             .ok_or(StdioError::Unanswered { id: None })?;
-        let events = futures_util::stream::poll_fn(move |cx| {
-            rx.poll_recv(cx)
-                .map(|m| m.map(|m| Ok::<_, std::convert::Infallible>(Frame::data(event(&m)))))
-        });
-        Ok(event_stream(wire::boxed(http_body_util::StreamBody::new(
-            events,
-        ))))
+        Ok(messages_stream(rx))
     }
 
     /// The process of this user's (and client's) modern requests, and its era:

@@ -8,15 +8,14 @@
 // after the access token expired a refresh (with rotation) and another call.
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { ROOT, assertNoSecrets, discover, startStack } from './lib/harness.mjs';
+import { ROOT, VENV_PYTHON, assertNoSecrets, discover, runPythonJson, startStack } from './lib/harness.mjs';
 
 const ACCESS_TTL_S = 3;
-const VENV_PYTHON = path.join(ROOT, '.venv/bin/python');
 const CLIENT_FLOW = path.join(ROOT, 'tests/interop/python/client_flow.py');
 const SETUP = 'python3 -m venv .venv && .venv/bin/pip install -r tests/interop/python/requirements.txt';
 
@@ -32,36 +31,8 @@ function requireVenv() {
 }
 
 /** Runs client_flow.py; resolves with its exit status, parsed JSON output and stderr. */
-function runClientFlow(args, { timeout = 170_000 } = {}) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(VENV_PYTHON, [CLIENT_FLOW, ...args], {
-      cwd: ROOT,
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NODE: process.execPath, PYTHONUNBUFFERED: '1' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d) => {
-      stdout += d;
-    });
-    child.stderr.setEncoding('utf8').on('data', (d) => {
-      stderr += d;
-      if (process.env.INTEROP_VERBOSE) process.stderr.write(d.replace(/^(?=.)/gm, 'python: '));
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
-    child.once('error', reject);
-    child.once('close', (code, signal) => {
-      clearTimeout(timer);
-      let out;
-      try {
-        out = JSON.parse(stdout);
-      } catch {
-        reject(new Error(`client_flow.py exited ${code ?? signal} without JSON on stdout:\n${stdout}\nstderr:\n${stderr}`));
-        return;
-      }
-      resolve({ code, out, stderr });
-    });
-  });
+function runClientFlow(args) {
+  return runPythonJson(CLIENT_FLOW, args, { env: { NODE: process.execPath } });
 }
 
 describe('official Python SDK client through the proxy', { timeout: 240_000 }, () => {

@@ -20,16 +20,25 @@
 // Tokens come from the proxy's own OAuth flow (scripted login and consent).
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { discover, obtainToken, registerClient } from '../conformance/lib/oauth.mjs';
 import { Client, StreamableHTTPClientTransport } from './lib/deps.mjs';
-import { EVERYTHING_JS, ROOT, assertNoSecrets, hashPassword, randomToken, readMcpMessages, startProxy } from './lib/harness.mjs';
+import {
+  EVERYTHING_JS,
+  ROOT,
+  VENV_PYTHON,
+  assertNoSecrets,
+  hashPassword,
+  randomToken,
+  readMcpMessages,
+  requirePythonSdk,
+  runPythonJson,
+  startProxy,
+} from './lib/harness.mjs';
 
-const VENV_PYTHON = path.join(ROOT, '.venv/bin/python');
 const STDIO_MODERN = path.join(ROOT, 'tests/interop/python/stdio_modern.py');
 const MODERN_SERVER = path.join(ROOT, 'tests/interop/python/modern_stdio_server.py');
 const MODERN = '2026-07-28';
@@ -158,41 +167,16 @@ describe('stdio MCP servers behind the proxy, for 2026-07-28 clients', { timeout
   }
 
   /** Runs stdio_modern.py; the token goes in its environment, not on its command line. */
-  function runStdioModern(server, routePath, token) {
-    return new Promise((resolve, reject) => {
-      const child = spawn(VENV_PYTHON, [STDIO_MODERN, '--server', server, '--url', `${proxy.url}${routePath}`], {
-        cwd: ROOT,
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, PYTHONUNBUFFERED: '1', STDIO_MODERN_TOKEN: token },
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d) => {
-        stdout += d;
-      });
-      child.stderr.setEncoding('utf8').on('data', (d) => {
-        stderr += d;
-        if (process.env.INTEROP_VERBOSE) process.stderr.write(d.replace(/^(?=.)/gm, 'python: '));
-      });
-      const timer = setTimeout(() => child.kill('SIGKILL'), 150_000);
-      child.once('error', reject);
-      child.once('close', (code, signal) => {
-        clearTimeout(timer);
-        let out;
-        try {
-          out = JSON.parse(stdout);
-        } catch {
-          reject(new Error(`stdio_modern.py exited ${code ?? signal} without JSON:\n${stdout}\n${stderr.slice(-3000)}`));
-          return;
-        }
-        if (code !== 0 || !out.ok) {
-          const http = (out.http ?? []).map((e) => `  ${e.method} ${e.jsonrpc_method ?? ''} ${e.mcp_name ?? ''} → ${e.status} ${e.content_type ?? ''}`);
-          reject(new Error(`stdio_modern.py --server ${server} failed after "${out.step}": ${out.error}\nHTTP:\n${http.join('\n')}\nstderr:\n${stderr.slice(-3000)}\nproxy log:\n${proxy.logs().slice(-3000)}`));
-          return;
-        }
-        resolve(out);
-      });
+  async function runStdioModern(server, routePath, token) {
+    const { code, out, stderr } = await runPythonJson(STDIO_MODERN, ['--server', server, '--url', `${proxy.url}${routePath}`], {
+      env: { STDIO_MODERN_TOKEN: token },
+      timeout: 150_000,
     });
+    if (code !== 0 || !out.ok) {
+      const http = (out.http ?? []).map((e) => `  ${e.method} ${e.jsonrpc_method ?? ''} ${e.mcp_name ?? ''} → ${e.status} ${e.content_type ?? ''}`);
+      assert.fail(`stdio_modern.py --server ${server} failed after "${out.step}": ${out.error}\nHTTP:\n${http.join('\n')}\nstderr:\n${stderr.slice(-3000)}\nproxy log:\n${proxy.logs().slice(-3000)}`);
+    }
+    return out;
   }
 
   /** What every request of a pinned 2026-07-28 client looked like on the wire. */
@@ -212,9 +196,7 @@ describe('stdio MCP servers behind the proxy, for 2026-07-28 clients', { timeout
   }
 
   before(async () => {
-    if (!existsSync(VENV_PYTHON) || spawnSync(VENV_PYTHON, ['-c', 'import mcp.client, httpx2']).status !== 0) {
-      assert.fail(`${VENV_PYTHON} with the Python SDK is missing: python3 -m venv .venv && .venv/bin/pip install -r tests/interop/python/requirements.txt`);
-    }
+    requirePythonSdk();
     password = `pw-${randomToken(12)}`;
     const passwordHash = hashPassword(password);
     const env = { STDIO_MODERN_MARK: mark };

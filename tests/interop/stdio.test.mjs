@@ -12,19 +12,16 @@
 // Tokens come from the proxy's own OAuth flow (scripted login and consent).
 
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { discover, obtainToken, registerClient } from '../conformance/lib/oauth.mjs';
 import { Client, StreamableHTTPClientTransport, resolveFixture } from './lib/deps.mjs';
-import { EVERYTHING_JS, NODE_DIR, ROOT, assertNoSecrets, hashPassword, randomToken, startProxy } from './lib/harness.mjs';
+import { EVERYTHING_JS, NODE_DIR, ROOT, assertNoSecrets, hashPassword, randomToken, requirePythonSdk, runPythonJson, startProxy } from './lib/harness.mjs';
 
 const { CreateMessageRequestSchema } = await import(resolveFixture('@modelcontextprotocol/sdk', './types.js'));
 
 const STDIO_SERVER = path.join(NODE_DIR, 'stdio-server.mjs');
-const VENV_PYTHON = path.join(ROOT, '.venv/bin/python');
 const STDIO_FLOW = path.join(ROOT, 'tests/interop/python/stdio_flow.py');
 
 function textOf(result) {
@@ -166,31 +163,10 @@ describe('stdio MCP servers behind the proxy, through the official SDK clients',
 
   /** Runs python/stdio_flow.py in `mode` against the server-everything route. */
   async function pythonFlow(mode) {
-    if (!existsSync(VENV_PYTHON) || spawnSync(VENV_PYTHON, ['-c', 'import mcp.client, httpx2']).status !== 0) {
-      assert.fail(`${VENV_PYTHON} with the Python SDK is missing: python3 -m venv .venv && .venv/bin/pip install -r tests/interop/python/requirements.txt`);
-    }
+    requirePythonSdk();
     const token = await tokenFor('alice', '/everything/mcp');
-    const { code, out, stderr } = await new Promise((resolve, reject) => {
-      const child = spawn(VENV_PYTHON, [STDIO_FLOW, '--url', `${proxy.url}/everything/mcp`, '--token', token, '--mode', mode], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-        env: { ...process.env, PYTHONUNBUFFERED: '1' },
-      });
-      let stdoutText = '';
-      let stderrText = '';
-      child.stdout.setEncoding('utf8').on('data', (d) => {
-        stdoutText += d;
-      });
-      child.stderr.setEncoding('utf8').on('data', (d) => {
-        stderrText += d;
-      });
-      child.once('error', reject);
-      child.once('close', (c) => {
-        try {
-          resolve({ code: c, out: JSON.parse(stdoutText), stderr: stderrText });
-        } catch {
-          reject(new Error(`stdio_flow.py exited ${c} without JSON:\n${stdoutText}\n${stderrText}`));
-        }
-      });
+    const { code, out, stderr } = await runPythonJson(STDIO_FLOW, ['--url', `${proxy.url}/everything/mcp`, '--mode', mode], {
+      env: { STDIO_FLOW_TOKEN: token },
     });
     assert.ok(code === 0 && out.ok, `stdio_flow.py failed after "${out.step}": ${out.error}\n${stderr.slice(-3000)}`);
     assert.equal(out.server_name, 'mcp-servers/everything');

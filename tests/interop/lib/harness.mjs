@@ -18,6 +18,49 @@ export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '
 /** The proxy binary under test: `MCP_OAUTH_PROXY_BIN` (e.g. another worktree's build), else this tree's debug build. */
 export const PROXY_BIN = process.env.MCP_OAUTH_PROXY_BIN ?? path.join(ROOT, 'target/debug/mcp-oauth-proxy');
 export const NODE_DIR = path.join(ROOT, 'tests/node');
+export const VENV_PYTHON = path.join(ROOT, '.venv/bin/python');
+
+/** Fails unless .venv holds the official Python SDK (`./test.sh` and `.ci/run` make it). */
+export function requirePythonSdk() {
+  if (!existsSync(VENV_PYTHON) || spawnSync(VENV_PYTHON, ['-c', 'import mcp.client, httpx2']).status !== 0) {
+    throw new Error(`${VENV_PYTHON} with the Python SDK is missing: python3 -m venv .venv && .venv/bin/pip install -r tests/interop/python/requirements.txt`);
+  }
+}
+
+/**
+ * Runs a Python script of tests/interop/python with .venv's interpreter; its
+ * stdout is one JSON object. Resolves with { code, signal, out, stderr };
+ * rejects when there is no JSON. `env` is added to this process's environment
+ * (tokens go there rather than on a command line).
+ */
+export function runPythonJson(script, args, { env = {}, timeout = 170_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(VENV_PYTHON, [script, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, PYTHONUNBUFFERED: '1', ...env },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.setEncoding('utf8').on('data', (d) => {
+      stderr += d;
+      if (process.env.INTEROP_VERBOSE) process.stderr.write(d.replace(/^(?=.)/gm, 'python: '));
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeout);
+    child.once('error', reject);
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      try {
+        resolve({ code, signal, out: JSON.parse(stdout), stderr });
+      } catch {
+        reject(new Error(`${path.basename(script)} exited ${code ?? signal} without JSON on stdout:\n${stdout}\nstderr:\n${stderr.slice(-3000)}`));
+      }
+    });
+  });
+}
 
 // ---------------------------------------------------------------------------
 // Cleanup of every child, however the test process ends.

@@ -14,7 +14,7 @@ program talks Streamable HTTP to the proxy with an access token it is given
 Prints one JSON object on stdout with what happened; everything else goes to
 stderr. Exits 0 when every step completed, 1 otherwise (`ok: false`, `error`).
 
-  .venv/bin/python tests/interop/python/stdio_flow.py --url URL --token TOKEN [--mode legacy]
+  STDIO_FLOW_TOKEN=TOKEN .venv/bin/python tests/interop/python/stdio_flow.py --url URL [--mode legacy]
 
 With `--mode legacy` the SDK skips the probe and opens with `initialize`.
 """
@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import traceback
@@ -124,10 +125,12 @@ async def run(args: argparse.Namespace, out: dict[str, Any]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", required=True)
-    parser.add_argument("--token", required=True)
+    parser.add_argument("--token", default=os.environ.get("STDIO_FLOW_TOKEN"), help="default: $STDIO_FLOW_TOKEN")
     parser.add_argument("--timeout", type=float, default=100)
     parser.add_argument("--mode", default="auto", help='the SDK\'s connect mode: "auto" or "legacy" (initialize)')
     args = parser.parse_args()
+    if not args.token:
+        parser.error("--token or STDIO_FLOW_TOKEN is required")
     out: dict[str, Any] = {"ok": False, "step": "start"}
     status = 1
     try:
