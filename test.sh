@@ -46,3 +46,9 @@ fi
 
 # The official MCP conformance suite against the proxy (tests/conformance/README.md).
 node tests/conformance/run.mjs
+# Its 2026-07-28 server scenarios over the stdio route, where the proxy bridges
+# those clients to server-everything (the others need the suite's own fixture tools).
+node tests/conformance/run.mjs --upstream stdio --only server \
+  --scenario server-stateless --scenario caching --scenario http-header-validation \
+  --scenario input-required-result-ignore-extra-params --scenario input-required-result-missing-input-response \
+  --scenario input-required-result-unsupported-methods --scenario input-required-result-validate-input
