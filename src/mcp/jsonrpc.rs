@@ -183,6 +183,12 @@ fn one(bytes: &[u8]) -> Result<Message<'_>, ParseError> {
     })
 }
 
+/// A JSON-RPC result response; `result` is JSON text, passed as it is.
+pub fn result_response(id: Option<&RawValue>, result: &str) -> String {
+    let id = id.map_or("null", RawValue::get);
+    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#)
+}
+
 /// A JSON-RPC error response, for the proxy's own refusals.
 pub fn error_response(id: Option<&RawValue>, code: i64, message: &str) -> String {
     error_response_with(id, code, message, None)

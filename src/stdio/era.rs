@@ -82,6 +82,9 @@ pub struct Mirrors {
 /// A modern request, as far as the proxy reads it.
 #[derive(Debug, Clone)]
 pub struct ModernRequest {
+    /// The request's id as the client wrote it; `None` for a notification.
+    pub id: Option<Box<RawValue>>,
+    /// Empty for an answer (a message without a method).
     pub method: String,
     /// `params.name` or `params.uri` (what `Mcp-Name` mirrors).
     pub name: Option<String>,
@@ -193,33 +196,59 @@ pub fn modern_request(
     mirrors: Mirrors,
     body: &[u8],
 ) -> Result<Option<ModernRequest>, Refusal> {
-    let msg: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-    let params = msg.get("params").and_then(Value::as_object);
-    let meta = params
-        .and_then(|p| p.get("_meta"))
-        .and_then(Value::as_object)
-        .cloned()
+    // One pass over the body; the members are read from their raw text (a
+    // member of another type is left out, as if absent).
+    #[derive(Deserialize)]
+    struct Incoming<'a> {
+        #[serde(borrow, default, deserialize_with = "super::routing::present")]
+        id: Option<&'a RawValue>,
+        #[serde(borrow)]
+        method: Option<&'a RawValue>,
+        #[serde(borrow)]
+        params: Option<&'a RawValue>,
+    }
+    #[derive(Deserialize, Default)]
+    struct Params<'a> {
+        #[serde(borrow)]
+        name: Option<&'a RawValue>,
+        #[serde(borrow)]
+        uri: Option<&'a RawValue>,
+        #[serde(borrow, rename = "requestState")]
+        request_state: Option<&'a RawValue>,
+        #[serde(borrow, rename = "_meta")]
+        meta: Option<&'a RawValue>,
+        #[serde(borrow, rename = "inputResponses")]
+        input_responses: Option<&'a RawValue>,
+    }
+    fn read<'a, T: Deserialize<'a>>(raw: Option<&'a RawValue>) -> Option<T> {
+        serde_json::from_str(raw?.get()).ok()
+    }
+    // Not one message (a batch): not this path's to answer.
+    let Ok(msg) = serde_json::from_slice::<Incoming>(body) else {
+        return Ok(None);
+    };
+    let params: Params = msg
+        .params
+        .filter(|p| p.get().starts_with('{'))
+        .and_then(|p| serde_json::from_str(p.get()).ok())
         .unwrap_or_default();
+    let meta: Map<String, Value> = read(params.meta).unwrap_or_default();
     let in_body = meta
         .get(VERSION_KEY)
         .map(|v| v.as_str().unwrap_or("").to_string());
     if in_body.is_none() && !header.is_some_and(crate::mcp::jsonrpc::is_modern) {
         return Ok(None);
     }
-    let text = |k: &str| params.and_then(|p| p.get(k)).and_then(Value::as_str);
     let request = ModernRequest {
-        method: msg
-            .get("method")
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_string(),
-        name: text("name").or_else(|| text("uri")).map(str::to_string),
-        request_state: text("requestState").map(str::to_string),
-        input_responses: input_responses(body),
+        id: msg.id.map(ToOwned::to_owned),
+        method: read(msg.method).unwrap_or_default(),
+        name: read(params.name).or_else(|| read(params.uri)),
+        request_state: read(params.request_state),
+        input_responses: read(params.input_responses).unwrap_or_default(),
         meta,
     };
     // No header or `_meta` rules are defined for notifications: they are taken (202).
-    if msg.get("id").is_none() {
+    if request.id.is_none() {
         return Ok(Some(request));
     }
     let meta = &request.meta;
@@ -258,28 +287,6 @@ pub fn modern_request(
         ));
     }
     Ok(Some(request))
-}
-
-/// `params.inputResponses`, each value as the client wrote it.
-fn input_responses(body: &[u8]) -> HashMap<String, Box<RawValue>> {
-    #[derive(Deserialize)]
-    struct Msg {
-        params: Option<Params>,
-    }
-    #[derive(Deserialize)]
-    struct Params {
-        #[serde(rename = "inputResponses")]
-        input_responses: Option<HashMap<String, Box<RawValue>>>,
-    }
-    serde_json::from_slice::<Msg>(body)
-        .ok()
-        .and_then(|m| m.params?.input_responses)
-        .unwrap_or_default()
-}
-
-/// Whether `version` names a modern revision (a GET or DELETE that says so gets 405).
-pub fn is_modern_version(version: Option<&str>) -> bool {
-    version.is_some_and(crate::mcp::jsonrpc::is_modern)
 }
 
 /// The proxy's `server/discover` probe of a new child, with the client's `_meta`.
@@ -382,8 +389,7 @@ pub fn discover(id: Option<&RawValue>, init: &RawValue) -> Vec<u8> {
 }
 
 fn answer(id: Option<&RawValue>, result: Value) -> Vec<u8> {
-    let id = id.map_or("null", RawValue::get);
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#).into_bytes()
+    crate::mcp::jsonrpc::result_response(id, &result.to_string()).into_bytes()
 }
 
 /// An object's members in their order, the values as they were written.
@@ -655,7 +661,6 @@ pub fn input_key(request: &ServerRequest) -> String {
 
 /// The `input_required` answer to the client's request `id`, asking for `request`.
 pub fn input_required(id: Option<&RawValue>, request: &ServerRequest, state: &str) -> Vec<u8> {
-    let id = id.map_or("null", RawValue::get);
     let key = serde_json::to_string(&input_key(request)).unwrap_or_default();
     let method = serde_json::to_string(&request.method).unwrap_or_default();
     let params = request
@@ -664,10 +669,10 @@ pub fn input_required(id: Option<&RawValue>, request: &ServerRequest, state: &st
         .map(|p| format!(r#","params":{}"#, p.get()))
         .unwrap_or_default();
     let state = serde_json::to_string(state).unwrap_or_default();
-    format!(
-        r#"{{"jsonrpc":"2.0","id":{id},"result":{{"resultType":"input_required","inputRequests":{{{key}:{{"method":{method}{params}}}}},"requestState":{state}}}}}"#
-    )
-    .into_bytes()
+    let result = format!(
+        r#"{{"resultType":"input_required","inputRequests":{{{key}:{{"method":{method}{params}}}}},"requestState":{state}}}"#
+    );
+    crate::mcp::jsonrpc::result_response(id, &result).into_bytes()
 }
 
 /// The answer for the child's request: the client's input for it, as written;
@@ -677,8 +682,7 @@ pub fn input_answer(
     responses: &HashMap<String, Box<RawValue>>,
 ) -> Option<Vec<u8>> {
     let result = responses.get(&input_key(request))?;
-    let id = request.id.get();
-    Some(format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{}}}"#, result.get()).into_bytes())
+    Some(crate::mcp::jsonrpc::result_response(Some(&request.id), result.get()).into_bytes())
 }
 
 /// The answer to the client's request when the child needs a capability the
@@ -713,8 +717,7 @@ pub fn refuse(request: &ServerRequest, why: &str) -> Vec<u8> {
 
 /// An empty result for the child's `ping` (the proxy keeps the child company).
 pub fn pong(request: &ServerRequest) -> Vec<u8> {
-    let id = request.id.get();
-    format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{{}}}}"#).into_bytes()
+    crate::mcp::jsonrpc::result_response(Some(&request.id), "{}").into_bytes()
 }
 
 #[cfg(test)]

@@ -90,7 +90,11 @@ impl Stdio {
             return self.post(&procs, x).await;
         }
         let Some(sid) = x.session.clone() else {
-            if era::is_modern_version(x.protocol_version.as_deref()) {
+            // A 2026-07-28 client only POSTs.
+            if x.protocol_version
+                .as_deref()
+                .is_some_and(jsonrpc::is_modern)
+            {
                 return Err(StdioError::NotAllowed);
             }
             return Err(StdioError::NoSession { id: None });
@@ -204,11 +208,9 @@ impl Stdio {
             .await;
         let body = match (init, answered) {
             (Ok(_), Some(answer)) => answer,
-            (Ok(result), None) => Bytes::from(format!(
-                r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
-                id.as_deref().map_or("null", RawValue::get),
-                result.get()
-            )),
+            (Ok(result), None) => {
+                Bytes::from(jsonrpc::result_response(id.as_deref(), result.get()))
+            }
             // The process ended before it answered: 502, with why.
             (Err(InitError::Failed), _) if process.end_reason().is_some() => {
                 let why = process.end_reason().unwrap_or_default();

@@ -317,7 +317,7 @@ impl RouteProcs {
                         table.started(pid, process.clone(), server.per, &owner.user);
                     }
                     Slot::Modern(key) => {
-                        process.attach(&Arc::from(modern::MODERN_SESSION));
+                        process.attach(&modern::modern_session());
                         table.started_modern(pid, process.clone(), key);
                     }
                 }

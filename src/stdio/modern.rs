@@ -39,6 +39,10 @@ use crate::wire::{self, Body};
 
 /// The session name modern requests use inside a process (they have none).
 pub(super) const MODERN_SESSION: &str = "";
+
+pub(super) fn modern_session() -> Arc<str> {
+    Arc::from(MODERN_SESSION)
+}
 /// How long the probe waits for an answer: a legacy child may never answer it,
 /// and a modern one started through `npx` may take this long the first time.
 const PROBE_WAIT: Duration = Duration::from_secs(30);
@@ -64,6 +68,18 @@ pub(super) struct Parked {
     pub(super) until: Instant,
 }
 
+/// Parks a request under a new `requestState` and words the `input_required`
+/// answer to the client's request `id`; gives it back when too many wait.
+fn ask_client(
+    process: &Process,
+    id: Option<&RawValue>,
+    parked: Box<Parked>,
+) -> Result<Vec<u8>, Box<Parked>> {
+    let state = crate::oauth::seal::random_token(24);
+    let answer = era::input_required(id, &parked.asked, &state);
+    process.park(state, parked).map(|()| answer)
+}
+
 impl Parked {
     /// The child learns its request will not be answered (the original request
     /// is cancelled when this is dropped, with its `waiting`).
@@ -82,34 +98,28 @@ impl Stdio {
         x: Exchange<'_>,
         request: ModernRequest,
     ) -> Result<Response<Body>, StdioError> {
-        let id = routing::id(&x.body);
-        if !matches!(
-            routing::classify(&x.body).map_err(|_| StdioError::NotOneMessage)?,
-            Kind::Request { .. }
-        ) {
+        if request.id.is_none() || request.method.is_empty() {
             // No client notification of this revision travels over HTTP
-            // (closing the answer's stream is how a client cancels).
+            // (closing the answer's stream is how a client cancels), nor answers.
             return Ok(empty(StatusCode::ACCEPTED));
         }
         if request.method == "subscriptions/listen" && !x.accept.sse {
             return Err(StdioError::NotAcceptable("text/event-stream"));
         }
-        let (process, era) = self
-            .modern_process(procs, &x, &request, id.as_deref())
-            .await?;
+        let (process, era) = self.modern_process(procs, &x, &request).await?;
         let legacy = era == Era::Legacy;
+        let id = request.id.as_deref();
         if legacy && request.method == "server/discover" {
-            let init = process
-                .init
-                .get()
-                .ok_or(StdioError::Unanswered { id: id.clone() })?;
-            return Ok(one_answer(x.accept, era::discover(id.as_deref(), init)));
+            let init = process.init.get().ok_or(StdioError::Unanswered {
+                id: request.id.clone(),
+            })?;
+            return Ok(one_answer(x.accept, era::discover(id, init)));
         }
         if legacy && request.method == "subscriptions/listen" {
-            return self.listen(&process, &x, id);
+            return self.listen(&process, &x, request.id.clone());
         }
         if legacy && era::removed(&request.method) {
-            let answer = era::method_not_found(id.as_deref(), &request.method);
+            let answer = era::method_not_found(id, &request.method);
             return Ok(one_answer(x.accept, answer));
         }
         let mut answering = Answering {
@@ -117,28 +127,27 @@ impl Stdio {
             legacy,
             request,
             owner: x.owner.clone(),
-            id,
             resumed: false,
             waiting: None,
         };
-        let session: Arc<str> = Arc::from(MODERN_SESSION);
+        let session = modern_session();
         if legacy && answering.request.request_state.is_some() {
             let Some(parked) = answering.unpark() else {
                 return Ok(one_answer(
                     x.accept,
-                    era::stale_state(answering.id.as_deref()),
+                    era::stale_state(answering.request.id.as_deref()),
                 ));
             };
             // A retry without the input asked for is asked again (MRTR).
             let Some(input) = era::input_answer(&parked.asked, &answering.request.input_responses)
             else {
-                let state = crate::oauth::seal::random_token(24);
-                let again = era::input_required(answering.id.as_deref(), &parked.asked, &state);
-                return match process.park(state, parked) {
-                    Ok(()) => Ok(one_answer(x.accept, again)),
+                return match ask_client(&process, answering.request.id.as_deref(), parked) {
+                    Ok(again) => Ok(one_answer(x.accept, again)),
                     Err(parked) => {
                         parked.expire(&process);
-                        Err(StdioError::Unanswered { id: answering.id })
+                        Err(StdioError::Unanswered {
+                            id: answering.request.id,
+                        })
                     }
                 };
             };
@@ -174,7 +183,7 @@ impl Stdio {
         for uri in &filter.uris {
             let (process, msg) = (process.clone(), era::subscribe(uri));
             tokio::spawn(async move {
-                let session: Arc<str> = Arc::from(MODERN_SESSION);
+                let session = modern_session();
                 if let Ok((waiting, rx)) = process.request(&session, &msg, false).await {
                     let _ = first_answer(waiting, rx, OWN_REQUEST_WAIT, None).await;
                 }
@@ -195,8 +204,8 @@ impl Stdio {
         procs: &Arc<RouteProcs>,
         x: &Exchange<'_>,
         request: &ModernRequest,
-        id: Option<&RawValue>,
     ) -> Result<(Arc<Process>, Era), StdioError> {
+        let id = request.id.as_deref();
         let key = super::sessions::modern_key(x.server.per, &x.owner);
         let (process, started) = procs.open(self, super::Slot::Modern(&key), id)?;
         let _starting = Starting {
@@ -205,7 +214,7 @@ impl Stdio {
         };
         let era = *process
             .era
-            .get_or_try_init(|| find_era(&process, request, x.route.timeout, id))
+            .get_or_try_init(|| find_era(&process, request, x.route.timeout))
             .await?;
         Ok((process, era))
     }
@@ -217,9 +226,9 @@ async fn find_era(
     process: &Arc<Process>,
     request: &ModernRequest,
     wait: Duration,
-    id: Option<&RawValue>,
 ) -> Result<Era, StdioError> {
-    let session: Arc<str> = Arc::from(MODERN_SESSION);
+    let id = request.id.as_deref();
+    let session = modern_session();
     let (waiting, rx) = process
         .request(&session, &era::probe(&request.meta), false)
         .await?;
@@ -271,8 +280,6 @@ struct Answering {
     legacy: bool,
     request: ModernRequest,
     owner: Owner,
-    /// The client's id for this request.
-    id: Option<Box<RawValue>>,
     /// It continues a parked request (whose answer may carry the first id).
     resumed: bool,
     /// Until the answer (or the request is parked).
@@ -310,7 +317,7 @@ impl Answering {
             Some(Out::Answer(b)) => {
                 self.finish();
                 // A parked request's answer may have come before the retry, under the first id.
-                let b = match (&self.id, self.resumed) {
+                let b = match (&self.request.id, self.resumed) {
                     (Some(id), true) => routing::reid(&b, id).map_or(b, Bytes::from),
                     _ => b,
                 };
@@ -354,15 +361,13 @@ impl Answering {
             ));
             self.waiting = None;
             return Step::Last(Bytes::from(era::missing_capability(
-                self.id.as_deref(),
+                self.request.id.as_deref(),
                 method,
             )));
         }
         let Some((waiting, rx)) = self.waiting.take() else {
             return Step::Skip;
         };
-        let state = crate::oauth::seal::random_token(24);
-        let answer = era::input_required(self.id.as_deref(), &asked, &state);
         let parked = Box::new(Parked {
             owner: self.owner.clone(),
             method: self.request.method.clone(),
@@ -372,8 +377,8 @@ impl Answering {
             rx,
             until: Instant::now() + PARK_FOR,
         });
-        match self.process.park(state, parked) {
-            Ok(()) => Step::Last(Bytes::from(answer)),
+        match ask_client(&self.process, self.request.id.as_deref(), parked) {
+            Ok(answer) => Step::Last(Bytes::from(answer)),
             Err(parked) => {
                 self.process.answer_child(&era::refuse(
                     &parked.asked,
@@ -403,21 +408,27 @@ impl Answering {
         let deadline = Instant::now() + if accept.sse { FIRST_WAIT } else { timeout };
         loop {
             let Some((_, rx)) = &mut self.waiting else {
-                return Err(StdioError::Unanswered { id: self.id.take() });
+                return Err(StdioError::Unanswered {
+                    id: self.request.id.take(),
+                });
             };
             let out = match tokio::time::timeout_at(deadline, rx.recv()).await {
                 Ok(out) => out,
                 Err(_) if accept.sse => return Ok(self.stream(None)),
                 Err(_) => {
                     return Err(StdioError::Timeout {
-                        id: self.id.clone(),
+                        id: self.request.id.clone(),
                     });
                 }
             };
             match self.step(out) {
                 Step::Last(b) => return Ok(one_answer(accept, b)),
                 Step::Event(b) if accept.sse => return Ok(self.stream(Some(b))),
-                Step::End => return Err(StdioError::Unanswered { id: self.id.take() }),
+                Step::End => {
+                    return Err(StdioError::Unanswered {
+                        id: self.request.id.take(),
+                    });
+                }
                 Step::Event(_) | Step::Skip => {}
             }
         }

@@ -25,7 +25,7 @@ use tokio::time::{Duration, Instant, timeout};
 use super::StdioError;
 use super::era::Era;
 use super::framing::LineFramer;
-use super::modern::{MAX_PARKED, MODERN_SESSION, Parked};
+use super::modern::{MAX_PARKED, MODERN_SESSION, Parked, modern_session};
 use super::routing::{FromChild, Routing};
 use crate::config::StdioServer;
 use crate::mcp::jsonrpc::INTERNAL_ERROR;
@@ -402,7 +402,7 @@ impl Process {
     /// The proxy's own answer to a request the child sent to modern clients
     /// (queued behind what is waiting for the child's stdin, never dropped).
     pub(super) fn answer_child(&self, msg: &[u8]) {
-        let session: Arc<str> = Arc::from(MODERN_SESSION);
+        let session = modern_session();
         let out = lock(&self.shared).routing.response(&session, msg);
         if let Some(m) = out
             && let Err(mpsc::error::TrySendError::Full(l)) = self.to_child.try_send(line(m))
@@ -420,13 +420,13 @@ impl Process {
     /// Parks a request until the client's retry; `Err` gives it back when too many wait.
     pub(super) fn park(&self, state: String, parked: Box<Parked>) -> Result<(), Box<Parked>> {
         let mut all = lock(&self.parked);
-        if all.len() >= MAX_PARKED || self.is_stopping() {
+        let mut s = lock(&self.shared);
+        if all.len() >= MAX_PARKED || s.stopping.is_some() {
             return Err(parked);
         }
         // Nobody reads it until the retry: the child's requests go elsewhere.
-        lock(&self.shared)
-            .routing
-            .set_streams(parked.waiting.child_id(), false);
+        s.routing.set_streams(parked.waiting.child_id(), false);
+        drop(s);
         all.insert(state, parked);
         Ok(())
     }
@@ -446,15 +446,10 @@ impl Process {
 
     /// Parked requests whose time is up: the child hears no, the requests are cancelled.
     pub(super) fn expire_parked(&self, now: Instant) {
-        let expired: Vec<Box<Parked>> = {
-            let mut all = lock(&self.parked);
-            let states: Vec<String> = all
-                .iter()
-                .filter(|(_, p)| p.until <= now)
-                .map(|(k, _)| k.clone())
-                .collect();
-            states.iter().filter_map(|k| all.remove(k)).collect()
-        };
+        let expired: Vec<Box<Parked>> = lock(&self.parked)
+            .extract_if(|_, p| p.until <= now)
+            .map(|(_, p)| p)
+            .collect();
         for p in expired {
             p.expire(self);
         }

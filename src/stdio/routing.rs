@@ -44,7 +44,7 @@ struct Envelope<'a> {
 }
 
 /// Keeps `"id": null` as a present id.
-fn present<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+pub(super) fn present<'de: 'a, 'a, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<&'a RawValue>, D::Error> {
     <&RawValue>::deserialize(d).map(Some)
