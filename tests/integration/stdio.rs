@@ -377,13 +377,7 @@ async fn requests_without_a_session_or_with_anothers_session_are_refused() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(
-        (body["id"].clone(), body["error"]["code"].clone()),
-        (json!(1), json!(-32600)),
-        "{body}"
-    );
+    refusal(res, 400, 1, -32600).await;
 
     // Bob with alice's session id.
     let stolen = Session {
@@ -1007,6 +1001,19 @@ async fn modern_result(http: &reqwest::Client, url: &str, body: &Value) -> Value
     answer["result"].clone()
 }
 
+/// A refusal: its HTTP status, and a JSON-RPC error with the request's id and
+/// this code; the body, for more.
+async fn refusal(res: reqwest::Response, status: u16, id: u64, code: i64) -> Value {
+    assert_eq!(res.status(), status);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(
+        (body["id"].clone(), body["error"]["code"].clone()),
+        (json!(id), json!(code)),
+        "{body}"
+    );
+    body
+}
+
 /// A `tools/list` result names the tool.
 fn lists_tool(result: &Value, name: &str) -> bool {
     result["tools"]
@@ -1217,20 +1224,16 @@ async fn a_legacy_servers_sampling_request_travels_as_input_required_and_the_ret
         json!({"name": "sample", "arguments": {"prompt": "hi"}}),
         json!({}),
     );
-    let res = modern_post(&alice, &url, &call, MCP_ACCEPT).await;
-    assert_eq!(res.status(), 400);
-    let answer = messages(res).await.pop().unwrap();
+    let answer = refusal(
+        modern_post(&alice, &url, &call, MCP_ACCEPT).await,
+        400,
+        7,
+        -32021,
+    )
+    .await;
     assert_eq!(
-        (
-            answer["id"].clone(),
-            answer["error"]["code"].clone(),
-            answer["error"]["data"].clone()
-        ),
-        (
-            json!(7),
-            json!(-32021),
-            json!({"requiredCapabilities": {"sampling": {}}})
-        ),
+        answer["error"]["data"],
+        json!({"requiredCapabilities": {"sampling": {}}}),
         "{answer}"
     );
     // The process goes on: the child's request was answered, the call cancelled.
@@ -1326,25 +1329,29 @@ async fn a_2026_07_28_request_with_a_missing_or_unsupported_version_is_refused_c
     let alice = client(&token_as(&proxy, "alice", &[]).await);
     let url = proxy.url(ROUTE);
     let list = modern_body(7, "tools/list", json!({}), json!({}));
+    // A POST with exactly these headers (`modern_post` sets them from the body).
+    let post = |version: &'static str, method: Option<&'static str>, body: &Value| {
+        let mut req = alice
+            .post(&url)
+            .header("accept", MCP_ACCEPT)
+            .header("mcp-protocol-version", version);
+        if let Some(m) = method {
+            req = req.header("mcp-method", m);
+        }
+        req.json(body).send()
+    };
 
     let mut other = list.clone();
     other["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
-    let res = alice
-        .post(&url)
-        .header("accept", MCP_ACCEPT)
-        .header("mcp-protocol-version", "2099-01-01")
-        .header("mcp-method", "tools/list")
-        .json(&other)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(
-        (body["id"].clone(), body["error"]["code"].clone()),
-        (json!(7), json!(-32022)),
-        "{body}"
-    );
+    let body = refusal(
+        post("2099-01-01", Some("tools/list"), &other)
+            .await
+            .unwrap(),
+        400,
+        7,
+        -32022,
+    )
+    .await;
     assert_eq!(body["error"]["data"]["requested"], "2099-01-01");
     assert!(
         body["error"]["data"]["supported"]
@@ -1355,53 +1362,29 @@ async fn a_2026_07_28_request_with_a_missing_or_unsupported_version_is_refused_c
     );
 
     // The header says 2026-07-28, the body says nothing: its _meta is missing.
-    let res = alice
-        .post(&url)
-        .header("accept", MCP_ACCEPT)
-        .header("mcp-protocol-version", MODERN)
-        .header("mcp-method", "tools/list")
-        .json(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(
-        (body["id"].clone(), body["error"]["code"].clone()),
-        (json!(8), json!(-32602)),
-        "{body}"
-    );
+    let bare = json!({"jsonrpc": "2.0", "id": 8, "method": "tools/list"});
+    refusal(
+        post(MODERN, Some("tools/list"), &bare).await.unwrap(),
+        400,
+        8,
+        -32602,
+    )
+    .await;
 
     // Methods the revision removed, and unknown ones: 404 with -32601.
     for method in ["ping", "logging/setLevel", "no/such/method"] {
-        let res = modern_post(
-            &alice,
-            &url,
-            &modern_body(9, method, json!({}), json!({})),
-            MCP_ACCEPT,
+        let body = modern_body(9, method, json!({}), json!({}));
+        refusal(
+            modern_post(&alice, &url, &body, MCP_ACCEPT).await,
+            404,
+            9,
+            -32601,
         )
         .await;
-        assert_eq!(res.status(), 404, "{method}");
-        let body: Value = res.json().await.unwrap();
-        assert_eq!(
-            (body["id"].clone(), body["error"]["code"].clone()),
-            (json!(9), json!(-32601)),
-            "{body}"
-        );
     }
 
     // The mirror headers are required: without Mcp-Method, -32020.
-    let res = alice
-        .post(&url)
-        .header("accept", MCP_ACCEPT)
-        .header("mcp-protocol-version", MODERN)
-        .json(&list)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 400);
-    let body: Value = res.json().await.unwrap();
-    assert_eq!(body["error"]["code"], -32020, "{body}");
+    let body = refusal(post(MODERN, None, &list).await.unwrap(), 400, 7, -32020).await;
     assert!(
         body["error"]["message"]
             .as_str()
