@@ -32,18 +32,18 @@ to stderr. Exits 0 when every step completed, 1 otherwise (`ok: false`, `error`)
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
 import time
-import traceback
 from typing import Any
 
 import httpx2
 import mcp_types as types
 from mcp.client import Client
 from mcp.client.streamable_http import streamable_http_client
+
+from report import report
 
 MODERN = "2026-07-28"
 SAMPLED_TEXT = "sampled by the Python SDK over 2026-07-28"
@@ -227,18 +227,7 @@ def main() -> int:
     if not args.token:
         parser.error("--token or STDIO_MODERN_TOKEN is required")
     out: dict[str, Any] = {"ok": False, "step": "start", "server": args.server}
-    status = 1
-    try:
-        asyncio.run(asyncio.wait_for(main_async(args, out), timeout=args.timeout))
-        status = 0
-    except BaseException as e:  # noqa: BLE001 - everything ends up in the JSON
-        while isinstance(e, BaseExceptionGroup) and e.exceptions:
-            e = e.exceptions[0]
-        out["error"] = f"{type(e).__name__}: {e}"
-        out["traceback"] = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        print(out["traceback"], file=sys.stderr)
-    sys.stdout.write(json.dumps(out, indent=2, default=str) + "\n")
-    return status
+    return report(main_async(args, out), out, args.timeout)
 
 
 if __name__ == "__main__":
